@@ -1,0 +1,33 @@
+"""pytest-rnn: a pytest plugin that pins down how Keras recurrent layers behave.
+
+Public names are imported lazily, so ``import pytest_rnn`` (which pytest does for
+every run through the plugin's entry point) never imports TensorFlow by itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "DeviceInfo": "pytest_rnn.device",
+    "derive_seed": "pytest_rnn.seeding",
+    "seed_everything": "pytest_rnn.seeding",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_rnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,61 @@
+"""pytest-rnn's fixtures. Thin wrappers: the logic lives in the modules they call."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rnn import options, seeding
+
+
+@pytest.fixture
+def rnn_seed(request: pytest.FixtureRequest) -> int:
+    """This test's seed, after seeding Python, NumPy and Keras with it.
+
+    Derived from the base seed (``--rnn-seed``) and the test's node id, so it is the
+    same whatever the test order or xdist worker, and differs between tests.
+    """
+    settings = options.get(request.config)
+    seed = seeding.derive_seed(settings.seed, request.node.nodeid)
+    seeding.seed_everything(seed, deterministic=settings.deterministic)
+    return seed
+
+
+@pytest.fixture(scope="session")
+def rnn_device():
+    """:class:`pytest_rnn.device.DeviceInfo` of this process (imports TensorFlow)."""
+    from pytest_rnn import device
+
+    return device.detect()
+
+
+@pytest.fixture
+def imdb_subset(request: pytest.FixtureRequest, rnn_seed: int):
+    """Factory: ``imdb_subset(num_words=500, maxlen=100, ...)`` -> SequenceDataset.
+
+    ``seed=None`` uses the test's ``rnn_seed``. When no IMDB source is reachable
+    the test is skipped with a reason naming the ways to supply the data.
+    """
+    from pytest_rnn import data
+
+    path = options.get(request.config).imdb_path
+
+    def make(*args, seed: int | None = None, **kwargs):
+        try:
+            return data.load_imdb_subset(
+                *args, seed=rnn_seed if seed is None else seed, path=path, **kwargs
+            )
+        except data.ImdbUnavailable as exc:
+            pytest.skip(str(exc))
+
+    return make
+
+
+@pytest.fixture
+def toy_task(rnn_seed: int):
+    """Factory: ``toy_task(name, n=1000, steps=..., seed=None, **params)`` -> SequenceTask."""
+    from pytest_rnn import tasks
+
+    def make(name: str, *args, seed: int | None = None, **kwargs):
+        return tasks.make_task(name, *args, seed=rnn_seed if seed is None else seed, **kwargs)
+
+    return make

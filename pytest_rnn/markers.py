@@ -1,0 +1,49 @@
+"""The ``gpu`` and ``slow`` markers and what they do."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rnn import options, runtime
+
+MARKERS = {
+    "gpu": "gpu: the test needs a visible GPU; skipped without one "
+    "(an error for the whole run with --rnn-require-gpu)",
+    "slow": "slow: trains real models for minutes; deselect with -m \"not slow\"",
+}
+
+NO_GPU_REASON = (
+    "pytest-rnn: @gpu test needs a visible GPU and TensorFlow sees none "
+    "(run with --rnn-require-gpu to make this an error)"
+)
+
+
+def register(config: pytest.Config) -> None:
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
+
+
+def require_gpu_if_asked(config: pytest.Config) -> None:
+    """With --rnn-require-gpu, a host without a GPU fails the whole run at start-up."""
+    if not options.get(config).require_gpu or hasattr(config, "workerinput"):
+        return
+    from pytest_rnn import device
+
+    info = device.detect()
+    if not info.has_gpu:
+        raise pytest.UsageError(
+            "pytest-rnn: --rnn-require-gpu is set but TensorFlow sees no GPU "
+            f"(TensorFlow {runtime.package_version('tensorflow')}, CUDA build "
+            f"{runtime.tensorflow_build_info().get('cuda_version')}); refusing to run "
+            "@gpu tests as skips"
+        )
+
+
+def skip_gpu_test_without_gpu(item: pytest.Item) -> None:
+    """Skip a @gpu test at setup (in the process that runs it, never the xdist controller)."""
+    if item.get_closest_marker("gpu") is None:
+        return
+    from pytest_rnn import device
+
+    if not device.detect().has_gpu:
+        pytest.skip(NO_GPU_REASON)

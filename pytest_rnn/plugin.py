@@ -1,0 +1,50 @@
+"""pytest-rnn's pytest hooks. Each hook is short; the logic lives in named modules.
+
+Loaded through the ``pytest11`` entry point, so every pytest run in an
+environment where pytest-rnn is installed gets its markers, options and fixtures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rnn import markers, options, report_header, runtime
+from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by import
+    imdb_subset,
+    rnn_device,
+    rnn_seed,
+    toy_task,
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.register(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    runtime.configure_worker_environment()
+    markers.register(config)
+    options.store(config, options.validate(config))
+    markers.require_gpu_if_asked(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return report_header.lines(config)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    markers.skip_gpu_test_without_gpu(item)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    report_header.summary(terminalreporter, config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    report_header.collect_worker_devices(node)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    report_header.publish_worker_device(session.config)
