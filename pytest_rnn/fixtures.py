@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import options, seeding
+from pytest_rnn import options, records, seeding
 
 
 @pytest.fixture
@@ -59,3 +59,18 @@ def toy_task(rnn_seed: int):
         return tasks.make_task(name, *args, seed=rnn_seed if seed is None else seed, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def rnn_record(request: pytest.FixtureRequest):
+    """``rnn_record(kind, name, **data)`` adds a record of this test to the run's records.
+
+    Records feed the terminal summary and the HTML report (``--rnn-report``);
+    they reach the controller from xdist workers.
+    """
+    run = records.of(request.config)
+
+    def add(kind: str, name: str, **data):
+        return run.add(kind, request.node.nodeid, name, **data)
+
+    return add

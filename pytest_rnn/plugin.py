@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import markers, options, report_header, runtime
+from pytest_rnn import markers, options, records, report_header, runtime
 from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_device,
+    rnn_record,
     rnn_seed,
     toy_task,
 )
@@ -44,7 +45,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     report_header.collect_worker_devices(node)
+    records.collect_from_worker(node)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     report_header.publish_worker_device(session.config)
+    records.publish_from_worker(session.config)
