@@ -39,11 +39,20 @@ def require_gpu_if_asked(config: pytest.Config) -> None:
         )
 
 
-def skip_gpu_test_without_gpu(item: pytest.Item) -> None:
-    """Skip a @gpu test at setup (in the process that runs it, never the xdist controller)."""
-    if item.get_closest_marker("gpu") is None:
+def skip_gpu_tests_without_gpu(items: list[pytest.Item]) -> None:
+    """Mark @gpu tests as skipped when no GPU is visible.
+
+    Runs at collection, which under pytest-xdist happens in the workers only, so the
+    controller never imports TensorFlow for it; TensorFlow is not imported at all
+    when no @gpu test was collected.
+    """
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
         return
     from pytest_rnn import device
 
-    if not device.detect().has_gpu:
-        pytest.skip(NO_GPU_REASON)
+    if device.detect().has_gpu:
+        return
+    skip = pytest.mark.skip(reason=NO_GPU_REASON)
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -37,7 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "rnn_seed",
         "--rnn-seed",
-        "base seed from which every test's seed is derived (default: %d)" % DEFAULT_SEED,
+        f"base seed from which every test's seed is derived (default: {DEFAULT_SEED})",
         ini="rnn_seed",
         env="PYTEST_RNN_SEED",
         kind="int",

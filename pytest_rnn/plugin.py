@@ -34,8 +34,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return report_header.lines(config)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    markers.skip_gpu_test_without_gpu(item)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    markers.skip_gpu_tests_without_gpu(items)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

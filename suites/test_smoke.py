@@ -1,2 +1,0 @@
-def test_seed(rnn_seed, rnn_device):
-    assert rnn_seed >= 0

@@ -1,0 +1,384 @@
+"""The plugin's foundation: markers, options, header, seeding, xdist behaviour.
+
+Runs that import TensorFlow are expensive (~3 s each), so the two real
+subprocess runs are module-scoped and several tests read each of them.
+Everything that can be checked without TensorFlow runs in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_rnn import device, options, runtime, seeding
+
+SEED_PROBE = """
+import json, os, sys
+from pathlib import Path
+
+import pytest
+
+OUT = Path(os.environ["SEED_PROBE_OUT"])
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_records_seed(rnn_seed, request, i):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path = OUT / f"{worker}.jsonl"
+    with path.open("a") as fh:
+        fh.write(json.dumps({"nodeid": request.node.nodeid, "seed": rnn_seed,
+                             "threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+                             "growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")}) + "\\n")
+
+
+@pytest.mark.gpu
+def test_needs_gpu():
+    pass
+"""
+
+REVERSE_AND_WATCH_CONFTEST = """
+import json, os, sys
+from pathlib import Path
+
+
+def pytest_collection_modifyitems(items):
+    items.reverse()
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        Path(os.environ["SEED_PROBE_OUT"], "controller.json").write_text(
+            json.dumps({"tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+def _run_probe(pytester: pytest.Pytester, tmp_path: Path, *args: str):
+    out = tmp_path / "out"
+    out.mkdir()
+    pytester.makepyfile(test_probe=SEED_PROBE)
+    os.environ["SEED_PROBE_OUT"] = str(out)
+    try:
+        result = pytester.runpytest_subprocess("-rs", "--rnn-seed", "77", *args)
+    finally:
+        del os.environ["SEED_PROBE_OUT"]
+    seeds = {}
+    rows = []
+    for path in out.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            rows.append(row)
+            seeds[row["nodeid"]] = row["seed"]
+    controller = out / "controller.json"
+    watched = json.loads(controller.read_text()) if controller.exists() else None
+    return result, seeds, rows, watched
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    """One ordinary run (no xdist), in file order."""
+    pytester = _pytester_for(tmp_path_factory, "plain")
+    return _run_probe(pytester, tmp_path_factory.mktemp("plain_out"))
+
+
+@pytest.fixture(scope="module")
+def xdist_run(tmp_path_factory):
+    """One ``-n 2`` run with the test order reversed by a conftest."""
+    pytester = _pytester_for(tmp_path_factory, "xdist")
+    pytester.makeconftest(REVERSE_AND_WATCH_CONFTEST)
+    return _run_probe(pytester, tmp_path_factory.mktemp("xdist_out"), "-n", "2")
+
+
+def _pytester_for(tmp_path_factory, name: str) -> pytest.Pytester:
+    """A minimal Pytester-like helper usable from a module-scoped fixture."""
+    return _ModulePytester(tmp_path_factory.mktemp(name))
+
+
+class _ModulePytester:
+    """Just enough of ``pytester`` for module-scoped subprocess runs (pytester is per-test)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def makepyfile(self, **files: str) -> None:
+        for name, text in files.items():
+            (self.path / f"{name}.py").write_text(text)
+
+    def makeconftest(self, text: str) -> None:
+        (self.path / "conftest.py").write_text(text)
+
+    def runpytest_subprocess(self, *args: str) -> pytest.RunResult:
+        import subprocess
+        import sys
+        import time
+
+        from _pytest.pytester import RunResult
+
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"}
+        start = time.time()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=self.path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        return RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(),
+                         time.time() - start)
+
+
+# --- markers --------------------------------------------------------------------------------
+
+
+def test_markers_are_listed_with_descriptions(pytester: pytest.Pytester):
+    result = pytester.runpytest_inprocess("--markers")
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.gpu: the test needs a visible GPU*--rnn-require-gpu*",
+        "@pytest.mark.slow: trains real models*",
+    ])
+
+
+def test_markers_pass_strict_markers_in_a_foreign_project(pytester: pytest.Pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.slow
+        def test_a():
+            pass
+    """)
+    result = pytester.runpytest_inprocess("--strict-markers", "--no-header", "-m", "slow")
+    result.assert_outcomes(passed=1)
+
+
+def test_gpu_test_is_skipped_with_a_reason_that_says_why(plain_run):
+    result, _, _, _ = plain_run
+    result.stdout.fnmatch_lines(
+        ["SKIPPED ?1? test_probe.py:*: pytest-rnn: @gpu test needs a visible GPU*sees none*"]
+    )
+    assert result.ret == 0
+
+
+def test_require_gpu_turns_the_skip_into_a_run_error(pytester, monkeypatch):
+    monkeypatch.setattr(device, "detect", lambda: device.DeviceInfo(has_gpu=False))
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_gpu():
+            pass
+    """)
+    result = pytester.runpytest_inprocess("--rnn-require-gpu", "--no-header")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rnn-require-gpu is set but TensorFlow sees no GPU*"])
+
+
+def test_require_gpu_with_a_gpu_runs_gpu_tests(pytester, monkeypatch):
+    fake = device.DeviceInfo(has_gpu=True, gpu_names=("NVIDIA H100",), cudnn_version="9")
+    monkeypatch.setattr(device, "detect", lambda: fake)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_gpu():
+            pass
+    """)
+    result = pytester.runpytest_inprocess("--rnn-require-gpu", "--no-header")
+    result.assert_outcomes(passed=1)
+
+
+# --- header ---------------------------------------------------------------------------------
+
+
+def test_header_shows_versions_backend_build_devices_and_seed(plain_run):
+    result, _, _, _ = plain_run
+    versions = device.build_versions()
+    result.stdout.fnmatch_lines([
+        f"pytest-rnn: TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, "
+        f"backend {versions['backend']}; built with CUDA {versions['cuda_build']}, "
+        f"cuDNN {versions['cudnn_build']}",
+        "pytest-rnn: devices: CPU only (no visible GPU) (key cpu)",
+        "pytest-rnn: base seed 77;*",
+    ])
+
+
+def test_xdist_controller_does_not_import_tensorflow(xdist_run):
+    result, _, _, controller = xdist_run
+    assert result.ret == 0, result.stdout.str()
+    assert controller == {"tensorflow_imported": False}
+    result.stdout.fnmatch_lines([
+        "pytest-rnn: devices: probed by each xdist worker*",
+        "pytest-rnn: 2 xdist worker(s) ran on CPU only (device key cpu)",
+    ])
+
+
+def test_build_info_is_read_without_importing_tensorflow():
+    source = "import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5'),"
+    source += " ('cudnn_version', '9')])\n"
+    assert runtime._parse_build_info(source) == {"cuda_version": "12.5", "cudnn_version": "9"}
+    assert runtime._parse_build_info("x = 1\n") == {}
+
+
+# --- seeds ----------------------------------------------------------------------------------
+
+
+def test_seed_is_the_same_whatever_the_order_or_worker(plain_run, xdist_run):
+    _, plain, _, _ = plain_run
+    _, xdist, _, _ = xdist_run
+    assert len(plain) == 4
+    assert plain == xdist
+
+
+def test_seeds_differ_between_tests_and_follow_the_base_seed(plain_run):
+    _, seeds, _, _ = plain_run
+    assert len(set(seeds.values())) == len(seeds)
+    for nodeid, seed in seeds.items():
+        assert seed == seeding.derive_seed(77, nodeid)
+        assert seed != seeding.derive_seed(78, nodeid)
+
+
+def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
+    import random
+
+    import keras
+    import numpy as np
+
+    a = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    seeding.seed_everything(rnn_seed)
+    b = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    assert a == b
+
+
+def test_derived_seed_fits_every_rng():
+    for key in ("a", "tests/x.py::test_y[1]", ""):
+        assert 0 <= seeding.derive_seed(2**40, key) < 2**31 - 1
+
+
+# --- xdist worker environment ---------------------------------------------------------------
+
+
+def test_xdist_workers_cap_threads_and_enable_gpu_memory_growth(xdist_run):
+    _, _, rows, _ = xdist_run
+    cap = runtime.worker_thread_env(2, runtime.cpu_count())
+    expected_threads = os.environ.get("TF_NUM_INTRAOP_THREADS", cap["TF_NUM_INTRAOP_THREADS"])
+    assert rows and {r["threads"] for r in rows} == {expected_threads}
+    assert {r["growth"] for r in rows} == {os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true")}
+
+
+@pytest.mark.parametrize(("workers", "cores", "intra", "inter"), [
+    (1, 2, "2", "2"), (2, 2, "1", "1"), (4, 2, "1", "1"), (2, 16, "8", "2"),
+])
+def test_worker_thread_caps_split_the_cores(workers, cores, intra, inter):
+    env = runtime.worker_thread_env(workers, cores)
+    assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"]) == (intra, inter)
+    assert env["OMP_NUM_THREADS"] == intra
+
+
+def test_user_thread_settings_win_over_the_caps(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "7")
+    for key in ("TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "TF_FORCE_GPU_ALLOW_GROWTH"):
+        monkeypatch.delenv(key, raising=False)
+    applied = runtime.configure_worker_environment()
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "7"
+    assert "TF_NUM_INTRAOP_THREADS" not in applied
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def _settings(pytester: pytest.Pytester, *args: str) -> options.RnnSettings:
+    config = pytester.parseconfigure(*args)
+    return options.get(config)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for setting in options.SETTINGS:
+        if setting.env:
+            monkeypatch.delenv(setting.env, raising=False)
+    return monkeypatch
+
+
+def test_defaults(pytester, clean_env):
+    s = _settings(pytester)
+    assert s.seed == options.DEFAULT_SEED
+    assert s.imdb_path is None
+    assert s.baselines == Path(pytester.path) / "baselines"
+    assert not (s.require_gpu or s.deterministic)
+
+
+def test_command_line_beats_ini_beats_environment(pytester, clean_env):
+    pytester.makeini("[pytest]\nrnn_seed = 20\nrnn_imdb_path = data/ini.npz\n")
+    clean_env.setenv("PYTEST_RNN_SEED", "30")
+    clean_env.setenv("PYTEST_RNN_IMDB_PATH", "/env/imdb.npz")
+    clean_env.setenv("PYTEST_RNN_BASELINES", "/env/baselines")
+    s = _settings(pytester, "--rnn-seed", "10")
+    assert s.seed == 10  # command line
+    assert s.imdb_path == Path(pytester.path) / "data" / "ini.npz"  # ini, relative to the ini
+    assert s.baselines == Path("/env/baselines")  # environment
+
+
+def test_boolean_settings_from_ini_and_environment(pytester, clean_env):
+    pytester.makeini("[pytest]\nrnn_deterministic = true\n")
+    clean_env.setenv("PYTEST_RNN_REQUIRE_GPU", "0")
+    s = _settings(pytester)
+    assert s.deterministic is True and s.require_gpu is False
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("--rnn-seed", "abc"), {}, "*--rnn-seed must be a non-negative integer, got 'abc'*"),
+    (("--rnn-seed", "-1"), {}, "*--rnn-seed must be a non-negative integer, got '-1'*"),
+    ((), {"PYTEST_RNN_SEED": "1.5"},
+     "*environment variable PYTEST_RNN_SEED must be a non-negative integer*"),
+    ((), {"PYTEST_RNN_DETERMINISTIC": "maybe"},
+     "*environment variable PYTEST_RNN_DETERMINISTIC must be a boolean*"),
+    (("--rnn-imdb-path", " "), {}, "*--rnn-imdb-path is empty*"),
+])
+def test_invalid_values_are_usage_errors_naming_the_option(pytester, clean_env, args, env, message):
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    result = pytester.runpytest_inprocess("--no-header", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_baselines_option_must_be_a_directory(pytester, clean_env):
+    pytester.makefile(".json", somefile="{}")
+    result = pytester.runpytest_inprocess("--no-header", "--rnn-baselines", "somefile.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rnn-baselines must be a directory*somefile.json is a file*"])
+
+
+def test_unknown_option_is_rejected(pytester):
+    result = pytester.runpytest_inprocess("--no-header", "--rnn-sed", "3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --rnn-sed*"])
+
+
+def test_not_yet_implemented_options_are_refused_not_ignored(pytester, clean_env, monkeypatch):
+    monkeypatch.setitem(options.NOT_IMPLEMENTED, "rnn_deterministic", "lands later")
+    result = pytester.runpytest_inprocess("--no-header", "--rnn-deterministic")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rnn-deterministic is not implemented yet (lands later)*"])
+
+
+# --- device key -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("names", "cudnn", "key"), [
+    ((), None, "cpu"),
+    (("NVIDIA H100 80GB HBM3",), "9", "gpu-NVIDIA-H100-80GB-HBM3-cudnn9"),
+    (("NVIDIA A100-SXM4-40GB",) * 2, "8.9.7", "gpu-NVIDIA-A100-SXM4-40GB-x2-cudnn8"),
+    (("Tesla T4",), None, "gpu-Tesla-T4-cudnnunknown"),
+])
+def test_device_key_is_short_and_stable(names, cudnn, key):
+    assert device.device_key(names, cudnn) == key
+    info = device.DeviceInfo(has_gpu=bool(names), gpu_names=names, cudnn_version=cudnn)
+    assert info.key == key and info.as_dict()["key"] == key
+
+
+def test_rnn_device_fixture_reports_this_cpu_host(rnn_device):
+    assert rnn_device.has_gpu is False
+    assert rnn_device.key == "cpu"
