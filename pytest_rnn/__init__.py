@@ -15,6 +15,11 @@ _EXPORTS = {
     "DeviceInfo": "pytest_rnn.device",
     "derive_seed": "pytest_rnn.seeding",
     "seed_everything": "pytest_rnn.seeding",
+    "expected_param_count": "pytest_rnn.params",
+    "assert_param_count": "pytest_rnn.params",
+    "assert_matches_reference": "pytest_rnn.reference",
+    "expected_output_structure": "pytest_rnn.shapes",
+    "assert_output_structure": "pytest_rnn.shapes",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,140 @@
+"""Parameter counts of Keras recurrent layers: the closed forms, and an assertion.
+
+The closed forms are written out here, independently of Keras, so that a suite
+comparing them with ``layer.count_params()`` notices when a release changes how
+many weights a layer creates (a dropped bias row, an extra gate, a frozen weight).
+
+This module imports neither TensorFlow nor Keras: the formulas are plain
+arithmetic, and :func:`assert_param_count` only reads attributes of the object
+it is given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+#: The recurrent layer kinds pytest-rnn knows, by the names used throughout
+#: (``expected_param_count``, the model builders, the reference forward passes).
+KINDS: tuple[str, ...] = ("simple_rnn", "lstm", "gru")
+
+#: Gates (blocks of ``units`` columns) in one kernel of each kind.
+GATES: dict[str, int] = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def check_kind(kind: Any) -> str:
+    """Return ``kind`` if it is one of :data:`KINDS`, else raise a ValueError naming it."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
+    return kind
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer (>= 1); got {value!r}")
+    return int(value)
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
+def expected_param_count(
+    kind: str,
+    units: int,
+    input_dim: int,
+    *,
+    use_bias: bool = True,
+    reset_after: bool = True,
+    bidirectional: bool = False,
+) -> int:
+    """Number of weights a ``kind`` layer with ``units`` units has on ``input_dim`` features.
+
+    Each gate owns a kernel column block (``input_dim x units``), a recurrent
+    block (``units x units``) and, with ``use_bias``, one bias per unit. A GRU with
+    ``reset_after=True`` (Keras's default, the cuDNN layout) keeps separate input
+    and recurrent biases, so its bias has two rows: ``3*u*(d+u+2)`` rather than
+    ``3*u*(d+u+1)``. ``bidirectional`` doubles the count (two independent layers).
+
+    ``reset_after`` only exists for GRU; passing ``reset_after=False`` with another
+    kind is refused, since it usually means the caller meant a GRU.
+    """
+    check_kind(kind)
+    units = _positive_int("units", units)
+    input_dim = _positive_int("input_dim", input_dim)
+    _flag("use_bias", use_bias)
+    _flag("reset_after", reset_after)
+    _flag("bidirectional", bidirectional)
+    if kind != "gru" and not reset_after:
+        raise ValueError(
+            f"reset_after applies to kind='gru' only; got reset_after=False with kind={kind!r}"
+        )
+    bias_rows = (2 if kind == "gru" and reset_after else 1) if use_bias else 0
+    count = GATES[kind] * units * (input_dim + units + bias_rows)
+    return 2 * count if bidirectional else count
+
+
+def weight_table(layer_or_model: Any) -> list[tuple[str, tuple[int, ...], bool, int]]:
+    """``(path, shape, trainable, size)`` of every weight of a built layer or model."""
+    rows = []
+    for weight in layer_or_model.weights:
+        shape = tuple(int(d) for d in weight.shape)
+        name = getattr(weight, "path", None) or weight.name
+        rows.append((name, shape, bool(weight.trainable), math.prod(shape)))
+    return rows
+
+
+def _describe(layer_or_model: Any, rows: list[tuple[str, tuple[int, ...], bool, int]]) -> str:
+    lines = [f"weights of {type(layer_or_model).__name__} {layer_or_model.name!r}:"]
+    if not rows:
+        lines.append("  (none)")
+    width = max((len(name) for name, *_ in rows), default=0)
+    for name, shape, trainable, size in rows:
+        kind = "trainable" if trainable else "non-trainable"
+        lines.append(f"  {name:<{width}}  shape={shape!s:<14} {size:>9,}  {kind}")
+    return "\n".join(lines)
+
+
+def assert_param_count(layer_or_model: Any, expected: int, *, trainable: int | None = None) -> None:
+    """Assert a built layer or model has ``expected`` weights (and ``trainable`` trainable ones).
+
+    The failure message lists every weight with its path, shape, size and
+    whether it is trainable, so a changed count points at the weight that
+    changed instead of at a single total.
+    """
+    _count("expected", expected)
+    if trainable is not None:
+        _count("trainable", trainable)
+    if not getattr(layer_or_model, "built", False):
+        raise ValueError(
+            f"{type(layer_or_model).__name__} {getattr(layer_or_model, 'name', '?')!r} is not "
+            "built, so it has no weights yet: build it (call it, or give a Sequential an "
+            "Input) before counting"
+        )
+    rows = weight_table(layer_or_model)
+    total = sum(size for *_, size in rows)
+    n_trainable = sum(size for _, _, is_trainable, size in rows if is_trainable)
+    problems = []
+    if total != expected:
+        problems.append(f"{total:,} parameters, expected {expected:,} ({total - expected:+,})")
+    if trainable is not None and n_trainable != trainable:
+        problems.append(
+            f"{n_trainable:,} trainable parameters, expected {trainable:,} "
+            f"({n_trainable - trainable:+,})"
+        )
+    if problems:
+        raise AssertionError(
+            f"{type(layer_or_model).__name__} {layer_or_model.name!r} has "
+            + " and ".join(problems)
+            + f"; total {total:,} = {n_trainable:,} trainable + {total - n_trainable:,} "
+            "non-trainable\n" + _describe(layer_or_model, rows)
+        )

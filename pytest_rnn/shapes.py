@@ -1,0 +1,168 @@
+"""What a recurrent layer returns: how many tensors, in which order, of which shapes.
+
+The expectation is written from the documented contract, not read back from
+Keras: a layer returns its output (the whole sequence with
+``return_sequences``, else the last step) and, with ``return_state``, its final
+states after it: ``h`` for SimpleRNN and GRU, ``h`` then ``c`` for LSTM. A
+``Bidirectional`` wrapper returns the merged output (two outputs with
+``merge_mode=None``) followed by the forward layer's states, then the backward
+layer's. Element names (``"output"``, ``"h"``, ``"forward c"`` ...) are shared
+with :mod:`pytest_rnn.reference`, so both helpers' messages use the same words.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_rnn.params import check_kind
+
+Shape = tuple[int | None, ...]
+Structure = list[tuple[str, Shape]]
+
+#: Final states each kind returns, in order.
+STATE_NAMES: dict[str, tuple[str, ...]] = {
+    "simple_rnn": ("h",),
+    "lstm": ("h", "c"),
+    "gru": ("h",),
+}
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _dim(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a positive integer{extra}; got {value!r}")
+    return int(value)
+
+
+def expected_output_structure(
+    kind: str,
+    *,
+    batch: int | None,
+    steps: int | None,
+    units: int,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    bidirectional: bool = False,
+    merge_mode: str | None = "concat",
+) -> Structure:
+    """``[(name, shape), ...]`` of what a ``kind`` layer returns, in order.
+
+    A one-element list means the layer returns a bare tensor, not a list.
+    ``merge_mode`` only matters with ``bidirectional=True``: ``"concat"`` doubles
+    the feature size, ``"sum"``, ``"mul"`` and ``"ave"`` keep it, ``None`` returns
+    ``forward output`` and ``backward output`` separately.
+    """
+    check_kind(kind)
+    batch = _dim("batch", batch, allow_none=True)
+    steps = _dim("steps", steps, allow_none=True)
+    units = _dim("units", units)
+    if merge_mode not in _MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {_MERGE_MODES}; got {merge_mode!r}")
+    out_units = 2 * units if bidirectional and merge_mode == "concat" else units
+    out_shape: Shape = (batch, steps, out_units) if return_sequences else (batch, out_units)
+    if not bidirectional:
+        outputs: Structure = [("output", out_shape)]
+        states = [(name, (batch, units)) for name in STATE_NAMES[kind]]
+    else:
+        if merge_mode is None:
+            outputs = [("forward output", out_shape), ("backward output", out_shape)]
+        else:
+            outputs = [("output", out_shape)]
+        states = [
+            (f"{direction} {name}", (batch, units))
+            for direction in ("forward", "backward")
+            for name in STATE_NAMES[kind]
+        ]
+    return outputs + states if return_state else outputs
+
+
+def expected_structure_of(layer: Any, input_shape: Sequence[int | None]) -> Structure:
+    """:func:`expected_output_structure` for a SimpleRNN/LSTM/GRU layer, or a
+    ``Bidirectional`` wrapping one, read from the layer's configuration."""
+    from pytest_rnn.models import cell_kind
+
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"input_shape must be (batch, steps, features); got {tuple(input_shape)!r}"
+        )
+    inner = getattr(layer, "forward_layer", None)
+    bidirectional = inner is not None
+    rnn = inner if bidirectional else layer
+    return expected_output_structure(
+        cell_kind(rnn),
+        batch=input_shape[0],
+        steps=input_shape[1],
+        units=rnn.cell.units,
+        return_sequences=rnn.return_sequences,
+        return_state=rnn.return_state,
+        bidirectional=bidirectional,
+        merge_mode=layer.merge_mode if bidirectional else "concat",
+    )
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool)) for d in value
+    )
+
+
+def _flatten(value: Any) -> list[Any]:
+    """Leaves of nested lists/tuples of tensors, arrays or shape tuples."""
+    if _is_shape(value) or not isinstance(value, (tuple, list)):
+        return [value]
+    return [leaf for item in value for leaf in _flatten(item)]
+
+
+def _shape(value: Any) -> Shape:
+    if _is_shape(value):
+        return tuple(None if d is None else int(d) for d in value)
+    return tuple(None if d is None else int(d) for d in value.shape)
+
+
+def assert_output_structure(outputs: Any, expected: Structure, *, what: str = "layer") -> None:
+    """Assert ``outputs`` (a layer's result, or ``compute_output_shape``'s) matches ``expected``.
+
+    ``outputs`` may be a tensor/array, a list or tuple of them (nested lists are
+    flattened, as for stacked cells' states), or shape tuples. A one-element
+    ``expected`` demands a bare tensor: a layer without ``return_state`` that
+    suddenly returns a list is a behaviour change. The message names the first
+    element whose shape differs, or lists both structures when the counts differ.
+    """
+    if not expected:
+        raise ValueError("expected must list at least one (name, shape) pair")
+    single = _is_shape(outputs) or not isinstance(outputs, (tuple, list))
+    leaves = _flatten(outputs)
+    got = [_shape(leaf) for leaf in leaves]
+    names = [name for name, _ in expected]
+    want = [tuple(shape) for _, shape in expected]
+
+    def listing(shapes: list[Shape], labels: list[str] | None = None) -> str:
+        labels = labels or [f"#{i}" for i in range(len(shapes))]
+        return ", ".join(f"{label} {shape}" for label, shape in zip(labels, shapes, strict=True))
+
+    if len(expected) == 1 and not single:
+        raise AssertionError(
+            f"{what} returned a {type(outputs).__name__} of {len(leaves)} "
+            f"({listing(got)}) where a single tensor {names[0]} {want[0]} was expected"
+        )
+    if len(expected) > 1 and single:
+        raise AssertionError(
+            f"{what} returned a single tensor of shape {got[0]} where {len(expected)} "
+            f"elements were expected: {listing(want, names)}"
+        )
+    if len(got) != len(want):
+        raise AssertionError(
+            f"{what} returned {len(got)} elements ({listing(got)}), expected "
+            f"{len(want)}: {listing(want, names)}"
+        )
+    for index, (name, shape, actual) in enumerate(zip(names, want, got, strict=True)):
+        if actual != shape:
+            raise AssertionError(
+                f"{what}: element {index} ({name}) has shape {actual}, expected {shape}; "
+                f"all returned: {listing(got, names)}"
+            )
