@@ -54,6 +54,7 @@ __all__ = [
     "LAYER_CLASSES",
     "MERGE_MODES",
     "bidirectional_classifier",
+    "build_random",
     "cell_kind",
     "copy_layer",
     "imdb_classifier",
@@ -112,6 +113,20 @@ def randomize_weights(
     ]
     layer.set_weights(values)
     return values
+
+
+def build_random(
+    layer: keras.layers.Layer,
+    input_shape: tuple,
+    rng: np.random.Generator | int,
+    *,
+    scale: float = 0.5,
+) -> keras.layers.Layer:
+    """Build ``layer`` for ``input_shape`` and :func:`randomize_weights` it; returns ``layer``."""
+    if not layer.built:
+        layer.build(tuple(input_shape))
+    randomize_weights(layer, rng, scale=scale)
+    return layer
 
 
 def copy_layer(

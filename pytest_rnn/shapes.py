@@ -124,13 +124,17 @@ def _shape(value: Any) -> Shape:
     return tuple(None if d is None else int(d) for d in value.shape)
 
 
-def assert_output_structure(outputs: Any, expected: Structure, *, what: str = "layer") -> None:
+def assert_output_structure(
+    outputs: Any, expected: Structure, *, what: str = "layer", as_list: bool | None = None
+) -> None:
     """Assert ``outputs`` (a layer's result, or ``compute_output_shape``'s) matches ``expected``.
 
     ``outputs`` may be a tensor/array, a list or tuple of them (nested lists are
     flattened, as for stacked cells' states), or shape tuples. A one-element
     ``expected`` demands a bare tensor: a layer without ``return_state`` that
-    suddenly returns a list is a behaviour change. The message names the first
+    suddenly returns a list is a behaviour change. ``as_list=True`` demands a
+    list or tuple even of one element (a cell's new states), ``False`` a bare
+    tensor; ``None`` infers it from ``len(expected)``. The message names the first
     element whose shape differs, or lists both structures when the counts differ.
     """
     if not expected:
@@ -145,15 +149,17 @@ def assert_output_structure(outputs: Any, expected: Structure, *, what: str = "l
         labels = labels or [f"#{i}" for i in range(len(shapes))]
         return ", ".join(f"{label} {shape}" for label, shape in zip(labels, shapes, strict=True))
 
-    if len(expected) == 1 and not single:
+    if as_list is None:
+        as_list = len(expected) > 1
+    if not as_list and not single:
         raise AssertionError(
             f"{what} returned a {type(outputs).__name__} of {len(leaves)} "
             f"({listing(got)}) where a single tensor {names[0]} {want[0]} was expected"
         )
-    if len(expected) > 1 and single:
+    if as_list and single:
         raise AssertionError(
-            f"{what} returned a single tensor of shape {got[0]} where {len(expected)} "
-            f"elements were expected: {listing(want, names)}"
+            f"{what} returned a single tensor of shape {got[0]} where a list of "
+            f"{len(expected)} was expected: {listing(want, names)}"
         )
     if len(got) != len(want):
         raise AssertionError(
