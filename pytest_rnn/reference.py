@@ -201,7 +201,12 @@ class StackMath:
 
 
 def _math_of(layer: Any) -> CellMath | StackMath:
-    cell = layer.cell
+    cell = getattr(layer, "cell", None)
+    if cell is None:
+        raise ValueError(
+            "the reference models SimpleRNN, LSTM or GRU layers, keras.layers.RNN over their "
+            f"cells, and Bidirectional wrappers of those; got {type(layer).__name__}"
+        )
     if isinstance(cell, keras.layers.StackedRNNCells):
         return StackMath([CellMath.of(c) for c in cell.cells])
     return CellMath.of(cell)
@@ -262,7 +267,8 @@ def _check_kwargs(layer: Any, call_kwargs: dict[str, Any]) -> None:
         )
     if call_kwargs.get("training"):
         layers = [getattr(layer, "forward_layer", layer), getattr(layer, "backward_layer", layer)]
-        cells = [c for lay in layers for c in _flatten(getattr(lay.cell, "cells", [lay.cell]))]
+        cells = [getattr(lay, "cell", lay) for lay in layers]
+        cells = [c for cell in cells for c in _flatten(getattr(cell, "cells", [cell]))]
         rates = [
             (c.name, getattr(c, "dropout", 0.0), getattr(c, "recurrent_dropout", 0.0))
             for c in cells
