@@ -28,21 +28,32 @@ def rnn_device():
     return device.detect()
 
 
+def _test_seed(request: pytest.FixtureRequest) -> int:
+    """The value ``rnn_seed`` has for this test, without seeding (and importing) Keras.
+
+    Data fixtures only need the number; a test that trains a model asks for
+    ``rnn_seed`` too and gets the same value.
+    """
+    return seeding.derive_seed(options.get(request.config).seed, request.node.nodeid)
+
+
 @pytest.fixture
-def imdb_subset(request: pytest.FixtureRequest, rnn_seed: int):
+def imdb_subset(request: pytest.FixtureRequest):
     """Factory: ``imdb_subset(num_words=500, maxlen=100, ...)`` -> SequenceDataset.
 
     ``seed=None`` uses the test's ``rnn_seed``. When no IMDB source is reachable
-    the test is skipped with a reason naming the ways to supply the data.
+    the test is skipped with a reason naming the ways to supply the data; a
+    configured path that is missing or malformed is an error, not a skip.
     """
     from pytest_rnn import data
 
     path = options.get(request.config).imdb_path
+    default_seed = _test_seed(request)
 
     def make(*args, seed: int | None = None, **kwargs):
         try:
             return data.load_imdb_subset(
-                *args, seed=rnn_seed if seed is None else seed, path=path, **kwargs
+                *args, seed=default_seed if seed is None else seed, path=path, **kwargs
             )
         except data.ImdbUnavailable as exc:
             pytest.skip(str(exc))
@@ -51,12 +62,17 @@ def imdb_subset(request: pytest.FixtureRequest, rnn_seed: int):
 
 
 @pytest.fixture
-def toy_task(rnn_seed: int):
-    """Factory: ``toy_task(name, n=1000, steps=..., seed=None, **params)`` -> SequenceTask."""
+def toy_task(request: pytest.FixtureRequest):
+    """Factory: ``toy_task(name, n=1000, steps=None, seed=None, **params)`` -> SequenceTask.
+
+    ``seed=None`` uses the test's ``rnn_seed``; see :mod:`pytest_rnn.tasks`.
+    """
     from pytest_rnn import tasks
 
+    default_seed = _test_seed(request)
+
     def make(name: str, *args, seed: int | None = None, **kwargs):
-        return tasks.make_task(name, *args, seed=rnn_seed if seed is None else seed, **kwargs)
+        return tasks.make_task(name, *args, seed=default_seed if seed is None else seed, **kwargs)
 
     return make
 
