@@ -20,6 +20,10 @@ _EXPORTS = {
     "assert_matches_reference": "pytest_rnn.reference",
     "expected_output_structure": "pytest_rnn.shapes",
     "assert_output_structure": "pytest_rnn.shapes",
+    "SequenceDataset": "pytest_rnn.data",
+    "load_imdb_subset": "pytest_rnn.data",
+    "SequenceTask": "pytest_rnn.tasks",
+    "make_task": "pytest_rnn.tasks",
 }
 
 __all__ = sorted(_EXPORTS)

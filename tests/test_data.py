@@ -566,3 +566,15 @@ def test_fixture_errors_on_a_configured_path_that_is_missing(pytester, offline):
     result = pytester.runpytest_inprocess("--no-header", "--rnn-imdb-path", "missing.npz")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FileNotFoundError: IMDB data file *missing.npz*"])
+
+
+def test_data_and_task_names_are_exported_from_the_package():
+    import pytest_rnn
+    from pytest_rnn import tasks
+
+    assert pytest_rnn.load_imdb_subset is data.load_imdb_subset
+    assert pytest_rnn.SequenceDataset is data.SequenceDataset
+    assert pytest_rnn.make_task is tasks.make_task
+    assert pytest_rnn.SequenceTask is tasks.SequenceTask
+    assert {"load_imdb_subset", "SequenceDataset", "make_task", "SequenceTask"} <= set(
+        pytest_rnn.__all__)
