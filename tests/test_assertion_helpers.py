@@ -75,15 +75,18 @@ def test_assert_param_count_failure_lists_every_weight_and_trainability():
     message = str(excinfo.value)
     assert "8,633 parameters, expected 8,609 (+24)" in message
     assert "633 trainable parameters, expected 8,633" in message
-    for fragment in (
-        "embedding/embeddings",
-        "shape=(500, 16)",
-        "gru_cell/bias",
-        "shape=(2, 24)",
-        "non-trainable",
-        "dense/kernel",
+    lines = message.splitlines()
+    for fragment, shape, trainability in (
+        ("/embeddings", "shape=(500, 16)", "non-trainable"),
+        ("gru_cell/kernel", "shape=(16, 24)", " trainable"),
+        ("gru_cell/recurrent_kernel", "shape=(8, 24)", " trainable"),
+        ("gru_cell/bias", "shape=(2, 24)", " trainable"),
+        ("/bias", "shape=(1,)", " trainable"),
     ):
-        assert fragment in message, f"{fragment!r} missing from:\n{message}"
+        matching = [line for line in lines if fragment in line and shape in line]
+        assert matching and matching[0].endswith(trainability), (
+            f"no line with {fragment!r}, {shape} and {trainability.strip()!r} in:\n{message}"
+        )
 
 
 def test_assert_param_count_refuses_an_unbuilt_layer_and_bad_expectations():
