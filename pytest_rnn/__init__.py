@@ -23,6 +23,15 @@ _EXPORTS = {
     "SequenceDataset": "pytest_rnn.data",
     "load_imdb_subset": "pytest_rnn.data",
     "SequenceTask": "pytest_rnn.tasks",
+    "DropoutMeasurement": "pytest_rnn.dropout",
+    "binomial_tolerance": "pytest_rnn.dropout",
+    "measure_dropout": "pytest_rnn.dropout",
+    "assert_dropout_rate": "pytest_rnn.dropout",
+    "assert_inverted_dropout_scaling": "pytest_rnn.dropout",
+    "assert_dropout_mask_shared_across_time": "pytest_rnn.dropout",
+    "assert_inference_ignores_dropout": "pytest_rnn.dropout",
+    "assert_training_applies_dropout": "pytest_rnn.dropout",
+    "assert_seed_reproduces_masks": "pytest_rnn.dropout",
     "make_task": "pytest_rnn.tasks",
 }
 

@@ -1,0 +1,573 @@
+"""Checks that a recurrent layer's ``dropout`` and ``recurrent_dropout`` behave as documented.
+
+What Keras promises, and what a release could quietly break:
+
+* inference (``training=False``) ignores dropout: calls are deterministic and
+  equal the same layer without dropout;
+* training applies it: outputs differ from inference;
+* each unit is dropped with probability ``rate`` and the kept ones are scaled by
+  ``1 / (1 - rate)`` ("inverted" dropout, so inference needs no rescaling);
+* one mask per call is reused at every time step (variational dropout);
+  ``LSTM``/``GRU`` with ``recurrent_dropout`` (which forces ``implementation=1``)
+  draw a separate mask for each gate;
+* a layer built with ``seed=`` draws the same masks as another with that seed.
+
+Which units were dropped is observed, not read from Keras internals: a dropped
+unit is multiplied by zero, so the gradient of the output with respect to it is
+exactly zero, while a kept unit's gradient is non-zero for generic weights. The
+measurement runs on a *probe*, a twin built from the layer's config (same
+class, gates, implementation and seed, its own sizes) with random weights in
+which the kernel (``dropout``) or recurrent kernel (``recurrent_dropout``)
+connects unit group ``k`` to gate ``k`` only, so one
+training call shows every gate's mask on its own group of units. For
+``recurrent_dropout`` the gradient is taken for the grouped units of ``h0`` from
+extra output units that no grouped unit's own carry reaches; that removes GRU's
+undropped carry term ``z * h_tm1`` (which would make every unit look kept) and
+lets the scaling check feed a dropout-free twin the masked state exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pytest_rnn.models import cell_kind
+
+#: The two dropout arguments of SimpleRNN, LSTM and GRU.
+WHICH: tuple[str, ...] = ("dropout", "recurrent_dropout")
+#: Gates of each kind, in Keras's column-block order.
+GATES: dict[str, tuple[str, ...]] = {
+    "simple_rnn": ("h",),
+    "lstm": ("i", "f", "c", "o"),
+    "gru": ("z", "r", "h"),
+}
+#: Default number of units counted per gate; 2,000 gives a 5-sigma bound of about
+#: +-0.05 at rate 0.3, tight enough to catch a rate off by a sixth.
+DEFAULT_SAMPLES = 2000
+
+__all__ = [
+    "DEFAULT_SAMPLES",
+    "GATES",
+    "WHICH",
+    "DropoutMeasurement",
+    "assert_dropout_mask_shared_across_time",
+    "assert_dropout_rate",
+    "assert_inference_ignores_dropout",
+    "assert_inverted_dropout_scaling",
+    "assert_seed_reproduces_masks",
+    "assert_training_applies_dropout",
+    "binomial_tolerance",
+    "measure_dropout",
+]
+
+
+def binomial_tolerance(n: int, rate: float, *, sigmas: float = 5.0) -> float:
+    """Largest accepted ``|observed fraction - rate|`` when ``n`` units are each dropped
+    independently with probability ``rate``.
+
+    The number dropped is ``D ~ Binomial(n, p)`` with ``p = rate``, so the observed
+    fraction ``f = D / n`` has mean ``p`` and standard deviation
+    ``sigma = sqrt(p * (1 - p) / n)``. The bound is ``sigmas * sigma``. Under the
+    normal approximation to the binomial, valid when ``n * p * (1 - p) >= 9`` (a
+    ValueError otherwise), ``P(|f - p| > 5 sigma)`` is about ``5.7e-7``: a correct
+    layer essentially never fails, and with ``n = 2000`` and ``p = 0.3`` the bound is
+    ``0.051``, so a layer dropping 0.35 or 0.25 instead is caught.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    _check_rate("rate", rate, allow_zero=False)
+    if not (isinstance(sigmas, numbers.Real) and sigmas > 0):
+        raise ValueError(f"sigmas must be a positive number; got {sigmas!r}")
+    variance = rate * (1.0 - rate)
+    if n * variance < 9:
+        raise ValueError(
+            f"n * rate * (1 - rate) = {n * variance:.3g} < 9: too few units ({n}) for the "
+            f"normal approximation at rate {rate}; count at least {math.ceil(9 / variance)}"
+        )
+    return float(sigmas) * math.sqrt(variance / n)
+
+
+@dataclass(frozen=True)
+class DropoutMeasurement:
+    """Which units of one gate a training call dropped, as seen on the probe.
+
+    ``kept`` is boolean: ``(batch, steps, group)`` for ``dropout`` (the gate's input
+    features at each step), ``(batch, group)`` for ``recurrent_dropout`` (the gate's
+    units of ``h0``). ``scaling_error`` is the max ``|training output - dropout-free
+    output on the kept units scaled by 1 / (1 - rate)|``, zero up to float rounding
+    for inverted dropout with exactly the observed masks; one training call measures
+    every gate, so the gates of one measurement share it.
+    """
+
+    layer: str
+    which: str
+    rate: float
+    gate: str
+    kept: np.ndarray = field(repr=False)
+    scaling_error: float
+
+    @property
+    def first_step(self) -> np.ndarray:
+        """The mask of the first step (the only one for ``recurrent_dropout``)."""
+        return self.kept[:, 0] if self.kept.ndim == 3 else self.kept
+
+    @property
+    def n(self) -> int:
+        """Units counted (first step only: later steps reuse or redraw the same mask)."""
+        return int(self.first_step.size)
+
+    @property
+    def dropped(self) -> int:
+        return int(self.n - self.first_step.sum())
+
+    @property
+    def fraction(self) -> float:
+        return self.dropped / self.n
+
+    def tolerance(self, sigmas: float = 5.0) -> float:
+        return binomial_tolerance(self.n, self.rate, sigmas=sigmas)
+
+    def describe(self, sigmas: float = 5.0) -> str:
+        return (
+            f"{self.layer} {self.which}={self.rate:g}, gate {self.gate}: dropped "
+            f"{self.dropped} of {self.n} units = {self.fraction:.4f}, expected "
+            f"{self.rate:g} +- {self.tolerance(sigmas):.4f} ({sigmas:g}-sigma binomial bound)"
+        )
+
+
+# --- probing ----------------------------------------------------------------------------------
+
+
+def _check_rate(name: str, value: Any, *, allow_zero: bool = True) -> float:
+    low_ok = value >= 0 if allow_zero else value > 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (low_ok and value < 1):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}; got {value!r}")
+    return float(value)
+
+
+def _check_which(which: Any) -> str:
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}; got {which!r}")
+    return which
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _rnn_layer(layer: Any) -> str:
+    """The kind of a SimpleRNN/LSTM/GRU layer (or ``keras.layers.RNN`` over one such cell)."""
+    if not isinstance(layer, keras.layers.RNN):
+        raise ValueError(
+            "expected a recurrent layer (SimpleRNN, LSTM, GRU or RNN over one of their cells); "
+            f"got {type(layer).__name__}"
+        )
+    return cell_kind(layer)
+
+
+def _label(layer: Any) -> str:
+    return f"{type(layer).__name__} {layer.name!r}"
+
+
+def _probe(layer: Any, input_shape: tuple, **cell_options: Any) -> keras.layers.Layer:
+    """A twin of ``layer`` from its config with ``cell_options`` (units, rates) changed.
+
+    The cell's ``implementation`` and the layer's ``use_cudnn`` are not in the
+    config, and zeroing ``recurrent_dropout`` would otherwise bring LSTM/GRU back
+    to implementation 2; both are carried over so the probe runs the layer's code
+    path. So is the seed, which SimpleRNN's config omits (Keras 3.15).
+    """
+    config = layer.get_config()
+    config.pop("name", None)
+    config.update(
+        return_sequences=False, return_state=False, stateful=False, go_backwards=False, unroll=False
+    )
+    target = config["cell"]["config"] if isinstance(config.get("cell"), dict) else config
+    target.update(cell_options)
+    seed = getattr(layer.cell, "seed", None)
+    if "seed" not in target and seed is not None:
+        target["seed"] = seed
+    twin = type(layer).from_config(config)
+    implementation = getattr(layer.cell, "implementation", None)
+    if implementation is not None:
+        twin.cell.implementation = implementation
+        if implementation == 1:
+            twin.cell.dropout_mask_count = len(GATES[cell_kind(layer)])
+    if hasattr(layer, "use_cudnn"):
+        # The layer never takes the cuDNN branch with recurrent_dropout; neither may the
+        # probe (that branch also cannot apply implementation 1's per-gate masks).
+        twin.use_cudnn = False if layer.cell.recurrent_dropout else layer.use_cudnn
+    twin.build(input_shape)
+    return twin
+
+
+def _probe_weights(
+    probe: keras.layers.Layer, which: str, n_gates: int, group: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Random weights where unit group ``k`` of the dropped vector feeds gate ``k`` only.
+
+    For ``dropout`` the dropped vector is the input (kernel rows of group ``k`` are
+    non-zero only in gate ``k``'s column block); for ``recurrent_dropout`` it is the
+    first ``n_gates * group`` units of ``h0`` (same rule on the recurrent kernel,
+    whose remaining rows are zero so the observed output units do not depend on
+    their own dropped state).
+    """
+    cell = probe.cell
+    units = cell.units
+    values = {
+        id(w): rng.uniform(-0.5, 0.5, size=tuple(w.shape)).astype(w.dtype) for w in cell.weights
+    }
+    matrix = values[id(cell.kernel if which == "dropout" else cell.recurrent_kernel)]
+    isolated = np.zeros_like(matrix)
+    for k in range(n_gates):
+        rows, cols = slice(k * group, (k + 1) * group), slice(k * units, (k + 1) * units)
+        isolated[rows, cols] = matrix[rows, cols]
+    matrix[...] = isolated
+    return [values[id(w)] for w in probe.weights]
+
+
+def measure_dropout(
+    layer: Any,
+    which: str = "dropout",
+    *,
+    steps: int = 1,
+    samples: int = DEFAULT_SAMPLES,
+    group: int = 4,
+    seed: int = 0,
+) -> list[DropoutMeasurement]:
+    """One :class:`DropoutMeasurement` per gate of ``layer``'s ``which`` dropout.
+
+    ``layer`` is a SimpleRNN, LSTM or GRU layer (or ``keras.layers.RNN`` over one of
+    their cells) with ``0 < which < 1``. It is only read (config, implementation,
+    seed), never called: the probe is a twin with its own sizes, ``group`` input
+    features (or state units) per gate, and one training call observes every gate.
+    ``steps`` > 1 (``dropout`` only) observes the mask at every step. The batch is
+    sized so that at least ``samples`` units are counted per gate. ``seed`` seeds
+    the probe's weights and inputs; the masks come from the layer's own seed.
+    """
+    kind = _rnn_layer(layer)
+    _check_which(which)
+    rate = float(getattr(layer.cell, which))
+    if not 0 < rate < 1:
+        raise ValueError(f"{_label(layer)} has {which}={rate:g}; measuring needs 0 < {which} < 1")
+    steps = _positive("steps", steps)
+    if which == "recurrent_dropout" and steps != 1:
+        raise ValueError("steps must be 1 for recurrent_dropout: only the mask on h0 is observed")
+    samples = _positive("samples", samples)
+    group = _positive("group", group)
+    gates = GATES[kind]
+    observed = len(gates) * group
+    units = observed + group  # recurrent: the last `group` units are the watched outputs
+    batch = math.ceil(samples / group)
+    shape = (batch, steps, observed)
+    others = {name: 0.0 for name in WHICH if name != which}
+    dropping = _probe(layer, shape, units=units, **others)
+    clean = _probe(layer, shape, units=units, dropout=0.0, recurrent_dropout=0.0)
+    rng = np.random.default_rng(seed)
+    weights = _probe_weights(dropping, which, len(gates), group, rng)
+    dropping.set_weights(weights)
+    clean.set_weights(weights)
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+    n_states = 2 if kind == "lstm" else 1
+    states = [
+        tf.constant(rng.uniform(-1, 1, (batch, units)).astype("float32")) for _ in range(n_states)
+    ]
+    upstream = rng.uniform(0.5, 1.5, (batch, units)).astype("float32")
+    watched = slice(None) if which == "dropout" else slice(observed, None)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        tape.watch(states[0])
+        output = dropping(x, initial_state=list(states), training=True)
+        loss = tf.reduce_sum((output * upstream)[:, watched])
+    grad = tape.gradient(loss, x if which == "dropout" else states[0])
+    if grad is None:
+        raise AssertionError(
+            f"{_label(layer)}: the output does not depend on the "
+            f"{'input' if which == 'dropout' else 'initial state'} at all (no gradient)"
+        )
+    grad = grad.numpy()
+    if which == "dropout":
+        kept = grad != 0
+        scaled_x, scaled_states = x.numpy() * kept / (1 - rate), states
+    else:
+        kept = grad[:, :observed] != 0
+        h0 = states[0].numpy().copy()
+        h0[:, :observed] *= kept / (1 - rate)
+        scaled_x, scaled_states = x, [tf.constant(h0)] + states[1:]
+    reference = clean(scaled_x, initial_state=list(scaled_states), training=False)
+    error = np.abs(np.asarray(output)[:, watched] - np.asarray(reference)[:, watched])
+    scaling_error = float(np.nanmax(np.where(np.isnan(error), np.inf, error)))
+    return [
+        DropoutMeasurement(
+            _label(layer), which, rate, gate, kept[..., k * group : (k + 1) * group], scaling_error
+        )
+        for k, gate in enumerate(gates)
+    ]
+
+
+# --- assertions on measurements ---------------------------------------------------------------
+
+
+def _measurements(
+    layer: Any, which: str, given: Sequence[DropoutMeasurement] | None, **measure_kwargs: Any
+) -> list[DropoutMeasurement]:
+    if given is None:
+        return measure_dropout(layer, which, **measure_kwargs)
+    given = list(given)
+    if not given or any(m.which != which for m in given):
+        raise ValueError(f"measurements must be a non-empty list of {which} measurements")
+    return given
+
+
+def assert_dropout_rate(
+    layer: Any,
+    which: str = "dropout",
+    *,
+    sigmas: float = 5.0,
+    measurements: Sequence[DropoutMeasurement] | None = None,
+    **measure_kwargs: Any,
+) -> list[DropoutMeasurement]:
+    """Assert every measurable gate drops a fraction of units within
+    :func:`binomial_tolerance` of the configured rate; the message lists each gate
+    that is out, with counts. ``measurements`` reuses :func:`measure_dropout`'s
+    result instead of measuring again. Returns the measurements."""
+    measurements = _measurements(layer, which, measurements, **measure_kwargs)
+    bad = [m for m in measurements if abs(m.fraction - m.rate) > m.tolerance(sigmas)]
+    if bad:
+        raise AssertionError(
+            f"dropped fraction does not match the {which} rate:\n"
+            + "\n".join(f"  {m.describe(sigmas)}" for m in bad)
+        )
+    return measurements
+
+
+def assert_inverted_dropout_scaling(
+    layer: Any,
+    which: str = "dropout",
+    *,
+    atol: float = 1e-5,
+    measurements: Sequence[DropoutMeasurement] | None = None,
+    **measure_kwargs: Any,
+) -> list[DropoutMeasurement]:
+    """Assert the training output equals the dropout-free layer fed the kept units
+    scaled by ``1 / (1 - rate)`` (and the dropped ones zeroed), gate by gate."""
+    measurements = _measurements(layer, which, measurements, **measure_kwargs)
+    bad = [m for m in measurements if not m.scaling_error <= atol]
+    if bad:
+        lines = [
+            f"  gate {m.gate}: max |training output - dropout-free output on inputs masked and "
+            f"scaled by 1/(1-{m.rate:g}) = {1 / (1 - m.rate):.4f}| = {m.scaling_error:.3g} "
+            f"(atol {atol:g}; {m.dropped} of {m.n} units dropped)"
+            for m in bad
+        ]
+        raise AssertionError(
+            f"{_label(layer)} {which}: kept units are not scaled by 1 / (1 - rate):\n"
+            + "\n".join(lines)
+        )
+    return measurements
+
+
+def assert_dropout_mask_shared_across_time(
+    layer: Any,
+    *,
+    steps: int = 3,
+    measurements: Sequence[DropoutMeasurement] | None = None,
+    **measure_kwargs: Any,
+) -> list[DropoutMeasurement]:
+    """Assert one input-dropout mask per call is reused at every time step, per gate.
+
+    ``measurements`` (input-dropout measurements of 2+ steps) replaces measuring."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2 to compare steps; got {steps!r}")
+    if measurements is None:
+        measurements = measure_dropout(layer, "dropout", steps=steps, **measure_kwargs)
+    measurements = _measurements(layer, "dropout", measurements)
+    if any(m.kept.ndim != 3 or m.kept.shape[1] < 2 for m in measurements):
+        raise ValueError("measurements must observe at least 2 steps (measure with steps >= 2)")
+    steps = measurements[0].kept.shape[1]
+    lines = []
+    for m in measurements:
+        differing = [
+            f"step {t}: {int((m.kept[:, t] != m.kept[:, 0]).sum())}"
+            for t in range(1, steps)
+            if (m.kept[:, t] != m.kept[:, 0]).any()
+        ]
+        if differing:
+            lines.append(
+                f"  gate {m.gate}: units whose mask differs from step 0 (of {m.n}): "
+                + ", ".join(differing)
+            )
+    if lines:
+        raise AssertionError(
+            f"{_label(layer)} draws a new input-dropout mask within one call; Keras reuses "
+            "one mask for every step:\n" + "\n".join(lines)
+        )
+    return measurements
+
+
+# --- whole-layer checks (any layer or model) --------------------------------------------------
+
+
+def _walk(config: Any, visit) -> None:
+    if isinstance(config, dict):
+        visit(config)
+        for value in config.values():
+            _walk(value, visit)
+    elif isinstance(config, list):
+        for value in config:
+            _walk(value, visit)
+
+
+def _dropout_dicts(config: Any) -> list[dict]:
+    """Config dicts of things that drop units: RNN layers/cells and Dropout layers."""
+    found: list[dict] = []
+
+    def visit(d: dict) -> None:
+        if "dropout" in d or "recurrent_dropout" in d:
+            found.append(d)
+        elif isinstance(d.get("config"), dict) and "Dropout" in str(d.get("class_name", "")):
+            found.append(d["config"])
+
+    _walk(config, visit)
+    return found
+
+
+def _rates(d: dict) -> dict[str, float]:
+    return {k: d[k] for k in ("dropout", "recurrent_dropout", "rate") if k in d}
+
+
+def _twin(layer: Any, x: Any, *, edit, call_kwargs: dict) -> Any:
+    config = layer.get_config()
+    for d in _dropout_dicts(config):
+        edit(d)
+    twin = type(layer).from_config(config)
+    if not twin.built:
+        if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
+            twin.build(np.shape(x))
+        else:
+            twin(x, training=False, **call_kwargs)
+    twin.set_weights(layer.get_weights())
+    return twin
+
+
+def _outputs(layer: Any, x: Any, **kwargs: Any) -> list[np.ndarray]:
+    return [np.asarray(o) for o in tf.nest.flatten(layer(x, **kwargs))]
+
+
+def _max_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b, strict=True))
+
+
+def _check_callable(layer: Any) -> None:
+    if getattr(layer, "stateful", False):
+        raise ValueError(
+            f"{_label(layer)} is stateful: each call moves its state, so two calls cannot be "
+            "compared; check a stateful=False twin"
+        )
+    if not _dropout_dicts(layer.get_config()) or not any(
+        v > 0 for d in _dropout_dicts(layer.get_config()) for v in _rates(d).values()
+    ):
+        raise ValueError(f"{_label(layer)} has no dropout > 0 to check")
+
+
+def assert_inference_ignores_dropout(
+    layer: Any, x: Any, *, atol: float = 1e-6, **call_kwargs: Any
+) -> None:
+    """Assert ``layer(x, training=False)`` is deterministic, equals a call without
+    ``training``, and equals a twin with every dropout rate set to 0 and the same
+    weights: at inference, dropout neither drops nor rescales anything."""
+    _check_callable(layer)
+    first = _outputs(layer, x, training=False, **call_kwargs)
+    second = _outputs(layer, x, training=False, **call_kwargs)
+    default = _outputs(layer, x, **call_kwargs)
+    label = _label(layer)
+    if (diff := _max_diff(first, second)) > 0:
+        raise AssertionError(
+            f"{label}: two inference calls (training=False) differ by up to {diff:.3g}; "
+            "dropout leaks into inference"
+        )
+    if (diff := _max_diff(first, default)) > 0:
+        raise AssertionError(
+            f"{label}: a call without `training` differs from training=False by up to "
+            f"{diff:.3g}; the default should be inference"
+        )
+
+    def no_dropout(d: dict) -> None:
+        for key in _rates(d):
+            d[key] = 0.0
+
+    clean = _outputs(_twin(layer, x, edit=no_dropout, call_kwargs=call_kwargs), x, **call_kwargs)
+    if (diff := _max_diff(first, clean)) > atol:
+        raise AssertionError(
+            f"{label}: inference output differs from the same weights without dropout by up "
+            f"to {diff:.3g} (atol {atol:g}); dropout changes inference (a mask or a 1/(1-rate) "
+            "scale applied at inference)"
+        )
+
+
+def assert_training_applies_dropout(
+    layer: Any, x: Any, *, min_diff: float = 1e-3, **call_kwargs: Any
+) -> float:
+    """Assert ``layer(x, training=True)`` differs from ``training=False`` by more than
+    ``min_diff`` somewhere; returns the max difference."""
+    _check_callable(layer)
+    trained = _outputs(layer, x, training=True, **call_kwargs)
+    inferred = _outputs(layer, x, training=False, **call_kwargs)
+    diff = _max_diff(trained, inferred)
+    if not diff > min_diff:
+        rates = [_rates(d) for d in _dropout_dicts(layer.get_config())]
+        raise AssertionError(
+            f"{_label(layer)} with {rates}: training output equals inference output "
+            f"(max |diff| {diff:.3g} <= {min_diff:g}); dropout is not applied in training"
+        )
+    return diff
+
+
+def assert_seed_reproduces_masks(
+    make_layer: Callable[[int], Any], x: Any, *, seed: int = 1234, **call_kwargs: Any
+) -> None:
+    """Assert that dropout masks follow the layer's ``seed``.
+
+    ``make_layer(seed)`` returns a new layer (or model) with dropout seeded by
+    ``seed``. Two layers from the same seed, given the same weights, must give the
+    same training output; a layer from ``seed + 1`` a different one; and a second
+    training call of one layer new masks (a seed fixes the sequence of masks, not
+    one mask forever). A factory rather than a config twin, because not every
+    layer's config records its seed.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer; got {seed!r}")
+    first, same, other = make_layer(seed), make_layer(seed), make_layer(seed + 1)
+    for layer in (first, same, other):
+        _check_callable(layer)
+        if not layer.built:
+            layer(x, training=False, **call_kwargs)  # every layer draws the same masks here
+    same.set_weights(first.get_weights())
+    other.set_weights(first.get_weights())
+    label = _label(first)
+    a1 = _outputs(first, x, training=True, **call_kwargs)
+    if (diff := _max_diff(a1, _outputs(same, x, training=True, **call_kwargs))) > 0:
+        raise AssertionError(
+            f"{label}: two layers with seed={seed} give different training outputs (max "
+            f"|diff| {diff:.3g}); the seed does not fix the dropout masks"
+        )
+    if _max_diff(a1, _outputs(other, x, training=True, **call_kwargs)) == 0:
+        raise AssertionError(
+            f"{label}: layers with seed={seed} and seed={seed + 1} give the very same "
+            "training output; the seed is ignored"
+        )
+    if _max_diff(a1, _outputs(first, x, training=True, **call_kwargs)) == 0:
+        raise AssertionError(
+            f"{label}: a second training call repeats the first call's output exactly; "
+            "masks are not redrawn for each call"
+        )
