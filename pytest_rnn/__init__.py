@@ -33,6 +33,10 @@ _EXPORTS = {
     "assert_training_applies_dropout": "pytest_rnn.dropout",
     "assert_seed_reproduces_masks": "pytest_rnn.dropout",
     "make_task": "pytest_rnn.tasks",
+    "Baselines": "pytest_rnn.baselines",
+    "BaselineFileError": "pytest_rnn.baselines",
+    "CheckResult": "pytest_rnn.baselines",
+    "read_baseline_file": "pytest_rnn.baselines",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -90,3 +90,15 @@ def rnn_record(request: pytest.FixtureRequest):
         return run.add(kind, request.node.nodeid, name, **data)
 
     return add
+
+
+@pytest.fixture
+def rnn_baseline(request: pytest.FixtureRequest):
+    """:class:`pytest_rnn.baselines.Baselines` of this test: ``rnn_baseline.check(metric, value,
+    tolerance=...)`` compares with the stored baseline, or records it under
+    ``--rnn-update-baselines``. See :mod:`pytest_rnn.baselines` for the file layout and the
+    tolerance rules.
+    """
+    from pytest_rnn import baselines
+
+    return baselines.Baselines(request)

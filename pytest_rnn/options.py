@@ -101,7 +101,6 @@ _BY_DEST = {s.dest: s for s in SETTINGS}
 # Options registered (so they show in --help) but whose feature has not landed yet.
 # Using one of them is a usage error rather than a silent no-op.
 NOT_IMPLEMENTED: dict[str, str] = {
-    "rnn_update_baselines": "the baseline store lands with issue 5",
     "rnn_report": "the HTML report lands with issue 7",
 }
 

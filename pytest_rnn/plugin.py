@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import markers, options, records, report_header, runtime
+from pytest_rnn import baselines, markers, options, records, report_header, runtime
 from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
+    rnn_baseline,
     rnn_device,
     rnn_record,
     rnn_seed,
@@ -40,6 +41,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report_header.summary(terminalreporter, config)
+    baselines.summary(terminalreporter, config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    baselines.after_report(item, report)
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -51,3 +60,4 @@ def pytest_testnodedown(node, error) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     report_header.publish_worker_device(session.config)
     records.publish_from_worker(session.config)
+    baselines.write_updates(session)
