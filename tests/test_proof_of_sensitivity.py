@@ -1,0 +1,163 @@
+"""Proof of sensitivity: the fast suites turn red when Keras regresses.
+
+Each regression of :mod:`keras_regressions` (a changed default, swapped gates,
+dropout at inference, a lost mask, a frozen weight ...) is injected into Keras by
+monkeypatching; the tests named for that behaviour must fail, their neighbours
+must pass, and without the patch the same tests must pass. One subprocess runs
+every regression in one pytest session, so TensorFlow is imported and the suites
+collected once (a process per regression would cost seconds each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from keras_regressions import BY_ID, REGRESSIONS, Regression, problems, selects
+
+RUNNER = Path(__file__).with_name("keras_regressions.py")
+ROOT = RUNNER.parent.parent
+TIMEOUT_S = 900
+pytestmark = pytest.mark.xdist_group("proof_of_sensitivity")
+
+
+def _chosen_ids(session: pytest.Session) -> list[str]:
+    """The regressions whose tests this session runs (all of them when only the
+    control or catalogue checks are selected)."""
+    ids = [
+        item.callspec.params["regression"].id
+        for item in session.items
+        if item.path == Path(__file__) and hasattr(item, "callspec")
+    ]
+    return list(dict.fromkeys(ids)) or list(BY_ID)
+
+
+def _run(out: Path, ids: list[str]) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))
+    }
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), str(out), *ids],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    if proc.returncode != 0 or not out.is_file():
+        pytest.fail(
+            f"the sensitivity runner failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+
+
+@pytest.fixture(scope="module")
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Outcomes of the control and every chosen regression, computed once per run.
+
+    Under xdist each worker has this module fixture; the first to take the lock runs
+    the subprocess and the others read its result (``--dist loadgroup`` keeps the
+    tests on one worker anyway).
+    """
+    ids = _chosen_ids(request.session)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        out = tmp_path_factory.mktemp("sensitivity") / "outcomes.json"
+        _run(out, ids)
+        return json.loads(out.read_text())
+    shared = tmp_path_factory.getbasetemp().parent / f"sensitivity-{run_id}"
+    shared.mkdir(exist_ok=True)
+    out = shared / "outcomes.json"
+    try:
+        os.close(os.open(shared / "lock", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not out.is_file():
+            if time.monotonic() > deadline:
+                pytest.fail(f"no sensitivity outcomes from another worker at {out}")
+            time.sleep(0.5)
+        return json.loads(out.read_text())
+    partial = shared / "outcomes.partial.json"
+    _run(partial, ids)
+    partial.replace(out)
+    return json.loads(out.read_text())
+
+
+def _chosen_ids_from(outcomes: dict) -> list[str]:
+    return [g for g in outcomes["groups"] if g != "control"]
+
+
+def test_the_catalogue_holds_many_distinct_regressions():
+    assert len(REGRESSIONS) >= 25, f"only {len(REGRESSIONS)} regressions in the catalogue"
+    assert len({r.description for r in REGRESSIONS}) == len(REGRESSIONS), "duplicate descriptions"
+    empty = [r.id for r in REGRESSIONS if not r.fails]
+    assert not empty, f"regressions that name no test that must fail: {empty}"
+    both = {r.id: set(r.fails) & set(r.passes) for r in REGRESSIONS if set(r.fails) & set(r.passes)}
+    assert not both, f"tests listed as both failing and passing: {both}"
+
+
+def test_the_proof_rejects_an_unnoticed_regression_and_a_stale_target():
+    """The judge itself: a regression whose named test stayed green, a selector that
+    names nothing, collateral damage and a test red without the patch are all reported."""
+    regression = Regression(
+        "example",
+        "an example",
+        lambda mp: None,
+        fails=("a.py::t1", "a.py::gone"),
+        passes=("a.py::t2",),
+    )
+    groups = {
+        "control": {"tests": {"a.py::t1[x]": {"outcome": "failed", "message": "boom"}}},
+        "example": {
+            "tests": {
+                "a.py::t1[x]": {"outcome": "passed", "message": ""},
+                "a.py::t2": {"outcome": "failed", "message": "collateral"},
+            }
+        },
+    }
+    found = "\n".join(problems(regression, groups))
+    for expected in ("did not fail", "a.py::gone: selects no test", "not green without", "broke"):
+        assert expected in found, f"{expected!r} missing from the report:\n{found}"
+    caught = {
+        "control": {"tests": {"a.py::t1[x]": {"outcome": "passed", "message": ""}}},
+        "example": {
+            "tests": {
+                "a.py::t1[x]": {"outcome": "failed", "message": "AssertionError"},
+                "a.py::t2": {"outcome": "passed", "message": ""},
+            }
+        },
+    }
+    proven = Regression(
+        "example", "an example", lambda mp: None, fails=("a.py::t1",), passes=("a.py::t2",)
+    )
+    assert problems(proven, caught) == []
+
+
+def test_every_named_suite_test_passes_without_a_patch(outcomes):
+    control = outcomes["groups"]["control"]["tests"]
+    selectors = dict.fromkeys(s for i in _chosen_ids_from(outcomes) for s in BY_ID[i].fails)
+    unmatched = [s for s in selectors if not any(selects(s, n) for n in control)]
+    assert not unmatched, f"these targets name no collected test: {unmatched}"
+    failing = [n for n, t in control.items() if t["outcome"] != "passed"]
+    assert not failing, (
+        "without any patch these suite tests should pass, or the proof means nothing:\n"
+        + "\n".join(f"    {n}: {control[n]['message'][:200]!r}" for n in failing)
+    )
+
+
+@pytest.mark.parametrize("regression", REGRESSIONS, ids=lambda r: r.id)
+def test_injected_regression_turns_the_tests_named_for_it_red(
+    regression: Regression, outcomes: dict
+):
+    found = problems(regression, outcomes["groups"])
+    assert not found, (
+        f"regression {regression.id!r} ({regression.description}) is not caught for the "
+        "right reason:\n" + "\n".join(found)
+    )
