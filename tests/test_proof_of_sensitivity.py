@@ -23,7 +23,6 @@ from keras_regressions import BY_ID, REGRESSIONS, Regression, problems, selects
 RUNNER = Path(__file__).with_name("keras_regressions.py")
 ROOT = RUNNER.parent.parent
 TIMEOUT_S = 900
-pytestmark = pytest.mark.xdist_group("proof_of_sensitivity")
 
 
 def _chosen_ids(session: pytest.Session) -> list[str]:
@@ -62,9 +61,8 @@ def _run(out: Path, ids: list[str]) -> None:
 def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Outcomes of the control and every chosen regression, computed once per run.
 
-    Under xdist each worker has this module fixture; the first to take the lock runs
-    the subprocess and the others read its result (``--dist loadgroup`` keeps the
-    tests on one worker anyway).
+    Under xdist each worker that runs one of these tests has this fixture; the first
+    to take the lock runs the subprocess and the others wait for its result.
     """
     ids = _chosen_ids(request.session)
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
