@@ -33,6 +33,8 @@ _EXPORTS = {
     "assert_training_applies_dropout": "pytest_rnn.dropout",
     "assert_seed_reproduces_masks": "pytest_rnn.dropout",
     "make_task": "pytest_rnn.tasks",
+    "RecurrentLayerContract": "pytest_rnn.contract",
+    "CONTRACT_TESTS": "pytest_rnn.contract",
     "Baselines": "pytest_rnn.baselines",
     "BaselineFileError": "pytest_rnn.baselines",
     "CheckResult": "pytest_rnn.baselines",

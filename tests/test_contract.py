@@ -1,0 +1,193 @@
+"""The layer contract catches what it promises to catch, and nothing else.
+
+A deliberately broken custom layer has one defect per behaviour (a dropped mask,
+an unused weight, a config that forgets the activation, dropout at inference);
+each defect must fail its own contract test with a message naming it, while the
+contract tests of behaviours that are intact pass. The runs are in-process
+(``pytester.inline_run``): TensorFlow is already imported here, so a subprocess
+would only add its import time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rnn.contract import CONTRACT_TESTS, RecurrentLayerContract, check_declarations
+
+BROKEN_LAYER = '''
+import keras
+from keras import ops
+
+from pytest_rnn import RecurrentLayerContract
+
+UNITS, FEATURES = 3, 3
+
+
+class BrokenCell(keras.layers.Layer):
+    def __init__(self, units, activation="tanh", dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = self.state_size = self.output_size = units
+        self.activation = keras.activations.get(activation)
+        self.dropout = dropout
+        self.seed_generator = keras.random.SeedGenerator(7)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
+                                                name="recurrent_kernel")
+        self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros")
+        # DEFECT (trainability, param count): created, never used
+        self.forgotten = self.add_weight(shape=(self.units,), name="forgotten")
+
+    def call(self, inputs, states, training=False):
+        if self.dropout:  # DEFECT (dropout): ignores `training`
+            inputs = keras.random.dropout(inputs, self.dropout, seed=self.seed_generator)
+        h = self.activation(ops.matmul(inputs, self.kernel)
+                            + ops.matmul(states[0], self.recurrent_kernel) + self.bias)
+        return h, [h]
+
+    def get_config(self):  # DEFECT (serialization): forgets `activation`
+        return {**super().get_config(), "units": self.units, "dropout": self.dropout}
+
+
+class MaskDroppingRNN(keras.layers.RNN):
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # DEFECT (masking): the mask never reaches the time loop
+        return super().call(sequences, initial_state=initial_state, mask=None,
+                            training=training)
+
+
+class TestBrokenCell(RecurrentLayerContract):
+    units = UNITS
+    input_dim = FEATURES
+    supports_dropout = True
+    param_count = FEATURES * UNITS + UNITS * UNITS + UNITS  # what the cell should have
+    custom_objects = {"BrokenCell": BrokenCell, "MaskDroppingRNN": MaskDroppingRNN}
+
+    def make_layer(self, dropout=0.0, **options):
+        return MaskDroppingRNN(BrokenCell(UNITS, activation="relu", dropout=dropout), **options)
+'''
+
+OPTED_OUT = '''
+
+class TestOptedOut(TestBrokenCell):
+    skip_contracts = {
+        name: f"known defect, reason #{i}"
+        for i, name in enumerate(CONTRACT_TESTS)
+        if name != "test_stateful_halves"
+    }
+'''
+
+#: contract test -> words its failure message must contain
+EXPECTED_FAILURES = {
+    "test_masking_equivalence": "a padded sequence with a mask differs",
+    "test_trainability": "forgotten (3,): no gradient",
+    "test_serialization_round_trip": "does not survive serialization",
+    "test_dropout_train_vs_inference": "dropout leaks into inference",
+    "test_param_count": "24 parameters, expected 21",
+}
+
+
+def _outcomes(reprec) -> dict[str, tuple[str, str]]:
+    """nodeid (without the module) -> (outcome, failure or skip text) of each test."""
+    result = {}
+    for report in reprec.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            text = report.longreprtext if not report.passed else ""
+            result[report.nodeid.split("::", 1)[1]] = (report.outcome, text)
+    return result
+
+
+def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pytester):
+    pytester.makepyfile(test_broken=BROKEN_LAYER)
+    outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider"))
+    assert len(outcomes) == 14, sorted(outcomes)
+    failed = {nodeid.split("::")[1] for nodeid, (o, _) in outcomes.items() if o == "failed"}
+    assert failed == set(EXPECTED_FAILURES), (
+        f"contract tests failing on the broken layer: {sorted(failed)}; expected exactly "
+        f"{sorted(EXPECTED_FAILURES)}"
+    )
+    for nodeid, (outcome, text) in outcomes.items():
+        name = nodeid.split("::")[1].split("[")[0]
+        if name in EXPECTED_FAILURES:
+            assert EXPECTED_FAILURES[name] in text, f"{nodeid} failed for another reason:\n{text}"
+        else:
+            assert outcome == "passed", f"{nodeid} should pass on the broken layer:\n{text}"
+    # a failure says which step of which sample leaked, not just "differs"
+    masking = outcomes["TestBrokenCell::test_masking_equivalence"][1]
+    assert "sample 1 (steps [4, 5] masked), last-step output" in masking
+
+
+def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytest.Pytester):
+    pytester.makepyfile(test_broken=BROKEN_LAYER.replace(
+        "from pytest_rnn import RecurrentLayerContract",
+        "from pytest_rnn import CONTRACT_TESTS, RecurrentLayerContract",
+    ).replace("class TestBrokenCell(", "class BrokenBase(") + OPTED_OUT.replace(
+        "TestBrokenCell", "BrokenBase"))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=1, skipped=13)
+    result.stdout.fnmatch_lines([
+        "*SKIPPED*TestOptedOut opts out of test_masking_equivalence: known defect, reason #2*",
+        "*SKIPPED*TestOptedOut opts out of test_param_count: known defect, reason #7*",
+    ])
+
+
+def test_unsupported_features_skip_and_say_which_declaration(pytester: pytest.Pytester):
+    pytester.makepyfile(test_plain='''
+import keras
+from pytest_rnn import RecurrentLayerContract
+
+
+class TestNoState(RecurrentLayerContract):
+    units = 2
+    supports_return_state = False
+
+    def make_layer(self, **options):
+        assert "return_state" not in options, options
+        return keras.layers.SimpleRNN(2, **options)
+''')
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-rs", "-k", "output_shapes or dropout or param_count"
+    )
+    result.assert_outcomes(passed=2, skipped=4)
+    result.stdout.fnmatch_lines([
+        "*declares supports_return_state = False, so test_output_shapes*",
+        "*declares supports_dropout = False, so test_dropout_train_vs_inference does not apply*",
+        "*TestNoState declares no param_count to check*",
+    ])
+
+
+def _contract_class(**attrs):
+    return type("TestX", (RecurrentLayerContract,), {"units": 2, **attrs})
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"skip_contracts": {"test_stateful": "no"}}, "unknown contract test 'test_stateful'"),
+        ({"skip_contracts": {"test_param_count": " "}}, "must state a reason"),
+        ({"skip_contracts": ["test_param_count"]}, "skip_contracts must be a dict"),
+        ({"units": 0}, "units must be a positive integer; got 0"),
+        ({"batch": 2}, "batch must be >= 3"),
+        ({"steps": 3}, "steps must be >= 4"),
+        ({"state_sizes": (2, 0)}, "state_sizes must be a non-empty tuple of positive integers"),
+        ({"param_count": -1}, "param_count must be a non-negative integer"),
+        ({"supports_masking": "yes"}, "supports_masking must be True or False"),
+        ({"dropout_rate": 1.0}, "dropout_rate must be a number in (0, 1)"),
+    ],
+)
+def test_bad_declarations_fail_when_the_class_is_defined(attrs, message):
+    with pytest.raises(TypeError, match="contract class TestX: .*" + _escape(message)):
+        _contract_class(**attrs)
+
+
+def _escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_every_contract_test_is_named_in_the_registry():
+    defined = {name for name in dir(RecurrentLayerContract) if name.startswith("test_")}
+    assert defined == set(CONTRACT_TESTS)
+    check_declarations(_contract_class(skip_contracts={n: "ok" for n in CONTRACT_TESTS}))
