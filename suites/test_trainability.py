@@ -5,7 +5,7 @@ a weight the computation never uses still builds and runs; only a training step
 shows it. Each case takes one SGD step on a random regression target through a
 ``GradientTape`` (eager: no ``compile``/``fit`` tracing) and checks, weight by
 weight, that the weight is trainable, got a finite non-zero gradient and moved,
-and that the step lowered the loss.
+and that the step lowered the loss (checked without dropout, whose masks change per call).
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def mse(output, target) -> tf.Tensor:
     return tf.reduce_mean(tf.square(output - target))
 
 
-def assert_every_weight_moves(model, gradients, before, loss, after_loss, what: str) -> None:
+def assert_every_weight_moves(
+    model, gradients, before, loss, after_loss, what: str, *, check_descent: bool = True
+) -> None:
     frozen = [w.path for w in model.weights if not w.trainable]
     missing = [path for path, g in gradients.items() if g is None]
     zero = [p for p, g in gradients.items() if g is not None and not np.any(g)]
@@ -124,7 +126,7 @@ def assert_every_weight_moves(model, gradients, before, loss, after_loss, what: 
         + "\n".join(f"  {k}: {v}" for k, v in found.items())
         + f"\n  all weights: {names(model.weights)}"
     )
-    assert after_loss < loss, (
+    assert not check_descent or after_loss < loss, (
         f"{what}: one SGD step along the gradient raised the loss from {loss:.6g} to "
         f"{after_loss:.6g}; the gradient does not point downhill"
     )
@@ -153,7 +155,11 @@ def test_one_training_step_moves_every_weight_and_lowers_the_loss(case, rng):
     out = layer(x)
     target = rng.normal(size=np.shape(out)).astype("float32")
     loss, after, gradients, before = training_step(layer, x, target, loss_fn=mse)
-    assert_every_weight_moves(layer, gradients, before, loss, after, case)
+    # with dropout the second call draws new masks, so its loss is not comparable
+    deterministic = "dropout" not in case
+    assert_every_weight_moves(
+        layer, gradients, before, loss, after, case, check_descent=deterministic
+    )
 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
