@@ -39,6 +39,12 @@ _EXPORTS = {
     "BaselineFileError": "pytest_rnn.baselines",
     "CheckResult": "pytest_rnn.baselines",
     "read_baseline_file": "pytest_rnn.baselines",
+    "CudnnEligibility": "pytest_rnn.cudnn",
+    "cudnn_eligibility": "pytest_rnn.cudnn",
+    "cudnn_sequence_output": "pytest_rnn.cudnn",
+    "expected_kernel": "pytest_rnn.cudnn",
+    "mask_allows_cudnn": "pytest_rnn.cudnn",
+    "simulated_gpu_routing": "pytest_rnn.cudnn",
 }
 
 __all__ = sorted(_EXPORTS)
