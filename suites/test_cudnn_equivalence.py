@@ -1,0 +1,191 @@
+"""The cuDNN kernel computes what the generic kernel computes (GPU hosts only).
+
+Each test builds a layer with ``use_cudnn=True`` (a call that cannot use cuDNN
+raises instead of falling back, so a passing call *is* the cuDNN path) and a twin
+with ``use_cudnn=False`` holding the same random weights, then compares outputs,
+states and gradients.
+
+TF32. On Ampere and newer GPUs TensorFlow runs float32 matmuls (cuBLAS and cuDNN
+RNN alike) in TF32 by default, rounding inputs to a 10-bit mantissa (~5e-4
+relative error per product). The two kernels round differently, so a TF32
+comparison would need tolerances around 1e-2 after a few steps, wide enough to
+hide a wrong gate order or a dropped bias term. The ``float32_matmuls`` fixture
+turns TF32 off for each test (``enable_tensor_float_32_execution(False)``) and
+restores it after; the benchmarks keep the default, as users run it.
+
+Tolerances (float32, unit roundoff u ~ 6e-8). An output after ``STEPS`` steps sums
+about (FEATURES + UNITS + 1) * STEPS ~ 50 products of magnitude <= 1, so summation
+order changes it by at most ~50 u ~ 3e-6; outputs and states use atol 1e-5.
+Gradients sum over the batch and the time steps as well, with magnitudes up to ~10:
+atol 1e-5 plus rtol 1e-4.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pytest_rnn.cudnn import USE_CUDNN_TRUE_ERROR, cudnn_sequence_output
+from pytest_rnn.models import build_random, copy_layer, rnn_layer
+
+pytestmark = pytest.mark.gpu
+
+BATCH, STEPS, FEATURES, UNITS = 4, 6, 3, 4
+SHAPE = (BATCH, STEPS, FEATURES)
+KINDS = ("lstm", "gru")
+OUT_ATOL = 1e-5
+GRAD_ATOL, GRAD_RTOL = 1e-5, 1e-4
+# right-padded: lengths 6, 4, 2, 5 (no fully masked row: cuDNN refuses those)
+RIGHT_PADDED = np.arange(STEPS)[None, :] < np.array([6, 4, 2, 5])[:, None]
+LEFT_PADDED = RIGHT_PADDED[:, ::-1].copy()
+
+
+@pytest.fixture(autouse=True)
+def float32_matmuls():
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
+@pytest.fixture
+def rng(rnn_seed: int) -> np.random.Generator:
+    return np.random.default_rng(rnn_seed)
+
+
+@pytest.fixture
+def x(rng) -> np.ndarray:
+    return rng.normal(size=SHAPE).astype("float32")
+
+
+def twins(kind: str, seed: int, **kwargs) -> tuple[keras.layers.Layer, keras.layers.Layer]:
+    """(cuDNN layer, generic layer) with identical random weights."""
+    cudnn = build_random(rnn_layer(kind, UNITS, use_cudnn=True, **kwargs), SHAPE, seed)
+    return cudnn, copy_layer(cudnn, SHAPE, use_cudnn=False)
+
+
+def as_list(outputs) -> list[np.ndarray]:
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(o) for o in outputs]
+    return [np.asarray(outputs)]
+
+
+def assert_close(actual, expected, what: str, atol: float = OUT_ATOL, rtol: float = 0.0) -> None:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
+    excess = np.abs(actual - expected) - (atol + rtol * np.abs(expected))
+    if excess.size and excess.max() > 0:
+        where = np.unravel_index(excess.argmax(), excess.shape)
+        raise AssertionError(
+            f"{what}: cuDNN path gave {actual[where]:.7g}, expected {expected[where]:.7g} "
+            f"at index {tuple(int(i) for i in where)} "
+            f"(|diff| {abs(actual[where] - expected[where]):.3g}, allowed atol {atol:g} + "
+            f"rtol {rtol:g}); {int((excess > 0).sum())} of {excess.size} values off"
+        )
+
+
+def output_names(kind: str) -> list[str]:
+    return ["output", "h"] + (["c"] if kind == "lstm" else [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_outputs_and_states_match(kind, return_sequences, go_backwards, x, rnn_seed):
+    cudnn, generic = twins(kind, rnn_seed, return_sequences=return_sequences,
+                           return_state=True, go_backwards=go_backwards)
+    for name, a, b in zip(output_names(kind), as_list(cudnn(x)), as_list(generic(x)),
+                          strict=True):
+        assert_close(a, b, f"{kind} {name} (return_sequences={return_sequences}, "
+                           f"go_backwards={go_backwards})")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_initial_state_is_used_the_same_way(kind, x, rng, rnn_seed):
+    cudnn, generic = twins(kind, rnn_seed, return_sequences=True, return_state=True)
+    states = [rng.normal(size=(BATCH, UNITS)).astype("float32")
+              for _ in range(2 if kind == "lstm" else 1)]
+    with_state = as_list(cudnn(x, initial_state=states))
+    zero_state = as_list(cudnn(x))
+    assert np.abs(with_state[0][:, 0] - zero_state[0][:, 0]).max() > 1e-3, (
+        "the initial state does not change the first output: the comparison would be vacuous"
+    )
+    for name, a, b in zip(output_names(kind), with_state,
+                          as_list(generic(x, initial_state=states)), strict=True):
+        assert_close(a, b, f"{kind} {name} with initial_state")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_gradients_match(kind, go_backwards, x, rng, rnn_seed):
+    cudnn, generic = twins(kind, rnn_seed, return_sequences=True, go_backwards=go_backwards)
+    projection = tf.constant(rng.normal(size=(BATCH, STEPS, UNITS)).astype("float32"))
+    inputs = tf.constant(x)
+
+    def grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs, training=True) * projection)
+        return tape.gradient(loss, [inputs, *layer.trainable_weights])
+
+    names = ["inputs"] + [w.path for w in cudnn.trainable_weights]
+    for name, a, b in zip(names, grads(cudnn), grads(generic), strict=True):
+        assert_close(a, b, f"{kind} d(loss)/d({name}), go_backwards={go_backwards}",
+                     atol=GRAD_ATOL, rtol=GRAD_RTOL)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+def test_right_padded_mask_differs_only_where_documented(kind, go_backwards, x, rnn_seed):
+    cudnn, generic = twins(kind, rnn_seed, return_sequences=True, return_state=True,
+                           go_backwards=go_backwards)
+    got = as_list(cudnn(x, mask=RIGHT_PADDED))
+    want = as_list(generic(x, mask=RIGHT_PADDED))
+    for name, a, b in zip(output_names(kind)[1:], got[1:], want[1:], strict=True):
+        assert_close(a, b, f"{kind} final {name} with a right-padded mask")
+    expected = cudnn_sequence_output(want[0], RIGHT_PADDED, go_backwards=go_backwards)
+    assert_close(got[0], expected, f"{kind} sequence output with a right-padded mask "
+                                   f"(zeros at padded steps), go_backwards={go_backwards}")
+    padded = ~(RIGHT_PADDED[:, ::-1] if go_backwards else RIGHT_PADDED)
+    if not go_backwards:  # the generic loop repeats the last output there: a real difference
+        assert np.abs(want[0][padded]).min() > 0, (
+            "generic kernel wrote zeros at padded steps: the documented difference is gone"
+        )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_right_padded_mask_never_silently_takes_cudnn(kind, x, rnn_seed):
+    cudnn, generic = twins(kind, rnn_seed, return_sequences=True)
+    with pytest.raises(ValueError, match=USE_CUDNN_TRUE_ERROR):
+        cudnn(x, mask=LEFT_PADDED)
+    auto = copy_layer(cudnn, SHAPE, use_cudnn="auto")
+    want = np.asarray(generic(x, mask=LEFT_PADDED))
+    # Eagerly, "auto" checks the mask and runs the generic kernel: the same ops as
+    # use_cudnn=False on the same device, hence (near) bit-identical results.
+    assert_close(np.asarray(auto(x, mask=LEFT_PADDED)), want,
+                 f"{kind} 'auto' with a left-padded mask (must be the generic result)",
+                 atol=1e-6)
+    # Inside a tf.function the mask check is a graph assertion: the call fails loudly.
+    traced = tf.function(lambda: auto(x, mask=LEFT_PADDED))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="right-padded"):
+        traced()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "right_padded"])
+def test_bidirectional_matches(kind, masked, x, rnn_seed):
+    cudnn = keras.layers.Bidirectional(
+        rnn_layer(kind, UNITS, use_cudnn=True, return_sequences=True, return_state=True))
+    build_random(cudnn, SHAPE, rnn_seed)
+    generic = keras.layers.Bidirectional(
+        rnn_layer(kind, UNITS, use_cudnn=False, return_sequences=True, return_state=True))
+    generic.build(SHAPE)
+    generic.set_weights(cudnn.get_weights())
+    mask = RIGHT_PADDED if masked else None
+    got, want = as_list(cudnn(x, mask=mask)), as_list(generic(x, mask=mask))
+    assert len(got) == len(want)
+    # Bidirectional zeroes padded outputs on the generic path too, so all values agree.
+    for index, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert_close(a, b, f"Bidirectional({kind}) output {index}, mask={masked}")
