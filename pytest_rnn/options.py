@@ -100,9 +100,7 @@ _BY_DEST = {s.dest: s for s in SETTINGS}
 
 # Options registered (so they show in --help) but whose feature has not landed yet.
 # Using one of them is a usage error rather than a silent no-op.
-NOT_IMPLEMENTED: dict[str, str] = {
-    "rnn_report": "the HTML report lands with issue 7",
-}
+NOT_IMPLEMENTED: dict[str, str] = {}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import baselines, markers, options, records, report_header, runtime
+from pytest_rnn import baselines, markers, options, records, report, report_header, runtime
 from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -42,6 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report_header.summary(terminalreporter, config)
     baselines.summary(terminalreporter, config)
+    report.write_if_asked(terminalreporter, exitstatus, config)
 
 
 @pytest.hookimpl(wrapper=True)

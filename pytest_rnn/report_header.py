@@ -61,8 +61,13 @@ def collect_worker_devices(node) -> None:
         seen[node.gateway.id] = data
 
 
+def worker_devices(config: pytest.Config) -> dict[str, dict]:
+    """xdist worker id -> :meth:`DeviceInfo.as_dict` of the workers that used TensorFlow."""
+    return dict(config.stash.get(_WORKER_DEVICES, {}))
+
+
 def summary(terminalreporter, config: pytest.Config) -> None:
-    seen = config.stash.get(_WORKER_DEVICES, {})
+    seen = worker_devices(config)
     if not seen:
         return
     keys = sorted({d["key"] for d in seen.values()})
