@@ -47,6 +47,8 @@ PLOTS_NEED_EXTRA = (
 )
 #: Preferred numeric field of a speedup / timing record, in order; else its first number.
 SPEEDUP_FIELDS = ("speedup", "ratio", "value")
+#: Lists in a curve record that number the points (the x axis) rather than being a curve.
+X_AXIS_FIELDS = ("epochs", "epoch", "steps", "step")
 TIMING_FIELDS = ("seconds", "mean_s", "median_s", "time_s", "mean", "median", "value")
 MAX_PLOTTED = 40  # rows per plot; more records are still listed in the tables
 
@@ -206,6 +208,8 @@ def series_of(data: dict, prefix: str = "") -> dict[str, list[float]]:
     """
     found: dict[str, list[float]] = {}
     for key, value in data.items():
+        if key in X_AXIS_FIELDS:
+            continue
         if isinstance(value, dict):
             for name, values in series_of(value, f"{key}.").items():
                 found[name if name not in found else f"{prefix}{key}.{name}"] = values
@@ -216,6 +220,17 @@ def series_of(data: dict, prefix: str = "") -> dict[str, list[float]]:
                 math.nan if v is None else float(_number(v)) for v in value
             ]
     return found
+
+
+def x_axis(data: dict, length: int) -> list[float]:
+    """The x values of a curve of ``length`` points: a record's ``epochs`` (or ``epoch``,
+    ``steps``, ``step``) list when it has that length, else 0, 1, 2, ..."""
+    for key in X_AXIS_FIELDS:
+        values = data.get(key)
+        if (isinstance(values, list) and len(values) == length
+                and all(_is_number(v) for v in values)):
+            return [float(v) for v in values]
+    return list(range(length))
 
 
 def _metric_groups(series: dict[str, list[float]]) -> dict[str, list[str]]:
@@ -323,7 +338,8 @@ def plot_curves(rows: Sequence[Record]):
         groups = list(_metric_groups(series).items())[:columns]
         for ax, (base, names) in zip(row, groups, strict=False):
             for name in names:
-                ax.plot(range(len(series[name])), series[name], marker=".", label=name)
+                ax.plot(x_axis(record.data, len(series[name])), series[name], marker=".",
+                        label=name)
             ax.set_title(_short(f"{record.name}: {base}", 48), fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -40,8 +40,9 @@ def test_gru_accuracy(rnn_baseline):
 
 
 def test_curve(rnn_record):
-    rnn_record("curve", "lstm_imdb", epochs=2, history={
-        "loss": [0.693, 0.52, 0.41], "val_loss": [0.694, 0.55, 0.52],
+    # the slow suites' layout: epoch 0 is the untrained model, with no training loss
+    rnn_record("curve", "lstm_imdb", epochs=[0, 1, 2], best_epoch=2, history={
+        "loss": [float("nan"), 0.52, 0.41], "val_loss": [0.694, 0.55, 0.52],
         "val_accuracy": [0.5, 0.74, 0.79]})
 
 
@@ -151,6 +152,7 @@ def _check_report(page: _Page) -> None:
     curves = page.tables["curves"][1:]
     assert len(curves) == 1 and curves[0][1] == "lstm_imdb", curves
     assert "val_accuracy: 0.5 -> 0.79 (3 points)" in curves[0][2]
+    assert "loss: nan -> 0.41 (3 points)" in curves[0][2] and "best_epoch=2" in curves[0][3]
     kernels = page.tables["kernels"]
     assert sorted(row[:3] for row in kernels if row[1].startswith("lstm-units")
                   and not row[1].endswith("cudnn")) == sorted(SPEEDUP_ROWS)
@@ -346,8 +348,11 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why(monkeypatch
 
 
 def test_series_are_found_in_nested_data_and_grouped_with_their_validation_twin():
-    series = report.series_of({"history": {"loss": [1, 0.5], "val_loss": [1.1, None]},
-                               "epochs": 2, "note": "x", "labels": ["a", "b"]})
-    assert list(series) == ["loss", "val_loss"]
-    assert series["val_loss"][0] == 1.1 and series["val_loss"][1] != series["val_loss"][1]
+    data = {"history": {"loss": [None, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5]},
+            "epochs": [0, 1, 2], "best_epoch": 2, "note": "x", "labels": ["a", "b"]}
+    series = report.series_of(data)
+    assert list(series) == ["loss", "val_loss"]  # epochs is the x axis, labels no numbers
+    assert series["val_loss"] == [1.1, 0.6, 0.5] and series["loss"][0] != series["loss"][0]
     assert report._metric_groups(series) == {"loss": ["loss", "val_loss"]}
+    assert report.x_axis(data, 3) == [0.0, 1.0, 2.0]
+    assert report.x_axis(data, 5) == [0, 1, 2, 3, 4]  # epochs of another length: ignored
