@@ -33,6 +33,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+CUDNN = "suites/test_cudnn_eligibility.py::"
 DROPOUT = "suites/test_dropout.py::"
 PARAMS = "suites/test_param_counts.py::"
 REFERENCE = "suites/test_reference_math.py::"
@@ -526,6 +527,37 @@ def _gru_from_config_ignores_reset_after(mp):
     mp.setattr(gru, "from_config", classmethod(from_config))
 
 
+def _cudnn_rule_without(kind: str, argument: str):
+    """cuDNN dispatch forgets one of its disqualifying arguments (``unroll``, ``reset_after``)."""
+
+    def apply(mp):
+        import importlib
+
+        module = importlib.import_module("keras.src.backend.tensorflow.rnn")
+        name = f"_do_{kind}_arguments_support_cudnn"
+        original = getattr(module, name)
+        neutral = {"unroll": False, "reset_after": True}[argument]
+
+        @functools.wraps(original)
+        def patched(*args, **kwargs):
+            kwargs[argument] = neutral
+            return original(*args, **kwargs)
+
+        mp.setattr(module, name, patched)
+
+    return apply
+
+
+def _use_cudnn_true_falls_back(mp):
+    with_attribute(
+        mp,
+        _keras()["LSTM"],
+        "inner_loop",
+        "use_cudnn",
+        lambda self, old: "auto" if old is True else old,
+    )
+
+
 REGRESSIONS: tuple[Regression, ...] = (
     # --- changed defaults
     Regression(
@@ -895,6 +927,39 @@ REGRESSIONS: tuple[Regression, ...] = (
         _compute_output_shape_drops_states,
         fails=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state1]",),
         passes=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state0]",),
+    ),
+    # --- cuDNN dispatch
+    Regression(
+        "gru_reset_before_routed_to_cudnn",
+        "GRU with reset_after=False is sent to the cuDNN kernel, which computes reset_after",
+        _cudnn_rule_without("gru", "reset_after"),
+        fails=(
+            CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-reset_before]",
+            CUDNN
+            + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host"
+            + "[gru-reset_before]",
+        ),
+        passes=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-relu]",),
+    ),
+    Regression(
+        "lstm_unroll_routed_to_cudnn",
+        "LSTM with unroll=True is sent to the cuDNN kernel",
+        _cudnn_rule_without("lstm", "unroll"),
+        fails=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-unroll]",),
+        passes=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-no_bias]",),
+    ),
+    Regression(
+        "use_cudnn_true_falls_back_silently",
+        "LSTM(use_cudnn=True) quietly uses the generic kernel instead of raising",
+        _use_cudnn_true_falls_back,
+        fails=(
+            CUDNN
+            + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host[lstm-relu]",
+        ),
+        passes=(
+            CUDNN
+            + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host[gru-relu]",
+        ),
     ),
     # --- weights and training
     Regression(
