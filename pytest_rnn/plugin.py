@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import baselines, markers, options, records, report, report_header, runtime
+from pytest_rnn import (
+    baselines,
+    benchmarking,
+    markers,
+    options,
+    records,
+    report,
+    report_header,
+    runtime,
+)
 from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -29,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     options.store(config, options.validate(config))
     markers.require_gpu_if_asked(config)
+    benchmarking.expand_benchmark_storage(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -42,6 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report_header.summary(terminalreporter, config)
     baselines.summary(terminalreporter, config)
+    benchmarking.summary(terminalreporter, config)
     report.write_if_asked(terminalreporter, exitstatus, config)
 
 
@@ -50,6 +61,12 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     baselines.after_report(item, report)
     return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """pytest-benchmark's hook (optional: the plugin loads without pytest-benchmark)."""
+    benchmarking.update_machine_info(config, machine_info)
 
 
 @pytest.hookimpl(optionalhook=True)
