@@ -1,0 +1,41 @@
+"""examples/custom_cell is a working outside project: its own tests pass with the plugin
+as installed here, found through the entry point (the example has no conftest.py).
+
+One subprocess run of the example's fast tests (``-m "not slow"``), as its CI would run
+them; nothing is installed and nothing is written into the example.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_cell"
+GPU_SKIP = "pytest-rnn: @gpu test needs a visible GPU"
+
+
+def test_example_project_fast_tests_pass():
+    assert not list(EXAMPLE.rglob("conftest.py")), "the example must work without a conftest"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT")) and k != "PYTEST_ADDOPTS"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ in the example
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "not slow", "-p", "no:cacheprovider", "-rs"],
+        cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"the example's tests failed:\n{output[-6000:]}"
+    counts = {kind: int(n) for n, kind in re.findall(
+        r"(\d+) (passed|skipped|failed|errors?|deselected)", proc.stdout.splitlines()[-1])}
+    # 14 contract tests + 2 reference + params + baseline + registration; the @gpu test
+    # passes on a GPU host and is skipped elsewhere; the slow IMDB test is deselected
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == 20, output[-3000:]
+    assert counts.get("passed", 0) >= 19 and counts.get("deselected") == 1, output[-3000:]
+    if counts.get("skipped"):
+        assert GPU_SKIP in output, output[-3000:]
+    # the plugin ran: the baseline in the example's own baselines/ was checked
+    assert "1 metric(s): 1 within baseline, 0 failed, 0 recorded" in output, output[-3000:]
+    assert re.search(r"^ +ok +\S.*::test_mse ", output, re.MULTILINE), output[-3000:]
