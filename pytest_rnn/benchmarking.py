@@ -43,6 +43,7 @@ __all__ = [
     "STORAGE_PLACEHOLDER",
     "Timing",
     "XDIST_REASON",
+    "bench_kernel",
     "benchmark_cases",
     "check_speedup",
     "cost_ratios",
@@ -252,21 +253,35 @@ def check_speedup(baseline: Any, case: BenchCase, *, generic: Timing, cudnn: Tim
     Fails the test when the speedup is below ``baseline * (1 - tolerance)``.
     """
     value = speedup(generic.median, cudnn.median)
-    data = dict(group=case.group, layer=case.kind, step=case.step, size=case.size,
-                device_key=device_key, speedup=value, generic_median=generic.median,
-                cudnn_median=cudnn.median)
-    try:
-        result = baseline.check(
-            SPEEDUP_METRIC, value, tolerance=tolerance, relative=True, higher_is_better=True,
-            hardware=True,
-            note=f"median generic / median cuDNN time of {case.group}; band {tolerance:g} "
-                 "relative (see pytest_rnn.benchmarking.SPEEDUP_TOLERANCE)",
-        )
-    except pytest.fail.Exception:
-        record("speedup", case.group, passed=False, **data)
-        raise
-    record("speedup", case.group, passed=result.passed, bound=result.bound, **data)
-    return result
+    record("speedup", case.group, group=case.group, layer=case.kind, step=case.step,
+           size=case.size, device_key=device_key, speedup=value,
+           generic_median=generic.median, cudnn_median=cudnn.median)
+    return baseline.check(
+        SPEEDUP_METRIC, value, tolerance=tolerance, relative=True, higher_is_better=True,
+        hardware=True,
+        note=f"median generic / median cuDNN time of {case.group}; band {tolerance:g} "
+             "relative (see pytest_rnn.benchmarking.SPEEDUP_TOLERANCE)",
+    )
+
+
+def bench_kernel(case: BenchCase, fn: Callable[[], Any], *, benchmark: Any,
+                 config: pytest.Config, record: Callable[..., Any], baseline: Any,
+                 device_key: str, tolerance: float = SPEEDUP_TOLERANCE) -> Timing | None:
+    """The body of one kernel benchmark test: time ``fn``; for a cuDNN case, check the speedup.
+
+    A cuDNN case whose generic pair has no timing in this process is skipped after
+    its own timing is taken, with a reason naming the missing pair.
+    """
+    timing = run_benchmark(benchmark, case, fn, config=config, record=record,
+                           device_key=device_key)
+    if case.kernel != "cudnn":
+        return timing
+    reason = speedup_skip_reason(benchmark, config, case)
+    if reason:
+        pytest.skip(reason)
+    check_speedup(baseline, case, generic=stored_timing(config, case.pair("generic")),
+                  cudnn=timing, record=record, device_key=device_key, tolerance=tolerance)
+    return timing
 
 
 def speedup_skip_reason(benchmark: Any, config: pytest.Config, case: BenchCase) -> str | None:
@@ -462,8 +477,10 @@ def summary(terminalreporter: Any, config: pytest.Config) -> None:
         rows: dict[str, dict[str, Any]] = {}
         for r in timings:
             rows.setdefault(r.data["group"], {})[r.data["kernel"]] = r.data["median"]
+        checks = {r.nodeid: r.data for r in run.of_kind("baseline") if r.name == SPEEDUP_METRIC}
         for r in speedups:
             rows.setdefault(r.data["group"], {})["speedup"] = r.data
+            rows[r.data["group"]]["check"] = checks.get(r.nodeid)
         keys = sorted({r.data["device_key"] for r in timings + speedups})
         write(f"median time per call on {', '.join(keys)}")
         width = max(len("group"), *(len(g) for g in rows))
@@ -472,8 +489,7 @@ def summary(terminalreporter: Any, config: pytest.Config) -> None:
             row = rows[group]
             sp = row.get("speedup")
             ratio = f"{sp['speedup']:.2f}x" if sp else "-"
-            band = "-" if not sp else (
-                ("ok " if sp["passed"] else "FAIL ") + sp.get("bound", ""))
+            band = _band_status(row.get("check")) if sp else "-"
             write(f"  {group:<{width}} {_ms(row.get('generic')):>12} "
                   f"{_ms(row.get('cudnn')):>12} {ratio:>8}  {band.strip()}")
         if not speedups:
@@ -487,6 +503,17 @@ def summary(terminalreporter: Any, config: pytest.Config) -> None:
         write(f"per-step cost vs LSTM, generic kernel, {r.data['config']}: {parts}")
     if untimed:
         write(f"{untimed} benchmark(s) took no timing: {XDIST_REASON}", yellow=True, bold=True)
+
+
+def _band_status(check: dict | None) -> str:
+    """The baseline check of a speedup, as the baseline store recorded it."""
+    if check is None:
+        return "not checked"
+    if check.get("not_written"):
+        return "not recorded (test failed)"
+    if check["updated"]:
+        return "recorded"
+    return f"{'ok' if check['passed'] else 'FAIL'} {check['bound']}"
 
 
 def _xdist_skips(terminalreporter: Any) -> int:

@@ -41,17 +41,9 @@ def test_kernel(case: BenchCase, benchmark, request, rnn_seed, rnn_device, rnn_r
     benchmarking.require_timing(benchmark, request.config)
     step = benchmarking.make_step(case.kind, case.step, case.config,
                                   use_cudnn=case.kernel == "cudnn", seed=rnn_seed)
-    timing = benchmarking.run_benchmark(
-        benchmark, case, step, config=request.config, record=rnn_record,
-        device_key=rnn_device.key)
-    if case.kernel != "cudnn":
-        return
-    reason = benchmarking.speedup_skip_reason(benchmark, request.config, case)
-    if reason:
-        pytest.skip(reason)
-    benchmarking.check_speedup(
-        rnn_baseline, case, generic=benchmarking.stored_timing(request.config, case.pair(
-            "generic")), cudnn=timing, record=rnn_record, device_key=rnn_device.key)
+    benchmarking.bench_kernel(case, step, benchmark=benchmark, config=request.config,
+                              record=rnn_record, baseline=rnn_baseline,
+                              device_key=rnn_device.key)
 
 
 COST_CASE = BenchCase("simple_rnn", "forward", "realistic", "generic")

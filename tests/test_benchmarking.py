@@ -1,0 +1,292 @@
+"""The kernel-benchmark timing path, exercised end to end on a CPU-only host.
+
+GPU facts are faked where the code reads them: a stand-in ``nvidia-smi`` on PATH
+(machine info, the storage directory's device key) and an ``rnn_device`` fixture
+reporting a GPU (the key the speedup baseline is stored under). The timed
+functions of the inner runs are plain Python, so these runs need no TensorFlow;
+in-process runs use ``--no-header`` for the same reason. One run collects the real
+benchmark suite (keras is imported here first, so pytester's module snapshot never
+holds a half-imported TensorFlow), and one real xdist run shows the message a
+benchmark run under ``-n`` gets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from pathlib import Path
+
+import keras  # noqa: F401 - imported before in-process runs of the real suite (see above)
+import pytest
+
+from pytest_rnn import benchmarking, markers, runtime
+from pytest_rnn.benchmarking import BENCH_CONFIGS, BenchCase, Timing
+
+SUITE = Path(__file__).resolve().parent.parent / "suites" / "test_kernel_benchmarks.py"
+FAKE_GPU = "NVIDIA H100 80GB HBM3"
+CUDNN_MAJOR = str(runtime.tensorflow_build_info().get("cudnn_version") or "unknown").split(".")[0]
+FAKE_KEY = f"gpu-NVIDIA-H100-80GB-HBM3-cudnn{CUDNN_MAJOR}"
+QUICK = ("--benchmark-max-time=0.002", "--benchmark-min-rounds=3", "--benchmark-warmup=off")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    # An outer xdist worker's variables would make the inner pytest-benchmark think it
+    # runs under xdist too, and disable itself.
+    for name in ("PYTEST_ADDOPTS", "PYTEST_RNN_BASELINES", "PYTEST_RNN_SEED",
+                 "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
+                 "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def fake_nvidia_smi(directory: Path, rows: list[str]) -> Path:
+    """An ``nvidia-smi`` that prints ``rows`` as its CSV answer."""
+    directory.mkdir(parents=True, exist_ok=True)
+    exe = directory / "nvidia-smi"
+    body = "\n".join(rows)
+    exe.write_text(f"#!/bin/sh\ncat <<'EOF'\n{body}\nEOF\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return directory
+
+
+@pytest.fixture
+def one_fake_gpu(tmp_path, monkeypatch):
+    bin_dir = fake_nvidia_smi(tmp_path / "fakebin",
+                              [f"0, {FAKE_GPU}, 550.54.15, GPU-aaaa"])
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def timing(seconds: float) -> Timing:
+    return Timing(median=seconds, mean=seconds, stddev=0.0, min=seconds, rounds=5)
+
+
+# ---------------------------------------------------------------------------
+# pure parts
+
+
+def test_every_group_is_one_generic_then_one_cudnn_case():
+    cases = benchmarking.benchmark_cases()
+    assert len({c.id for c in cases}) == len(cases) == 16
+    by_group: dict[str, list[str]] = {}
+    for case in cases:
+        by_group.setdefault(case.group, []).append(case.kernel)
+    assert all(kernels == ["generic", "cudnn"] for kernels in by_group.values()), by_group
+    assert {(c.kind, c.step, c.size) for c in cases} == {
+        (k, s, z) for k in ("lstm", "gru") for s in ("forward", "train")
+        for z in ("small", "realistic")}
+    assert BENCH_CONFIGS["realistic"] == benchmarking.BenchConfig(64, 100, 128, 128)
+    assert "B64 T100 F128 U128" in BenchCase("gru", "train", "realistic", "cudnn").group
+
+
+def test_speedup_is_generic_over_cudnn_and_refuses_bad_times():
+    assert benchmarking.speedup(0.010, 0.002) == pytest.approx(5.0)
+    for generic, cudnn, name in [(0.0, 1.0, "generic_s"), (1.0, -2.0, "cudnn_s"),
+                                 (math.nan, 1.0, "generic_s"), (1.0, True, "cudnn_s")]:
+        with pytest.raises(ValueError, match=f"{name} must be a positive, finite number"):
+            benchmarking.speedup(generic, cudnn)
+
+
+def test_cost_ratios_are_relative_to_lstm_beside_multiply_add_ratios():
+    ratios = benchmarking.cost_ratios(
+        {"lstm": timing(0.020), "gru": timing(0.016), "simple_rnn": timing(0.006)})
+    assert ratios == {
+        "simple_rnn/lstm": {"measured": pytest.approx(0.3), "mac_ratio": 0.25},
+        "gru/lstm": {"measured": pytest.approx(0.8), "mac_ratio": 0.75},
+    }
+    with pytest.raises(ValueError, match=r"missing \['simple_rnn'\]"):
+        benchmarking.cost_ratios({"lstm": timing(0.02), "gru": timing(0.01)})
+
+
+def test_gpu_inventory_reads_nvidia_smi_and_honours_cuda_visible_devices(tmp_path, monkeypatch):
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert benchmarking.gpu_inventory() == [], "no nvidia-smi must mean no GPU"
+    monkeypatch.setenv("PATH", path)
+    bin_dir = fake_nvidia_smi(tmp_path / "bin", [
+        "0, NVIDIA A100-SXM4-40GB, 535.104.05, GPU-aaaa",
+        "1, NVIDIA L4, 535.104.05, GPU-bbbb",
+    ])
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    names = [g["name"] for g in benchmarking.gpu_inventory()]
+    assert names == ["NVIDIA A100-SXM4-40GB", "NVIDIA L4"]
+    for visible, expected in [("1", ["NVIDIA L4"]), ("GPU-bbbb,0", ["NVIDIA L4",
+                              "NVIDIA A100-SXM4-40GB"]), ("-1", []), ("", [])]:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert [g["name"] for g in benchmarking.gpu_inventory()] == expected, visible
+    info = benchmarking.machine_info(
+        [{"name": "NVIDIA L4", "driver": "535.104.05"}],
+        {"cudnn_build": "9.3.0", "cuda_build": "12.5", "tensorflow": "2.21.0",
+         "keras": "3.15.1", "backend": "tensorflow"})
+    assert info["device_key"] == "gpu-NVIDIA-L4-cudnn9"
+    assert (info["gpus"], info["gpu_driver"], info["cuda_build"], info["cudnn_build"]) == (
+        ["NVIDIA L4"], "535.104.05", "12.5", "9.3.0")
+
+
+# ---------------------------------------------------------------------------
+# in-process runs of small benchmark projects
+
+FAKE_DEVICE_CONFTEST = """
+    import os
+    import pytest
+    from pytest_rnn.device import DeviceInfo
+
+    @pytest.fixture(scope="session")
+    def rnn_device():
+        name = os.environ.get("FAKE_GPU_NAME")
+        if not name:
+            return DeviceInfo(has_gpu=False)
+        return DeviceInfo(has_gpu=True, gpu_names=(name,), cudnn_version="9.3.0")
+"""
+
+PAIR_TEST = """
+    import pytest
+    from pytest_rnn import benchmarking
+    from pytest_rnn.benchmarking import BenchCase
+
+    WORK = {"generic": 20000, "cudnn": 1000}
+    CASES = [BenchCase("lstm", "forward", "small", k) for k in ("generic", "cudnn")]
+
+    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+    def test_kernel(case, benchmark, request, rnn_record, rnn_baseline, rnn_device):
+        benchmarking.require_timing(benchmark, request.config)
+        work = WORK[case.kernel]
+        benchmarking.bench_kernel(case, lambda: sum(range(work)), benchmark=benchmark,
+                                  config=request.config, record=rnn_record,
+                                  baseline=rnn_baseline, device_key=rnn_device.key)
+"""
+
+
+def inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("--no-header", "-p", "no:cacheprovider",
+                                        "-p", "no:xdist", *args)
+
+
+def test_pair_is_grouped_timed_saved_with_machine_info_and_tabled(
+        pytester, monkeypatch, one_fake_gpu):
+    monkeypatch.setenv("FAKE_GPU_NAME", FAKE_GPU)
+    pytester.makeconftest(FAKE_DEVICE_CONFTEST)
+    pytester.makepyfile(test_pair=PAIR_TEST)
+    result = inprocess(pytester, "--rnn-update-baselines", *QUICK,
+                       "--benchmark-json=run.json", "--benchmark-autosave",
+                       "--benchmark-storage=store/{device_key}")
+    result.assert_outcomes(passed=2)
+    group = BenchCase("lstm", "forward", "small", "cudnn").group
+    saved = json.loads((pytester.path / "run.json").read_text())
+    # the pair sits in one pytest-benchmark group, each test says which kernel it timed
+    assert {(b["group"], b["extra_info"]["kernel"]) for b in saved["benchmarks"]} == {
+        (group, "generic"), (group, "cudnn")}
+    ours = saved["machine_info"]["pytest_rnn"]
+    assert ours["gpus"] == [FAKE_GPU] and ours["gpu_driver"] == "550.54.15"
+    assert ours["device_key"] == FAKE_KEY
+    assert (ours["tensorflow"], ours["keras"]) == (
+        runtime.package_version("tensorflow"), runtime.package_version("keras"))
+    assert "cudnn_build" in ours and "cuda_build" in ours
+    # saved runs are kept apart per hardware key, ready for --benchmark-compare
+    assert list((pytester.path / "store").iterdir()) == [pytester.path / "store" / FAKE_KEY]
+    # the speedup baseline went to the store under the (fake) GPU's key
+    stored = json.loads((pytester.path / "baselines" / "test_pair.json").read_text())
+    (key, entry), = stored["entries"].items()
+    assert key == ("test_kernel[lstm-forward-small-cudnn]::speedup_generic_over_cudnn"
+                   "::device=gpu-NVIDIA-H100-80GB-HBM3-cudnn9")
+    assert entry["direction"] == "higher" and entry["relative"] is True
+    assert entry["tolerance"] == benchmarking.SPEEDUP_TOLERANCE
+    assert entry["value"] > 1, f"20x the work should take longer; speedup {entry['value']}"
+    # the terminal table shows both kernels of the group and the recorded speedup
+    result.stdout.fnmatch_lines([
+        "*pytest-rnn kernel benchmarks*",
+        "median time per call on gpu-NVIDIA-H100-80GB-HBM3-cudnn9",
+        f"*{group}* ms * ms *x  recorded",
+    ])
+    compare = inprocess(pytester, "--rnn-update-baselines", *QUICK, "--benchmark-compare",
+                        "--benchmark-storage=store/{device_key}")
+    compare.assert_outcomes(passed=2)
+    compare.stdout.fnmatch_lines(["*test_kernel[[]lstm-forward-small-cudnn[]] (0001_*"])
+
+
+BAND_TEST = """
+    import os
+    from pytest_rnn import benchmarking
+    from pytest_rnn.benchmarking import BenchCase, Timing
+
+    def t(s):
+        return Timing(median=s, mean=s, stddev=0.0, min=s, rounds=5)
+
+    def test_speedup(rnn_baseline, rnn_record, rnn_device):
+        case = BenchCase("gru", "train", "realistic", "cudnn")
+        benchmarking.check_speedup(
+            rnn_baseline, case, generic=t(0.010), cudnn=t(float(os.environ["CUDNN_S"])),
+            record=rnn_record, device_key=rnn_device.key)
+"""
+
+
+def test_speedup_baseline_band_is_checked_per_hardware_key(pytester, monkeypatch):
+    pytester.makeconftest(FAKE_DEVICE_CONFTEST)
+    pytester.makepyfile(test_band=BAND_TEST)
+    monkeypatch.setenv("FAKE_GPU_NAME", FAKE_GPU)
+    monkeypatch.setenv("CUDNN_S", "0.002")  # speedup 5.0
+    inprocess(pytester, "--rnn-update-baselines").assert_outcomes(passed=1)
+
+    monkeypatch.setenv("CUDNN_S", "0.0025")  # 4.0 >= 5.0 * 0.75
+    ok = inprocess(pytester)
+    ok.assert_outcomes(passed=1)
+    ok.stdout.fnmatch_lines(["*gru-train-realistic*4.00x  ok >= 3.75"])
+
+    monkeypatch.setenv("CUDNN_S", "0.004")  # 2.5: cuDNN lost half its advantage
+    slow = inprocess(pytester)
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines([
+        "*speedup_generic_over_cudnn outside its baseline band: measured 2.5, baseline 5, "
+        "allowed >= 3.75*",
+        "*gru-train-realistic*2.50x  FAIL >= 3.75",
+    ])
+
+    monkeypatch.setenv("FAKE_GPU_NAME", "NVIDIA L4")  # another GPU: its own entry, none yet
+    other = inprocess(pytester)
+    other.assert_outcomes(failed=1)
+    other.stdout.fnmatch_lines(
+        ["*no baseline for speedup_generic_over_cudnn*device=gpu-NVIDIA-L4*"])
+
+
+def test_cudnn_case_without_its_generic_pair_says_why(pytester, monkeypatch):
+    pytester.makeconftest(FAKE_DEVICE_CONFTEST)
+    pytester.makepyfile(test_pair=PAIR_TEST)
+    monkeypatch.setenv("FAKE_GPU_NAME", FAKE_GPU)
+    result = inprocess(pytester, *QUICK, "-rs", "-k", "cudnn")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([
+        "*cuDNN timed, speedup not checked: the generic benchmark of group*"
+        "(lstm-forward-small-generic) did not run before it*",
+    ])
+
+
+def test_plugin_loads_and_runs_without_pytest_benchmark(pytester):
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    inprocess(pytester, "-p", "no:benchmark").assert_outcomes(passed=1)
+
+
+def test_real_suite_on_cpu_times_the_generic_kernel_and_skips_cudnn_saying_why(
+        pytester, rnn_device):
+    if rnn_device.has_gpu:
+        pytest.skip("a GPU is visible: the cuDNN cases run here instead of skipping")
+    result = inprocess(pytester, str(SUITE), "--benchmark-only", "-rs", *QUICK,
+                       "-k", "lstm-forward-small")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*lstm-forward-small (B8 T10 F8 U16)* ms * - * -  -",
+        "no cuDNN speedup in this run: the cuDNN cases need a visible GPU*",
+        f"SKIPPED *test_kernel_benchmarks.py*: {markers.NO_GPU_REASON}",
+    ])
+
+
+def test_benchmarks_under_xdist_skip_and_say_so_instead_of_passing(pytester):
+    pytester.makeconftest(FAKE_DEVICE_CONFTEST)
+    pytester.makepyfile(test_pair=PAIR_TEST)
+    result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "1",
+                                           "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines([
+        f"2 benchmark(s) took no timing: {benchmarking.XDIST_REASON}",
+        f"SKIPPED [[]2[]] *{benchmarking.XDIST_REASON}",
+    ])
