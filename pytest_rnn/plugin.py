@@ -50,10 +50,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    report.write_if_asked(terminalreporter, exitstatus, config)  # first: needs no other summary
     report_header.summary(terminalreporter, config)
     baselines.summary(terminalreporter, config)
     benchmarking.summary(terminalreporter, config)
-    report.write_if_asked(terminalreporter, exitstatus, config)
 
 
 @pytest.hookimpl(wrapper=True)

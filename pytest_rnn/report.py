@@ -49,7 +49,7 @@ PLOTS_NEED_EXTRA = (
 SPEEDUP_FIELDS = ("speedup", "ratio", "value")
 #: Lists in a curve record that number the points (the x axis) rather than being a curve.
 X_AXIS_FIELDS = ("epochs", "epoch", "steps", "step")
-TIMING_FIELDS = ("seconds", "mean_s", "median_s", "time_s", "mean", "median", "value")
+TIMING_FIELDS = ("median", "seconds", "median_s", "mean_s", "time_s", "mean", "value")
 MAX_PLOTTED = 40  # rows per plot; more records are still listed in the tables
 
 _STYLE = """
@@ -196,8 +196,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _scalars(data: dict) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
+def _scalars(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Scalar fields of a record's data; nested dicts give ``outer.inner`` keys, lists none."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_scalars(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def series_of(data: dict, prefix: str = "") -> dict[str, list[float]]:
@@ -371,6 +378,36 @@ def plot_bars(rows: Sequence[Record], preferred: Sequence[str], *, reference: fl
     return fig
 
 
+def plot_kernel_timings(rows: Sequence[Record]):
+    """Per benchmark group, one bar per kernel (generic, cuDNN) of the main time field.
+
+    Falls back to :func:`plot_bars` when the records carry no ``group``/``kernel``."""
+    if not all("group" in r.data and "kernel" in r.data for r in rows):
+        return plot_bars(rows, TIMING_FIELDS, reference=None, xlabel="seconds per call")
+    times: dict[str, dict[str, float]] = {}
+    for r in rows:
+        main = _main_number(r.data, TIMING_FIELDS)
+        if main is not None and math.isfinite(main[1]):
+            times.setdefault(str(r.data["group"]), {})[str(r.data["kernel"])] = main[1]
+    groups = list(times)[:MAX_PLOTTED]
+    kernels = sorted({k for g in groups for k in times[g]})
+    if not groups:
+        return None
+    fig = _figure(8.0, 0.3 * len(groups) * len(kernels) + 1.2)
+    ax = fig.subplots()
+    height = 0.8 / len(kernels)
+    for i, kernel in enumerate(kernels):
+        ys = [g + i * height for g in range(len(groups))]
+        ax.barh(ys, [times[g].get(kernel, math.nan) * 1e3 for g in groups], height=height,
+                label=kernel)
+    ax.set_yticks([g + 0.4 - height / 2 for g in range(len(groups))],
+                  [_short(g, 50) for g in groups], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds per call (median)", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
 # --- HTML -----------------------------------------------------------------------------------
 
 
@@ -378,17 +415,15 @@ def _e(value: Any) -> str:
     return html.escape(_fmt(value), quote=True)
 
 
-def _table(headers: Sequence[str] | None, rows: Iterable[tuple[Sequence[Any], str]],
-           numeric: Iterable[int] = ()) -> str:
-    """A table; each row is ``(cells, css class)``; columns in ``numeric`` align right."""
-    numeric = set(numeric)
+def _table(headers: Sequence[str] | None, rows: Iterable[tuple[Sequence[Any], str]]) -> str:
+    """A table; each row is ``(cells, css class)``; numbers align right."""
     out = ["<table>"]
     if headers:
         out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>")
     for cells, css in rows:
         tds = "".join(
-            f'<td class="num">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
-            for i, c in enumerate(cells)
+            f'<td class="num">{_e(c)}</td>' if _is_number(c) else f"<td>{_e(c)}</td>"
+            for c in cells
         )
         out.append(f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>")
     out.append("</table>")
@@ -434,7 +469,7 @@ def _baselines_html(rows: list[Record]) -> str:
         table_rows.append(((r.nodeid, r.name, d.get("value"), d.get("baseline"), d.get("bound"),
                             status, d.get("file")), css))
     table = _table(["test", "metric", "measured", "baseline", "allowed", "status", "file"],
-                   table_rows, numeric=(2, 3))
+                   table_rows)
     plot = _plot_html(plot_baselines, rows, "each metric's measured value against its band")
     return plot + "\n" + table
 
@@ -463,8 +498,7 @@ def _kind_table(rows: list[Record]) -> str:
         keys += [k for k in _scalars(r.data) if k not in keys]
     return _table(["test", "name", *keys],
                   (((r.nodeid, r.name, *(_scalars(r.data).get(k) for k in keys)), "")
-                   for r in rows),
-                  numeric=range(2, 2 + len(keys)))
+                   for r in rows))
 
 
 def _kernels_html(speedups: list[Record], timings: list[Record]) -> str:
@@ -479,8 +513,7 @@ def _kernels_html(speedups: list[Record], timings: list[Record]) -> str:
         out.append(_kind_table(speedups))
     if timings:
         out.append("<h3>Timings</h3>")
-        out.append(_plot_html(plot_bars, timings, "time per configuration", TIMING_FIELDS,
-                              reference=None, xlabel="time"))
+        out.append(_plot_html(plot_kernel_timings, timings, "time per kernel and configuration"))
         out.append(_kind_table(timings))
     return "\n".join(out)
 

@@ -48,9 +48,14 @@ def test_curve(rnn_record):
 
 @pytest.mark.parametrize("units", [8, 64])
 def test_kernels(rnn_record, units):
+    # the layout of pytest_rnn.benchmarking's records
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    rnn_record("speedup", f"lstm-units{units}", speedup=units / 10 + 0.25, worker=worker)
-    rnn_record("timing", f"lstm-units{units}-cudnn", seconds=units / 1000, worker=worker)
+    group = f"lstm-units{units}"
+    for kernel, median in (("generic", units / 250), ("cudnn", units / 1000)):
+        rnn_record("timing", f"{group}-{kernel}", group=group, kernel=kernel, median=median,
+                   device_key="cpu", worker=worker)
+    rnn_record("speedup", group, group=group, device_key="cpu", speedup=units / 10 + 0.25,
+               worker=worker)
 
 
 def test_not_here():
@@ -154,11 +159,14 @@ def _check_report(page: _Page) -> None:
     assert "val_accuracy: 0.5 -> 0.79 (3 points)" in curves[0][2]
     assert "loss: nan -> 0.41 (3 points)" in curves[0][2] and "best_epoch=2" in curves[0][3]
     kernels = page.tables["kernels"]
-    assert sorted(row[:3] for row in kernels if row[1].startswith("lstm-units")
-                  and not row[1].endswith("cudnn")) == sorted(SPEEDUP_ROWS)
-    assert ["test_metrics.py::test_kernels[64]", "lstm-units64-cudnn", "0.064"] in [
-        [row[0], row[1], row[2]] for row in kernels
-    ]
+    speedups = [[row[0], row[1], row[4]] for row in kernels if row[1] in ("lstm-units8",
+                                                                            "lstm-units64")]
+    assert sorted(speedups) == sorted(SPEEDUP_ROWS)
+    timings = {row[1]: row for row in kernels if row[1].endswith(("-cudnn", "-generic"))}
+    assert len(timings) == 4, kernels
+    assert timings["lstm-units64-cudnn"][:5] == [
+        "test_metrics.py::test_kernels[64]", "lstm-units64-cudnn", "lstm-units64", "cudnn",
+        "0.064"]  # name, group, kernel, median
     failures = [row for row in page.tables["outcomes"] if row[:2] == [
         "test_metrics.py::test_gru_accuracy", "failed"]]
     assert failures and "measured 0.5, baseline 0.61" in failures[0][2]
@@ -332,7 +340,8 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why(monkeypatch
                 "file": "baselines/t.json", "key": "test_a::accuracy"}),
             Record("curve", "t.py::test_b", "gru_imdb", {"history": {"loss": [0.7, 0.6]}}),
             Record("speedup", "t.py::test_c", "gru-64", {"speedup": 2.5}),
-            Record("calibration", "t.py::test_d", "tolerance", {"sigma": 0.01}),
+            Record("cost_ratio", "t.py::test_d", "small", {"config": "forward small",
+                                                             "ratios": {"gru": 2.9}}),
         ],
         outcomes={"passed": 4},
         environment=[("hardware key", "cpu")],
@@ -344,7 +353,8 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why(monkeypatch
     assert ["t.py::test_a", "accuracy", "0.81", "0.8", ">= 0.77", "ok"] in [
         row[:6] for row in page.tables["baselines"]]
     assert ["t.py::test_c", "gru-64", "2.5"] in page.tables["kernels"]
-    assert ["t.py::test_d", "tolerance", "0.01"] in page.tables["other"]
+    assert ["t.py::test_d", "small", "forward small", "2.9"] in page.tables["other"]
+    assert page.tables["other"][0][2:] == ["config", "ratios.gru"]
 
 
 def test_series_are_found_in_nested_data_and_grouped_with_their_validation_twin():
