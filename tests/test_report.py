@@ -289,14 +289,18 @@ window.addEventListener("load", () => {
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    """Debian's chromium, or Chrome (preinstalled on GitHub's Ubuntu runners): same flags."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if path := shutil.which(name):
+            return path
+    return None
 
 
 def test_report_renders_in_headless_chromium(xdist_report: Path, tmp_path: Path):
     browser = _chromium()
     if browser is None:
-        message = ("headless Chromium is not installed (Debian: apt-get install -y chromium); "
-                   "the report's rendering is untested")
+        message = ("neither Chromium nor Chrome is installed (Debian: apt-get install -y "
+                   "chromium); the report's rendering is untested")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {message}", pytrace=False)
         pytest.skip(message)
