@@ -242,7 +242,7 @@ class RecurrentLayerContract:
     state_sizes: ClassVar[tuple[int, ...] | None] = None
     input_dim: ClassVar[int] = 3
     batch: ClassVar[int] = 3
-    steps: ClassVar[int] = 6
+    steps: ClassVar[int] = 4
     supports_masking: ClassVar[bool] = True
     supports_return_state: ClassVar[bool] = True
     supports_stateful: ClassVar[bool] = True

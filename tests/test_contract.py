@@ -115,7 +115,7 @@ def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pyt
             assert outcome == "passed", f"{nodeid} should pass on the broken layer:\n{text}"
     # a failure says which step of which sample leaked, not just "differs"
     masking = outcomes["TestBrokenCell::test_masking_equivalence"][1]
-    assert "sample 1 (steps [4, 5] masked), last-step output" in masking
+    assert "sample 1 (steps [2, 3] masked), last-step output" in masking
 
 
 def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytest.Pytester):
