@@ -63,6 +63,7 @@ __all__ = [
     "randomize_weights",
     "rnn_cell",
     "rnn_layer",
+    "task_model",
 ]
 
 
@@ -316,4 +317,31 @@ def marked_product_regressor(
     ):
         model.add(layer)
     model.add(keras.layers.Dense(1))
+    return model
+
+
+def task_model(
+    kind: str,
+    task: Any,
+    *,
+    units: int = 16,
+    layers: int = 1,
+    **rnn_kwargs: Any,
+) -> keras.Sequential:
+    """``layers`` recurrent layers of ``units`` + the head a toy task needs.
+
+    ``task`` is a :class:`pytest_rnn.tasks.SequenceTask`: the input is its
+    ``input_shape``, the output ``Dense(task.output_units, task.output_activation)``.
+    A task whose targets have a time axis (``copy_memory``) gets
+    ``return_sequences=True`` on the last recurrent layer, so the head runs per step.
+    """
+    units = _positive("units", units)
+    layers = _positive("layers", layers)
+    per_step = np.ndim(task.y_train) == 2 and task.y_train.shape[1] == task.input_shape[0] > 1
+    model = keras.Sequential(name=f"{task.name}_{kind}")
+    model.add(keras.Input(shape=tuple(task.input_shape)))
+    for index in range(layers):
+        model.add(rnn_layer(kind, units, return_sequences=per_step or index < layers - 1,
+                            **rnn_kwargs))
+    model.add(keras.layers.Dense(task.output_units, activation=task.output_activation))
     return model

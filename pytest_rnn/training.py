@@ -1,0 +1,109 @@
+"""One way to train the slow suites' models, so every accuracy baseline means the same thing.
+
+A baseline is only comparable between runs if the training procedure is fixed:
+optimiser, learning rate, batch size, epoch budget, early stopping and the point
+at which the model is scored. :func:`fit` pins all of them down and reports the
+whole validation curve *including epoch 0* (the untrained model), which is what
+lets a suite tell a curve that improves from one that is flat from the start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+__all__ = ["TrainingRun", "fit", "improvement"]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What :func:`fit` did.
+
+    ``history`` maps Keras metric names (``loss``, ``val_loss``, ``val_accuracy``...)
+    to one value per epoch; ``history["val_*"][0]`` is the untrained model, so index
+    ``e`` is the state after ``e`` epochs (training metrics have ``None`` at 0: they are
+    averages over an epoch, and there is no epoch 0; ``None`` keeps records valid JSON).
+    ``best_epoch`` is the epoch whose weights the model holds at the end
+    (early stopping restores them); ``epochs`` is how many ran.
+    """
+
+    history: dict[str, list[float | None]]
+    epochs: int
+    best_epoch: int
+    seconds: float
+
+    def curve(self, name: str) -> list[float | None]:
+        if name not in self.history:
+            raise KeyError(f"no metric {name!r} in the history; have {sorted(self.history)}")
+        return self.history[name]
+
+
+def fit(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    validation: tuple[np.ndarray, np.ndarray],
+    loss: str,
+    learning_rate: float,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    metrics: tuple[str, ...] = (),
+    clipnorm: float | None = None,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
+) -> TrainingRun:
+    """Compile with Adam(``learning_rate``), train up to ``epochs`` epochs, stop early.
+
+    Early stopping watches ``val_loss`` with ``patience`` and restores the best
+    weights, so the model is scored where it generalised best, not wherever the
+    budget ran out. Shuffling is seeded by Keras's global seed (``rnn_seed``).
+    ``callbacks`` run after early stopping's (e.g. one that stops a solved task).
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"patience must be an integer >= 0; got {patience!r}")
+    if not (isinstance(learning_rate, float | int) and 0 < learning_rate < math.inf):
+        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}")
+    x_val, y_val = validation
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        loss=loss,
+        metrics=list(metrics),
+    )
+    start = time.perf_counter()
+    before = model.evaluate(x_val, y_val, batch_size=max(batch_size, 256), verbose=0,
+                            return_dict=True)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                            restore_best_weights=True)
+    keras_history = model.fit(
+        x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+        shuffle=True, verbose=0, callbacks=[stopper, *callbacks],
+    ).history
+    seconds = time.perf_counter() - start
+    history: dict[str, list[float | None]] = {}
+    for name, values in keras_history.items():
+        first = float(before[name.removeprefix("val_")]) if name.startswith("val_") else None
+        history[name] = [first, *map(float, values)]
+    ran = len(history["val_loss"]) - 1
+    # Keras restores the weights of its best epoch (0-based) when training ends.
+    return TrainingRun(history=history, epochs=ran, best_epoch=stopper.best_epoch + 1,
+                       seconds=seconds)
+
+
+def improvement(curve: list[float | None], *, within: int, higher_is_better: bool) -> float:
+    """How much the best of the first ``within`` epochs beats epoch 0 (positive = better)."""
+    if within < 1 or len(curve) < 2:
+        raise ValueError(f"need epoch 0 and at least one epoch; got {len(curve)} values, "
+                         f"within={within}")
+    window = curve[1:within + 1]
+    if any(v is None or math.isnan(v) for v in [curve[0], *window]):
+        return math.nan
+    best = max(window) if higher_is_better else min(window)
+    return best - curve[0] if higher_is_better else curve[0] - best

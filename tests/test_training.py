@@ -1,0 +1,97 @@
+"""The slow suites' training routine and toy-task model builder, checked on tiny inputs.
+
+One real ``fit`` of a 2-unit GRU for 3 epochs (~1 s, most of it tracing) pins down
+what the accuracy baselines rely on: epoch 0 is the untrained model, early stopping
+restores the best epoch's weights, and the history is valid JSON for the records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pytest_rnn.models import task_model
+from pytest_rnn.tasks import make_task
+from pytest_rnn.training import TrainingRun, fit, improvement
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 4, 2)).astype("float32")
+    y = (x[:, 0, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4, 2)), keras.layers.GRU(2), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    untrained = model.evaluate(x[24:], y[24:], verbose=0)
+    run = fit(model, x[:24], y[:24], validation=(x[24:], y[24:]), loss="mse",
+              learning_rate=0.05, epochs=3, batch_size=8, patience=3)
+    final = model.evaluate(x[24:], y[24:], verbose=0)
+    return run, untrained, final
+
+
+def test_epoch_zero_is_the_untrained_model(tiny_run):
+    run, untrained, _ = tiny_run
+    assert run.epochs == 3
+    assert len(run.curve("val_loss")) == len(run.curve("loss")) == 4
+    assert math.isclose(run.curve("val_loss")[0], untrained, rel_tol=1e-5)
+    assert run.curve("loss")[0] is None, "there is no training loss before the first epoch"
+    json.dumps(run.history, allow_nan=False)  # records must stay valid JSON
+
+
+def test_model_holds_the_best_epochs_weights(tiny_run):
+    run, _, final = tiny_run
+    val_loss = run.curve("val_loss")
+    assert run.best_epoch == 1 + int(np.argmin(val_loss[1:]))
+    assert math.isclose(final, val_loss[run.best_epoch], rel_tol=1e-4), (val_loss, final)
+
+
+def test_unknown_curve_names_the_ones_there(tiny_run):
+    with pytest.raises(KeyError, match=r"no metric 'val_accuracy'.*\['loss', 'val_loss'\]"):
+        tiny_run[0].curve("val_accuracy")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": 0}, "epochs must be a positive integer; got 0"),
+    ({"batch_size": 2.5}, "batch_size must be a positive integer; got 2.5"),
+    ({"patience": -1}, "patience must be an integer >= 0; got -1"),
+    ({"learning_rate": 0}, "learning_rate must be a positive number; got 0"),
+])
+def test_bad_training_settings_are_named(kwargs, message):
+    settings = {"loss": "mse", "learning_rate": 0.01, "epochs": 1, "batch_size": 2,
+                "patience": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        fit(None, None, None, validation=(None, None), **settings)
+
+
+@pytest.mark.parametrize(("curve", "higher", "expected"), [
+    ([0.5, 0.6, 0.55, 0.7], True, 0.1),     # best of the first 2 epochs
+    ([0.7, 0.5, 0.4, 0.3], False, 0.3),
+    ([0.5, 0.4, 0.45, 0.9], True, -0.05),   # got worse
+    ([0.5, None, 0.6], True, math.nan),
+])
+def test_improvement_over_the_first_epochs(curve, higher, expected):
+    got = improvement(curve, within=2, higher_is_better=higher)
+    assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected)
+
+
+def test_task_model_heads():
+    copy = make_task("copy_memory", n=4, steps=9, seed=0)
+    per_step = task_model("gru", copy, units=3, layers=2)
+    assert per_step.output_shape == (None, 9, copy.output_units)
+    assert per_step.layers[-1].activation.__name__ == "softmax"
+    adding = make_task("adding", n=4, steps=6, seed=0)
+    scalar = task_model("lstm", adding, units=3)
+    assert scalar.output_shape == (None, 1)
+    assert [type(layer).__name__ for layer in scalar.layers] == ["LSTM", "Dense"]
+    with pytest.raises(ValueError, match="units must be a positive integer"):
+        task_model("gru", adding, units=0)
+
+
+def test_training_run_is_plain_data():
+    run = TrainingRun(history={"val_loss": [1.0, 0.5]}, epochs=1, best_epoch=1, seconds=0.1)
+    assert run.curve("val_loss") == [1.0, 0.5]
