@@ -642,9 +642,16 @@ def write_updates(session: pytest.Session) -> None:
             outcomes.append((path, None, str(exc)))
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             continue
-        changed = sum(1 for k, e in entries.items() if old.get(k, {}).get("value") != e["value"])
+        changed = sum(1 for k, e in entries.items() if _substance(old.get(k)) != _substance(e))
         kept = len(set(old) - set(entries))
         outcomes.append((path, (len(entries), changed, kept), None))
+
+
+def _substance(entry: dict | None) -> dict | None:
+    """An entry without when and where it was recorded: what a reviewer compares."""
+    if entry is None:
+        return None
+    return {k: v for k, v in entry.items() if k not in ("recorded_at", "recorded_on")}
 
 
 def summary(terminalreporter, config: pytest.Config) -> None:

@@ -56,12 +56,14 @@ def fit(
     metrics: tuple[str, ...] = (),
     clipnorm: float | None = None,
     callbacks: tuple[keras.callbacks.Callback, ...] = (),
+    monitor: str = "val_loss",
 ) -> TrainingRun:
     """Compile with Adam(``learning_rate``), train up to ``epochs`` epochs, stop early.
 
-    Early stopping watches ``val_loss`` with ``patience`` and restores the best
-    weights, so the model is scored where it generalised best, not wherever the
-    budget ran out. Shuffling is seeded by Keras's global seed (``rnn_seed``).
+    Early stopping watches ``monitor`` (``val_loss``, or e.g. ``val_accuracy`` for a
+    classifier whose loss rises while it grows overconfident) with ``patience`` and
+    restores the best weights, so the model is scored where it generalised best, not
+    wherever the budget ran out. Shuffling is seeded by Keras's global seed (``rnn_seed``).
     ``callbacks`` run after early stopping's (e.g. one that stops a solved task).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -80,7 +82,7 @@ def fit(
     start = time.perf_counter()
     before = model.evaluate(x_val, y_val, batch_size=max(batch_size, 256), verbose=0,
                             return_dict=True)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+    stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                             restore_best_weights=True)
     keras_history = model.fit(
         x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
