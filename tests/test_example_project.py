@@ -7,25 +7,35 @@ them; nothing is installed and nothing is written into the example.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
+import subprocess_runs
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_cell"
 GPU_SKIP = "pytest-rnn: @gpu test needs a visible GPU"
 
 
-def test_example_project_fast_tests_pass():
-    assert not list(EXAMPLE.rglob("conftest.py")), "the example must work without a conftest"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT")) and k != "PYTEST_ADDOPTS"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ in the example
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "not slow", "-p", "no:cacheprovider", "-rs"],
-        cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=600,
+@subprocess_runs.declare("example_run")
+def _example_run(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    return subprocess_runs.Command(
+        subprocess_runs.pytest_argv("-m", "not slow", "-rs"),
+        cwd=EXAMPLE,
+        # leave no __pycache__ in the example
+        env=subprocess_runs.clean_env(PYTHONDONTWRITEBYTECODE="1"),
     )
+
+
+@pytest.fixture(scope="module")
+def example_run(request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
+    return subprocess_runs.result(request).proc
+
+
+def test_example_project_fast_tests_pass(example_run: subprocess.CompletedProcess):
+    assert not list(EXAMPLE.rglob("conftest.py")), "the example must work without a conftest"
+    proc = example_run
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"the example's tests failed:\n{output[-6000:]}"
     counts = {kind: int(n) for n, kind in re.findall(

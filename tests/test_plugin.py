@@ -1,7 +1,8 @@
 """The plugin's foundation: markers, options, header, seeding, xdist behaviour.
 
 Runs that import TensorFlow are expensive (~3 s each), so the two real
-subprocess runs are module-scoped and several tests read each of them.
+subprocess runs are module-scoped, start with the session (see subprocess_runs),
+and several tests read each of them.
 Everything that can be checked without TensorFlow runs in-process.
 """
 
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+import subprocess_runs
 
 from pytest_rnn import device, options, runtime, seeding
 
@@ -55,15 +57,23 @@ def pytest_sessionfinish(session):
 """
 
 
-def _run_probe(pytester: pytest.Pytester, tmp_path: Path, *args: str):
-    out = tmp_path / "out"
+def _probe(workdir: Path, *args: str, conftest: str | None = None) -> subprocess_runs.Command:
+    """A project with the seed probe (and ``conftest``) under ``workdir``, run with ``args``."""
+    project, out = workdir / "project", workdir / "out"
+    project.mkdir()
     out.mkdir()
-    pytester.makepyfile(test_probe=SEED_PROBE)
-    os.environ["SEED_PROBE_OUT"] = str(out)
-    try:
-        result = pytester.runpytest_subprocess("-rs", "--rnn-seed", "77", *args)
-    finally:
-        del os.environ["SEED_PROBE_OUT"]
+    (project / "test_probe.py").write_text(SEED_PROBE)
+    if conftest is not None:
+        (project / "conftest.py").write_text(conftest)
+    return subprocess_runs.Command(
+        subprocess_runs.pytest_argv("-rs", "--rnn-seed", "77", *args),
+        cwd=project, env=subprocess_runs.clean_env(SEED_PROBE_OUT=str(out)), timeout=300)
+
+
+def _probe_result(request: pytest.FixtureRequest):
+    """(RunResult, seed per node id, rows the probe wrote, what the controller saw)."""
+    finished = subprocess_runs.result(request)
+    out = finished.workdir / "out"
     seeds = {}
     rows = []
     for path in out.glob("*.jsonl"):
@@ -73,58 +83,32 @@ def _run_probe(pytester: pytest.Pytester, tmp_path: Path, *args: str):
             seeds[row["nodeid"]] = row["seed"]
     controller = out / "controller.json"
     watched = json.loads(controller.read_text()) if controller.exists() else None
+    proc = finished.proc
+    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(),
+                              proc.stderr.splitlines(), 0.0)
     return result, seeds, rows, watched
 
 
+@subprocess_runs.declare("plain_run")
+def _plain_probe(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    return _probe(workdir)
+
+
+@subprocess_runs.declare("xdist_run")
+def _xdist_probe(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    return _probe(workdir, "-n", "2", conftest=REVERSE_AND_WATCH_CONFTEST)
+
+
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory):
+def plain_run(request):
     """One ordinary run (no xdist), in file order."""
-    pytester = _pytester_for(tmp_path_factory, "plain")
-    return _run_probe(pytester, tmp_path_factory.mktemp("plain_out"))
+    return _probe_result(request)
 
 
 @pytest.fixture(scope="module")
-def xdist_run(tmp_path_factory):
+def xdist_run(request):
     """One ``-n 2`` run with the test order reversed by a conftest."""
-    pytester = _pytester_for(tmp_path_factory, "xdist")
-    pytester.makeconftest(REVERSE_AND_WATCH_CONFTEST)
-    return _run_probe(pytester, tmp_path_factory.mktemp("xdist_out"), "-n", "2")
-
-
-def _pytester_for(tmp_path_factory, name: str) -> pytest.Pytester:
-    """A minimal Pytester-like helper usable from a module-scoped fixture."""
-    return _ModulePytester(tmp_path_factory.mktemp(name))
-
-
-class _ModulePytester:
-    """Just enough of ``pytester`` for module-scoped subprocess runs (pytester is per-test)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def makepyfile(self, **files: str) -> None:
-        for name, text in files.items():
-            (self.path / f"{name}.py").write_text(text)
-
-    def makeconftest(self, text: str) -> None:
-        (self.path / "conftest.py").write_text(text)
-
-    def runpytest_subprocess(self, *args: str) -> pytest.RunResult:
-        import subprocess
-        import sys
-        import time
-
-        from _pytest.pytester import RunResult
-
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"}
-        start = time.time()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-            cwd=self.path, env=env, capture_output=True, text=True, timeout=300,
-        )
-        return RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(),
-                         time.time() - start)
+    return _probe_result(request)
 
 
 # --- markers --------------------------------------------------------------------------------

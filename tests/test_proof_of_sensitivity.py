@@ -5,19 +5,20 @@ dropout at inference, a lost mask, a frozen weight ...) is injected into Keras b
 monkeypatching; the tests named for that behaviour must fail, their neighbours
 must pass, and without the patch the same tests must pass. One subprocess runs
 every regression in one pytest session, so TensorFlow is imported and the suites
-collected once (a process per regression would cost seconds each).
+collected once (a process per regression would cost seconds each); it starts with the
+session, beside the in-process tests (see subprocess_runs).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import subprocess_runs
 from keras_regressions import BY_ID, REGRESSIONS, Regression, problems, selects
 
 RUNNER = Path(__file__).with_name("keras_regressions.py")
@@ -36,25 +37,22 @@ def _chosen_ids(session: pytest.Session) -> list[str]:
     return list(dict.fromkeys(ids)) or list(BY_ID)
 
 
-def _run(out: Path, ids: list[str]) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))
-    }
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER), str(out), *ids],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    if proc.returncode != 0 or not out.is_file():
+@subprocess_runs.declare("outcomes")
+def _sensitivity_run(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    return subprocess_runs.Command(
+        [sys.executable, str(RUNNER), str(workdir / "outcomes.json"), *_chosen_ids(session)],
+        cwd=ROOT, timeout=TIMEOUT_S)
+
+
+def _read_outcomes(request: pytest.FixtureRequest) -> dict:
+    finished = subprocess_runs.result(request)
+    out = finished.workdir / "outcomes.json"
+    if finished.proc.returncode != 0 or not out.is_file():
         pytest.fail(
-            f"the sensitivity runner failed (exit {proc.returncode}):\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            f"the sensitivity runner failed (exit {finished.proc.returncode}):\n"
+            f"{finished.proc.stdout[-3000:]}\n{finished.proc.stderr[-5000:]}"
         )
+    return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +62,9 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     Under xdist each worker that runs one of these tests has this fixture; the first
     to take the lock runs the subprocess and the others wait for its result.
     """
-    ids = _chosen_ids(request.session)
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run_id is None:
-        out = tmp_path_factory.mktemp("sensitivity") / "outcomes.json"
-        _run(out, ids)
-        return json.loads(out.read_text())
+        return _read_outcomes(request)
     shared = tmp_path_factory.getbasetemp().parent / f"sensitivity-{run_id}"
     shared.mkdir(exist_ok=True)
     out = shared / "outcomes.json"
@@ -82,10 +77,11 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 pytest.fail(f"no sensitivity outcomes from another worker at {out}")
             time.sleep(0.5)
         return json.loads(out.read_text())
+    found = _read_outcomes(request)
     partial = shared / "outcomes.partial.json"
-    _run(partial, ids)
+    partial.write_text(json.dumps(found))
     partial.replace(out)
-    return json.loads(out.read_text())
+    return found
 
 
 def _chosen_ids_from(outcomes: dict) -> list[str]:

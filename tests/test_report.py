@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import subprocess_runs
 
 from pytest_rnn import report
 from pytest_rnn.records import Record
@@ -235,22 +236,23 @@ def test_unwritable_report_path_is_reported_not_fatal(pytester: pytest.Pytester)
 # --- a -n 2 run -----------------------------------------------------------------------------
 
 
+@subprocess_runs.declare("xdist_report")
+def _xdist_report_run(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    _write_project(workdir)
+    # -q: without the header, workers do not import TensorFlow to describe their device
+    return subprocess_runs.Command(
+        subprocess_runs.pytest_argv("-q", "-n", "2", "--rnn-report", "report.html"),
+        cwd=workdir, timeout=300)
+
+
 @pytest.fixture(scope="module")
-def xdist_report(tmp_path_factory) -> Path:
+def xdist_report(request: pytest.FixtureRequest) -> Path:
     """The report of one ``-n 2`` run (a subprocess: xdist workers are processes anyway)."""
-    project = tmp_path_factory.mktemp("xdist_report")
-    _write_project(project)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"}
-    proc = subprocess.run(
-        # -q: without the header, workers do not import TensorFlow to describe their device
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
-         "--rnn-report", "report.html"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
-    )
+    finished = subprocess_runs.result(request)
+    proc = finished.proc
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "pytest-rnn: HTML report written to" in proc.stdout, proc.stdout[-3000:]
-    return project / "report.html"
+    return finished.workdir / "report.html"
 
 
 def test_xdist_run_report_holds_every_workers_records(xdist_report: Path):

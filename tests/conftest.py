@@ -1,0 +1,33 @@
+"""The plugin's own tests: subprocess runs get a head start (see subprocess_runs), and
+pytester's inner runs never mistake themselves for xdist workers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from subprocess_runs import HeadStart
+
+_HEAD_START: list[HeadStart] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Not in xdist workers (every core is busy already) nor when nothing will run.
+    if os.environ.get("PYTEST_XDIST_WORKER") or session.config.option.collectonly:
+        return
+    _HEAD_START.append(HeadStart(session))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _HEAD_START:
+        _HEAD_START.pop().close()
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_are_not_xdist_workers(request: pytest.FixtureRequest,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``-n``, a pytester run (in-process or not) would inherit this worker's
+    PYTEST_XDIST_* variables and the plugin would treat it as a worker."""
+    if "pytester" in request.fixturenames:
+        for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+            monkeypatch.delenv(name)

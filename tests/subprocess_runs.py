@@ -1,0 +1,141 @@
+"""Subprocess runs of the plugin's own tests: a clean environment and a head start.
+
+A pytest run in a fresh process that imports TensorFlow spends seconds before its first
+test, and several test modules need one (the proof of sensitivity, the example project, the
+plugin's seed probes, the report's ``-n 2`` run). Those runs are declared here with
+:func:`declare`, keyed by the name of the fixture that reads them. ``tests/conftest.py``
+starts every declared run whose fixture a selected test uses as soon as the session starts,
+one at a time on a helper thread, so they use the core the in-process tests leave idle
+instead of running after them. The fixture then collects the result with :func:`result`,
+which runs the command itself when nothing started it (a single test selected by name, or an
+xdist worker, where the workers already keep every core busy).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+#: Variables of the outer run that must not leak into an inner one: an inner run started
+#: from an xdist worker is not a worker, and the outer PYTEST_ADDOPTS is not its options.
+_OUTER_RUN_PREFIXES = ("PYTEST_XDIST_", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """``os.environ`` without the outer pytest run's variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OUTER_RUN_PREFIXES)}
+    env.update(extra)
+    return env
+
+
+def pytest_argv(*args: str) -> list[str]:
+    """The command line of an inner pytest run with this interpreter."""
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=clean_env)
+    timeout: float = 600
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run: the process's result and the directory its preparation used."""
+
+    proc: subprocess.CompletedProcess
+    workdir: Path
+
+
+#: prepare(workdir, session) -> Command: writes what the run needs under ``workdir``.
+Prepare = Callable[[Path, pytest.Session], Command]
+
+_DECLARED: dict[str, Prepare] = {}
+_PENDING: dict[str, Future] = {}
+_RUNNING: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+
+
+def declare(fixture_name: str) -> Callable[[Prepare], Prepare]:
+    """Declare the subprocess run that the fixture ``fixture_name`` reads."""
+
+    def register(prepare: Prepare) -> Prepare:
+        _DECLARED[fixture_name] = prepare
+        return prepare
+
+    return register
+
+
+def _execute(name: str, prepare: Prepare, session: pytest.Session, workdir: Path) -> Finished:
+    command = prepare(workdir, session)
+    proc = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with _LOCK:
+        _RUNNING.add(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=command.timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        stderr += f"\n[killed after {command.timeout} s]"
+    finally:
+        with _LOCK:
+            _RUNNING.discard(proc)
+    return Finished(subprocess.CompletedProcess(command.argv, proc.returncode, stdout, stderr),
+                    workdir)
+
+
+class HeadStart:
+    """Runs the declared runs the session needs, in order, on one helper thread."""
+
+    def __init__(self, session: pytest.Session) -> None:
+        # a directory of its own: the tmp_path_factory fixture is not available to hooks
+        self._root = Path(tempfile.mkdtemp(prefix="pytest-rnn-head-start-"))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rnn-bg")
+        for name in needed(session.items):
+            workdir = self._root / name
+            workdir.mkdir()
+            _PENDING[name] = self._executor.submit(
+                _execute, name, _DECLARED[name], session, workdir)
+
+    def close(self) -> None:
+        """Drop what did not start, kill what runs (an interrupted or -x session)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with _LOCK:
+            for proc in _RUNNING:
+                proc.kill()
+        self._executor.shutdown(wait=True)
+        _PENDING.clear()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+def needed(items: Iterable[pytest.Item]) -> list[str]:
+    """Declared runs that the selected tests read, in the order the tests come."""
+    order = {}
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in _DECLARED:
+                order.setdefault(name, None)
+    return list(order)
+
+
+def result(request: pytest.FixtureRequest) -> Finished:
+    """The run declared for the requesting fixture: the head start's, or run now."""
+    name = request.fixturename
+    future = _PENDING.pop(name, None)
+    if future is not None and not future.cancel():
+        return future.result()
+    workdir = request.getfixturevalue("tmp_path_factory").mktemp(name)
+    return _execute(name, _DECLARED[name], request.session, workdir)
