@@ -461,18 +461,34 @@ def _ms(seconds: Any) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"
 
 
+#: The fields the summary reads from each record kind this module writes.
+_FIELDS = {
+    "timing": {"group", "kernel", "median", "device_key"},
+    "speedup": {"group", "speedup", "device_key"},
+    "cost_ratio": {"config", "ratios"},
+}
+
+
 def summary(terminalreporter: Any, config: pytest.Config) -> None:
     """A table of the kernel timings, speedups and cost ratios of this run, and the
     reason when benchmarks were asked for under xdist and measured nothing."""
     if hasattr(config, "workerinput"):
         return
     run = records.of(config)
-    timings, speedups, ratios = (run.of_kind(k) for k in ("timing", "speedup", "cost_ratio"))
+    # a user's rnn_record("timing", ...) may carry other fields: the table takes only
+    # records of this module's shape and says how many it left out
+    kept = {kind: [r for r in run.of_kind(kind) if _FIELDS[kind] <= r.data.keys()]
+            for kind in _FIELDS}
+    timings, speedups, ratios = kept["timing"], kept["speedup"], kept["cost_ratio"]
+    foreign = sum(len(run.of_kind(kind)) - len(kept[kind]) for kind in _FIELDS)
     untimed = _xdist_skips(terminalreporter)
     if not (timings or speedups or ratios or untimed):
         return
     write = terminalreporter.write_line
     terminalreporter.section("pytest-rnn kernel benchmarks", sep="-")
+    if foreign:
+        write(f"{foreign} timing/speedup/cost_ratio record(s) without this table's fields "
+              "(see pytest_rnn.benchmarking) are left out of it")
     if timings or speedups:
         rows: dict[str, dict[str, Any]] = {}
         for r in timings:

@@ -8,7 +8,9 @@ process produced it.
 
 Kinds in use: ``baseline`` (a metric checked against or recorded into the
 baseline store), ``curve`` (a training history), ``speedup`` and ``timing``
-(kernel benchmarks). A record's ``data`` must be JSON-serialisable.
+(kernel benchmarks), ``cost_ratio`` (per-step cost of the layer kinds). A record's
+``data`` must be JSON-serialisable; the summaries and the report read the fields they
+know and leave records of other shapes aside.
 """
 
 from __future__ import annotations

@@ -290,3 +290,24 @@ def test_benchmarks_under_xdist_skip_and_say_so_instead_of_passing(pytester):
         f"2 benchmark(s) took no timing: {benchmarking.XDIST_REASON}",
         f"SKIPPED [[]2[]] *{benchmarking.XDIST_REASON}",
     ])
+
+
+def test_records_of_other_shapes_do_not_break_the_table(pytester):
+    """A user's own ``timing``/``speedup`` records (rnn_record takes any fields) are left
+    out of the kernel table with a note, not a KeyError in the terminal summary."""
+    pytester.makepyfile(test_own="""
+        def test_own_timings(rnn_record):
+            rnn_record("timing", "tokenizer", seconds=0.25)
+            rnn_record("speedup", "mine", factor=2.0)
+            rnn_record("timing", "lstm-generic", group="lstm", kernel="generic",
+                       median=0.002, device_key="cpu")
+    """)
+    result = inprocess(pytester)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*pytest-rnn kernel benchmarks*",
+        "2 timing/speedup/cost_ratio record(s) without this table's fields *left out of it",
+        "median time per call on cpu",
+        "  lstm * 2.000 ms * - * -  -",
+    ])
