@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "DeviceInfo": "pytest_rnn.device",
+    "full_float32": "pytest_rnn.device",
     "derive_seed": "pytest_rnn.seeding",
     "seed_everything": "pytest_rnn.seeding",
     "expected_param_count": "pytest_rnn.params",

@@ -238,6 +238,9 @@ class RecurrentLayerContract:
       same result (masking, stateful halves); round trips must match exactly.
     """
 
+    # comparisons use float32 tolerances: no TF32 matmuls on GPU hosts (subclasses inherit)
+    pytestmark: ClassVar[list] = [pytest.mark.usefixtures("rnn_float32")]
+
     units: ClassVar[int | None] = None
     state_sizes: ClassVar[tuple[int, ...] | None] = None
     input_dim: ClassVar[int] = 3

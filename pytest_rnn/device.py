@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -95,3 +97,24 @@ def build_versions() -> dict[str, str | None]:
         "cuda_build": build.get("cuda_version"),
         "cudnn_build": build.get("cudnn_version"),
     }
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """Run float32 matmuls (cuBLAS and cuDNN) in full float32 inside the block.
+
+    On Ampere and newer GPUs TensorFlow computes float32 matmuls in TF32 by default:
+    inputs rounded to a 10-bit mantissa, ~5e-4 relative error per product. Two
+    computations that should agree (a layer and its NumPy reference, the cuDNN and the
+    generic kernel, masked and unpadded inputs) then differ by ~1e-3 after a few steps,
+    too much for the tolerances that catch a dropped bias or swapped gates. The previous
+    setting is restored on exit. On CPU TF32 does not exist and this changes nothing.
+    """
+    import tensorflow as tf
+
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(was)

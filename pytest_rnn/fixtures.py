@@ -7,6 +7,15 @@ import pytest
 from pytest_rnn import options, records, seeding
 
 
+def _test_seed(request: pytest.FixtureRequest) -> int:
+    """The value ``rnn_seed`` has for this test, without seeding (and importing) Keras.
+
+    Data fixtures only need the number; a test that trains a model asks for
+    ``rnn_seed`` too and gets the same value.
+    """
+    return seeding.derive_seed(options.get(request.config).seed, request.node.nodeid)
+
+
 @pytest.fixture
 def rnn_seed(request: pytest.FixtureRequest) -> int:
     """This test's seed, after seeding Python, NumPy and Keras with it.
@@ -14,9 +23,8 @@ def rnn_seed(request: pytest.FixtureRequest) -> int:
     Derived from the base seed (``--rnn-seed``) and the test's node id, so it is the
     same whatever the test order or xdist worker, and differs between tests.
     """
-    settings = options.get(request.config)
-    seed = seeding.derive_seed(settings.seed, request.node.nodeid)
-    seeding.seed_everything(seed, deterministic=settings.deterministic)
+    seed = _test_seed(request)
+    seeding.seed_everything(seed, deterministic=options.get(request.config).deterministic)
     return seed
 
 
@@ -28,13 +36,18 @@ def rnn_device():
     return device.detect()
 
 
-def _test_seed(request: pytest.FixtureRequest) -> int:
-    """The value ``rnn_seed`` has for this test, without seeding (and importing) Keras.
+@pytest.fixture
+def rnn_float32():
+    """Full float32 matmuls for this test: TF32 off on Ampere+ GPUs, restored after.
 
-    Data fixtures only need the number; a test that trains a model asks for
-    ``rnn_seed`` too and gets the same value.
+    For tests that compare two computations with float32 tolerances; see
+    :func:`pytest_rnn.device.full_float32`. Use it per module with
+    ``pytestmark = pytest.mark.usefixtures("rnn_float32")``.
     """
-    return seeding.derive_seed(options.get(request.config).seed, request.node.nodeid)
+    from pytest_rnn import device
+
+    with device.full_float32():
+        yield
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by imp
     imdb_subset,
     rnn_baseline,
     rnn_device,
+    rnn_float32,
     rnn_record,
     rnn_seed,
     toy_task,

@@ -27,6 +27,9 @@ from pytest_rnn.cudnn import (
 )
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 2, 3
 SHAPE = (BATCH, STEPS, FEATURES)
 KINDS = ("lstm", "gru")

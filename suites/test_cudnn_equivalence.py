@@ -9,9 +9,9 @@ TF32. On Ampere and newer GPUs TensorFlow runs float32 matmuls (cuBLAS and cuDNN
 RNN alike) in TF32 by default, rounding inputs to a 10-bit mantissa (~5e-4
 relative error per product). The two kernels round differently, so a TF32
 comparison would need tolerances around 1e-2 after a few steps, wide enough to
-hide a wrong gate order or a dropped bias term. The ``float32_matmuls`` fixture
-turns TF32 off for each test (``enable_tensor_float_32_execution(False)``) and
-restores it after; the benchmarks keep the default, as users run it.
+hide a wrong gate order or a dropped bias term. The plugin's ``rnn_float32``
+fixture turns TF32 off for each test (``enable_tensor_float_32_execution(False)``)
+and restores it after; the benchmarks keep the default, as users run it.
 
 Tolerances (float32, unit roundoff u ~ 6e-8). An output after ``STEPS`` steps sums
 about (FEATURES + UNITS + 1) * STEPS ~ 50 products of magnitude <= 1, so summation
@@ -30,7 +30,7 @@ import tensorflow as tf
 from pytest_rnn.cudnn import USE_CUDNN_TRUE_ERROR, cudnn_sequence_output
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("rnn_float32")]
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 3, 4
 SHAPE = (BATCH, STEPS, FEATURES)
@@ -40,14 +40,6 @@ GRAD_ATOL, GRAD_RTOL = 1e-5, 1e-4
 # right-padded: lengths 6, 4, 2, 5 (no fully masked row: cuDNN refuses those)
 RIGHT_PADDED = np.arange(STEPS)[None, :] < np.array([6, 4, 2, 5])[:, None]
 LEFT_PADDED = RIGHT_PADDED[:, ::-1].copy()
-
-
-@pytest.fixture(autouse=True)
-def float32_matmuls():
-    was = tf.config.experimental.tensor_float_32_execution_enabled()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    yield
-    tf.config.experimental.enable_tensor_float_32_execution(was)
 
 
 @pytest.fixture

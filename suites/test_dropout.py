@@ -25,6 +25,9 @@ from pytest_rnn import (
 from pytest_rnn.dropout import measure_dropout
 from pytest_rnn.models import build_random, imdb_classifier, rnn_layer
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 3, 3, 2, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 RATE = 0.3

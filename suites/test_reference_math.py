@@ -18,6 +18,9 @@ import pytest
 from pytest_rnn import assert_matches_reference
 from pytest_rnn.models import KINDS, MERGE_MODES, build_random, rnn_layer
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # post-padded, pre-padded, and a gap in the middle: all three ways a mask can look

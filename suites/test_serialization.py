@@ -18,6 +18,9 @@ import pytest
 
 from pytest_rnn.models import build_random, imdb_classifier, rnn_cell, rnn_layer
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 3
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # (input_shape, builder) per case; every builder sets several non-default options

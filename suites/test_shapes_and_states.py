@@ -16,6 +16,9 @@ from pytest_rnn import assert_output_structure, expected_output_structure
 from pytest_rnn.models import KINDS, MERGE_MODES, build_random, rnn_cell, rnn_layer
 from pytest_rnn.shapes import expected_structure_of
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 FLAGS = list(itertools.product((False, True), (False, True)))

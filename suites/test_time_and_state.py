@@ -16,6 +16,9 @@ import tensorflow as tf
 
 from pytest_rnn.models import KINDS, build_random, copy_layer, rnn_cell, rnn_layer
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
+pytestmark = pytest.mark.usefixtures("rnn_float32")
+
 BATCH, STEPS, FEATURES, UNITS = 3, 6, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # post-padded, pre-padded, a gap in the middle

@@ -191,3 +191,36 @@ def test_every_contract_test_is_named_in_the_registry():
     defined = {name for name in dir(RecurrentLayerContract) if name.startswith("test_")}
     assert defined == set(CONTRACT_TESTS)
     check_declarations(_contract_class(skip_contracts={n: "ok" for n in CONTRACT_TESTS}))
+
+
+def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_marks(pytester):
+    """Contract comparisons use float32 tolerances: every contract test gets ``rnn_float32``
+    (TF32 off on GPU hosts), inherited even by a subclass that sets its own ``pytestmark``."""
+    pytester.makepyfile(test_marked='''
+        import keras
+        import pytest
+        import tensorflow as tf
+
+        from pytest_rnn import RecurrentLayerContract
+
+
+        class TestMarkedGRU(RecurrentLayerContract):
+            pytestmark = [pytest.mark.slow]
+            units = 2
+
+            def make_layer(self, **kwargs):
+                return keras.layers.GRU(self.units, **kwargs)
+
+            def test_tf32_is_off_here(self):
+                assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+        def test_tf32_is_back_on_after():
+            assert tf.config.experimental.tensor_float_32_execution_enabled()
+    ''')
+    items, _ = pytester.inline_genitems("-p", "no:cacheprovider")
+    contract_items = [i for i in items if i.cls is not None]
+    assert contract_items and all("rnn_float32" in i.fixturenames for i in contract_items)
+    assert all(i.get_closest_marker("slow") for i in contract_items)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-k", "tf32")
+    reprec.assertoutcome(passed=2)

@@ -366,3 +366,17 @@ def test_device_key_is_short_and_stable(names, cudnn, key):
 def test_rnn_device_fixture_reports_this_cpu_host(rnn_device):
     assert rnn_device.has_gpu is False
     assert rnn_device.key == "cpu"
+
+
+def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytest.Pytester):
+    pytester.makepyfile("""
+        import tensorflow as tf
+
+        def test_inside(rnn_float32):
+            assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+        def test_after():
+            assert tf.config.experimental.tensor_float_32_execution_enabled()
+    """)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(
+        passed=2)
