@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import itertools
 import os
 import socket
@@ -149,14 +150,6 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _SUBSET_KEYS = frozenset(
     {"train_tokens", "train_offsets", "train_labels", "test_tokens", "test_offsets", "test_labels"}
 )
@@ -219,7 +212,9 @@ def _encode_keras_split(reviews: np.ndarray, labels: np.ndarray) -> _Split:
 
 
 def _load_keras_file(path: Path, where: str) -> _Source:
-    digest = _sha256(path)
+    # Hash and unpickle the same bytes, read once: the file cannot change in between.
+    content = path.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
     if digest != KERAS_IMDB_SHA256:
         raise ImdbFileError(
             f"{path} holds pickled arrays (x_train/y_train/x_test/y_test like Keras's "
@@ -227,9 +222,9 @@ def _load_keras_file(path: Path, where: str) -> _Source:
             "publishes for imdb.npz; refusing to unpickle an unverified file. Use Keras's "
             "original file or the pickle-free subset format."
         )
-    # The SHA-256 above equals Keras's published hash: this is Keras's own file, the
+    # These bytes' SHA-256 equals Keras's published hash: this is Keras's own file, the
     # only one ever unpickled here.
-    with np.load(path, allow_pickle=True) as archive:
+    with np.load(io.BytesIO(content), allow_pickle=True) as archive:
         x_train, y_train = archive["x_train"], archive["y_train"]
         x_test, y_test = archive["x_test"], archive["y_test"]
     # keras.datasets.imdb.load_data's shuffle: one RandomState for both splits.
