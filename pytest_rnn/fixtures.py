@@ -28,6 +28,14 @@ def rnn_seed(request: pytest.FixtureRequest) -> int:
     return seed
 
 
+@pytest.fixture
+def rnn_rng(rnn_seed: int):
+    """A NumPy ``Generator`` seeded with this test's ``rnn_seed``, for inputs and weights."""
+    import numpy as np
+
+    return np.random.default_rng(rnn_seed)
+
+
 @pytest.fixture(scope="session")
 def rnn_device():
     """:class:`pytest_rnn.device.DeviceInfo` of this process (imports TensorFlow)."""

@@ -24,6 +24,7 @@ from pytest_rnn.fixtures import (  # noqa: F401 - fixtures are registered by imp
     rnn_device,
     rnn_float32,
     rnn_record,
+    rnn_rng,
     rnn_seed,
     toy_task,
 )

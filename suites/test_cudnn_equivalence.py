@@ -43,13 +43,8 @@ LEFT_PADDED = RIGHT_PADDED[:, ::-1].copy()
 
 
 @pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
-@pytest.fixture
-def x(rng) -> np.ndarray:
-    return rng.normal(size=SHAPE).astype("float32")
+def x(rnn_rng) -> np.ndarray:
+    return rnn_rng.normal(size=SHAPE).astype("float32")
 
 
 def twins(kind: str, seed: int, **kwargs) -> tuple[keras.layers.Layer, keras.layers.Layer]:
@@ -95,9 +90,9 @@ def test_outputs_and_states_match(kind, return_sequences, go_backwards, x, rnn_s
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_initial_state_is_used_the_same_way(kind, x, rng, rnn_seed):
+def test_initial_state_is_used_the_same_way(kind, x, rnn_rng, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=True, return_state=True)
-    states = [rng.normal(size=(BATCH, UNITS)).astype("float32")
+    states = [rnn_rng.normal(size=(BATCH, UNITS)).astype("float32")
               for _ in range(2 if kind == "lstm" else 1)]
     with_state = as_list(cudnn(x, initial_state=states))
     zero_state = as_list(cudnn(x))
@@ -111,9 +106,9 @@ def test_initial_state_is_used_the_same_way(kind, x, rng, rnn_seed):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
-def test_gradients_match(kind, go_backwards, x, rng, rnn_seed):
+def test_gradients_match(kind, go_backwards, x, rnn_rng, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=True, go_backwards=go_backwards)
-    projection = tf.constant(rng.normal(size=(BATCH, STEPS, UNITS)).astype("float32"))
+    projection = tf.constant(rnn_rng.normal(size=(BATCH, STEPS, UNITS)).astype("float32"))
     inputs = tf.constant(x)
 
     def grads(layer):

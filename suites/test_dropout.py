@@ -49,22 +49,17 @@ SETTINGS = {
 
 
 @pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
+def x(rnn_rng: np.random.Generator) -> np.ndarray:
+    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
-@pytest.fixture
-def x(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(size=INPUT_SHAPE).astype("float32")
-
-
-def dropout_layer(variant: str, rng: np.random.Generator | None = None, **kwargs):
+def dropout_layer(variant: str, rnn_rng: np.random.Generator | None = None, **kwargs):
     kind, extra = VARIANTS[variant]
     layer = rnn_layer(kind, UNITS, **extra, **kwargs)
-    if rng is None:
+    if rnn_rng is None:
         layer.build(INPUT_SHAPE)
         return layer
-    return build_random(layer, INPUT_SHAPE, rng)
+    return build_random(layer, INPUT_SHAPE, rnn_rng)
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +82,17 @@ def measured():
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_inference_ignores_dropout_and_is_deterministic(variant, x, rng):
-    layer = dropout_layer(variant, rng, dropout=RATE, recurrent_dropout=RATE, return_sequences=True)
+def test_inference_ignores_dropout_and_is_deterministic(variant, x, rnn_rng):
+    layer = dropout_layer(variant, rnn_rng, dropout=RATE, recurrent_dropout=RATE,
+                          return_sequences=True)
     assert_inference_ignores_dropout(layer, x)
 
 
 @pytest.mark.parametrize("setting", ["dropout", "recurrent_dropout"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_training_output_differs_from_inference(variant, setting, x, rng):
+def test_training_output_differs_from_inference(variant, setting, x, rnn_rng):
     rates, _ = SETTINGS[setting]
-    layer = dropout_layer(variant, rng, return_sequences=True, **rates)
+    layer = dropout_layer(variant, rnn_rng, return_sequences=True, **rates)
     assert_training_applies_dropout(layer, x)
 
 
@@ -139,25 +135,25 @@ def test_same_seed_reproduces_the_masks_and_each_call_draws_new_ones(variant, x)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_bidirectional_inference_ignores_dropout(kind, x, rng):
+def test_bidirectional_inference_ignores_dropout(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(
             rnn_layer(kind, UNITS, dropout=RATE, recurrent_dropout=RATE, return_sequences=True)
         ),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     assert_inference_ignores_dropout(layer, x)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_bidirectional_training_applies_dropout_in_both_directions(kind, x, rng):
+def test_bidirectional_training_applies_dropout_in_both_directions(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(
             rnn_layer(kind, UNITS, dropout=RATE, return_sequences=True), merge_mode=None
         ),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     trained = [np.asarray(t) for t in layer(x, training=True)]
     inferred = [np.asarray(t) for t in layer(x, training=False)]
@@ -169,12 +165,12 @@ def test_bidirectional_training_applies_dropout_in_both_directions(kind, x, rng)
         )
 
 
-def test_seed_imdb_model_with_dropout_is_deterministic_in_inference_and_varies_in_training(rng):
+def test_seed_imdb_model_with_dropout_is_deterministic_in_inference_and_varies_in_training(rnn_rng):
     """The seeds' stacked LSTM(8) + LSTM(8) with dropout=0.3 on IMDB-style token input."""
     model = imdb_classifier("lstm", layers=2, dropout=0.3, vocab=50, embed_dim=4, maxlen=STEPS)
     for weight in model.weights:
-        weight.assign(rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
-    tokens = rng.integers(1, 50, size=(BATCH, STEPS)).astype("int32")
+        weight.assign(rnn_rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
+    tokens = rnn_rng.integers(1, 50, size=(BATCH, STEPS)).astype("int32")
     assert_inference_ignores_dropout(model, tokens)
     assert_training_applies_dropout(model, tokens, min_diff=1e-4)
 

@@ -51,51 +51,49 @@ CONFIGS = {
 
 
 @pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
-@pytest.fixture
-def x(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(size=INPUT_SHAPE).astype("float32")
+def x(rnn_rng: np.random.Generator) -> np.ndarray:
+    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
 def n_states(kind: str) -> int:
     return 2 if kind == "lstm" else 1
 
 
-def call_kwargs(kind: str, wanted: dict, rng: np.random.Generator) -> dict:
+def call_kwargs(kind: str, wanted: dict, rnn_rng: np.random.Generator) -> dict:
     kwargs = {}
     if wanted.get("mask"):
         kwargs["mask"] = MASK
     if wanted.get("initial_state"):
         kwargs["initial_state"] = [
-            rng.uniform(-1, 1, size=(BATCH, UNITS)).astype("float32") for _ in range(n_states(kind))
+            rnn_rng.uniform(-1, 1, size=(BATCH, UNITS)).astype("float32")
+            for _ in range(n_states(kind))
         ]
     return kwargs
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_layer_matches_the_numpy_reference(variant, config, x, rng):
+def test_layer_matches_the_numpy_reference(variant, config, x, rnn_rng):
     kind, variant_kwargs = VARIANTS[variant]
     layer_kwargs, wanted = CONFIGS[config]
     layer_kwargs = dict(layer_kwargs)
     if kind == "simple_rnn":
         layer_kwargs.pop("recurrent_activation", None)  # SimpleRNN has a single activation
-    layer = build_random(rnn_layer(kind, UNITS, **variant_kwargs, **layer_kwargs), INPUT_SHAPE, rng)
-    assert_matches_reference(layer, x, **call_kwargs(kind, wanted, rng))
+    layer = build_random(
+        rnn_layer(kind, UNITS, **variant_kwargs, **layer_kwargs), INPUT_SHAPE, rnn_rng
+    )
+    assert_matches_reference(layer, x, **call_kwargs(kind, wanted, rnn_rng))
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_stateful_layer_continues_from_its_state_as_the_reference_does(kind, x, rng):
+def test_stateful_layer_continues_from_its_state_as_the_reference_does(kind, x, rnn_rng):
     layer = build_random(
         rnn_layer(kind, UNITS, stateful=True, return_sequences=True, return_state=True),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     assert_matches_reference(layer, x)
-    second = rng.normal(size=INPUT_SHAPE).astype("float32")
+    second = rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
     assert np.abs(np.asarray(layer.states[0])).max() > 0, f"{kind}: state not kept after a call"
     assert_matches_reference(layer, second)
 
@@ -108,39 +106,40 @@ def test_default_initialised_layer_matches_the_reference(kind, x):
 
 @pytest.mark.parametrize("merge_mode", MERGE_MODES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_bidirectional_matches_the_reference(kind, merge_mode, x, rng):
+def test_bidirectional_matches_the_reference(kind, merge_mode, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(
             rnn_layer(kind, UNITS, return_sequences=True, return_state=True),
             merge_mode=merge_mode,
         ),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     assert_matches_reference(layer, x)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bidirectional_with_mask_and_initial_state_matches_the_reference(kind, x, rng):
+def test_bidirectional_with_mask_and_initial_state_matches_the_reference(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(
             rnn_layer(kind, UNITS, return_sequences=True, return_state=True),
             merge_mode="concat",
         ),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     states = [
-        rng.uniform(-1, 1, size=(BATCH, UNITS)).astype("float32") for _ in range(2 * n_states(kind))
+        rnn_rng.uniform(-1, 1, size=(BATCH, UNITS)).astype("float32")
+        for _ in range(2 * n_states(kind))
     ]
     assert_matches_reference(layer, x, mask=MASK, initial_state=states)
 
 
-def test_rnn_over_stacked_cells_matches_the_reference(x, rng):
+def test_rnn_over_stacked_cells_matches_the_reference(x, rnn_rng):
     cells = [keras.layers.LSTMCell(UNITS), keras.layers.GRUCell(UNITS + 1)]
     cells.append(keras.layers.SimpleRNNCell(UNITS - 1))
     layer = keras.layers.RNN(cells, return_sequences=True, return_state=True)
-    build_random(layer, INPUT_SHAPE, rng)
+    build_random(layer, INPUT_SHAPE, rnn_rng)
     assert_matches_reference(layer, x)
     assert_matches_reference(layer, x, mask=MASK)
 

@@ -86,13 +86,8 @@ CELL_SETTINGS = (
 )
 
 
-@pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
-def built_case(case: str, rng: np.random.Generator) -> keras.layers.Layer:
-    return build_random(CASES[case](), INPUT_SHAPE, rng)
+def built_case(case: str, rnn_rng: np.random.Generator) -> keras.layers.Layer:
+    return build_random(CASES[case](), INPUT_SHAPE, rnn_rng)
 
 
 def settings(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -150,9 +145,9 @@ def assert_identical_outputs(restored: Any, original: Any, x: np.ndarray, what: 
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_get_config_from_config_round_trip_keeps_settings_and_outputs(case, rng):
-    layer = built_case(case, rng)
-    x = rng.normal(size=INPUT_SHAPE).astype("float32")
+def test_get_config_from_config_round_trip_keeps_settings_and_outputs(case, rnn_rng):
+    layer = built_case(case, rnn_rng)
+    x = rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
     config = layer.get_config()
     clone = type(layer).from_config(copy.deepcopy(config))  # RNN.from_config pops "cell"
     clone.build(INPUT_SHAPE)
@@ -165,19 +160,19 @@ def test_get_config_from_config_round_trip_keeps_settings_and_outputs(case, rng)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_keras_file_save_and_load_reproduces_settings_and_outputs(case, rng, tmp_path):
-    layer = built_case(case, rng)
+def test_keras_file_save_and_load_reproduces_settings_and_outputs(case, rnn_rng, tmp_path):
+    layer = built_case(case, rnn_rng)
     inputs = keras.Input(batch_shape=INPUT_SHAPE)
     model = keras.Model(inputs, layer(inputs))
     path = tmp_path / f"{case}.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    x = rng.normal(size=INPUT_SHAPE).astype("float32")
+    x = rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
     assert_same_settings(restored.layers[-1], layer, f"{case} after .keras save/load")
     assert_identical_outputs(restored, model, x, f"{case} after .keras save/load")
 
 
-def test_seed_imdb_model_survives_keras_file_save_and_load(rng, tmp_path):
+def test_seed_imdb_model_survives_keras_file_save_and_load(rnn_rng, tmp_path):
     model = imdb_classifier(
         "gru",
         layers=2,
@@ -190,10 +185,10 @@ def test_seed_imdb_model_survives_keras_file_save_and_load(rng, tmp_path):
         head_dropout=0.5,
     )
     for weight in model.weights:
-        weight.assign(rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
+        weight.assign(rnn_rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
     model.save(tmp_path / "imdb.keras")
     restored = keras.saving.load_model(tmp_path / "imdb.keras")
-    tokens = rng.integers(0, 40, size=(BATCH, STEPS)).astype("int32")
+    tokens = rnn_rng.integers(0, 40, size=(BATCH, STEPS)).astype("int32")
     assert_same_settings(restored, model, "IMDB model after .keras save/load")
     assert_identical_outputs(restored, model, tokens, "IMDB model after .keras save/load")
 

@@ -26,13 +26,8 @@ FLAG_IDS = [f"seq{int(rs)}-state{int(st)}" for rs, st in FLAGS]
 
 
 @pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
-@pytest.fixture
-def x(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(size=INPUT_SHAPE).astype("float32")
+def x(rnn_rng: np.random.Generator) -> np.ndarray:
+    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
 def assert_close(actual, expected, what: str, atol: float = 1e-6) -> None:
@@ -75,24 +70,24 @@ def test_compute_output_shape_agrees_with_real_outputs(kind, return_sequences, r
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_last_step_of_the_sequence_equals_the_final_state_when_unmasked(kind, x, rng):
+def test_last_step_of_the_sequence_equals_the_final_state_when_unmasked(kind, x, rnn_rng):
     layer = build_random(
-        rnn_layer(kind, UNITS, return_sequences=True, return_state=True), INPUT_SHAPE, rng
+        rnn_layer(kind, UNITS, return_sequences=True, return_state=True), INPUT_SHAPE, rnn_rng
     )
     sequence, h, *_ = layer(x)
     assert_close(sequence[:, -1], h, f"{kind}: last step of the sequence vs final h")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_output_without_sequences_equals_the_final_h(kind, x, rng):
-    layer = build_random(rnn_layer(kind, UNITS, return_state=True), INPUT_SHAPE, rng)
+def test_output_without_sequences_equals_the_final_h(kind, x, rnn_rng):
+    layer = build_random(rnn_layer(kind, UNITS, return_state=True), INPUT_SHAPE, rnn_rng)
     output, h, *_ = layer(x)
     assert_close(output, h, f"{kind}: output vs final h")
 
 
-def test_lstm_returns_h_then_c_and_c_is_the_cell_state(x, rng):
+def test_lstm_returns_h_then_c_and_c_is_the_cell_state(x, rnn_rng):
     layer = build_random(
-        keras.layers.LSTM(UNITS, return_sequences=True, return_state=True), INPUT_SHAPE, rng
+        keras.layers.LSTM(UNITS, return_sequences=True, return_state=True), INPUT_SHAPE, rnn_rng
     )
     sequence, h, c = (np.asarray(t) for t in layer(x))
     assert_close(sequence[:, -1], h, "LSTM second return value should be h (the last output)")
@@ -122,7 +117,7 @@ def test_default_initial_state_is_zeros_of_batch_by_units(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cell_step_returns_output_and_a_list_of_new_states(kind, rng):
+def test_cell_step_returns_output_and_a_list_of_new_states(kind, rnn_rng):
     cell = rnn_cell(kind, UNITS)
     cell.build((BATCH, FEATURES))
     n_states = 2 if kind == "lstm" else 1
@@ -130,7 +125,7 @@ def test_cell_step_returns_output_and_a_list_of_new_states(kind, rng):
     assert cell.state_size == expected_sizes, f"{kind} cell state_size {cell.state_size}"
     assert cell.output_size == UNITS, f"{kind} cell output_size {cell.output_size}"
     states = [np.zeros((BATCH, UNITS), "float32") for _ in range(n_states)]
-    x_t = rng.normal(size=(BATCH, FEATURES)).astype("float32")
+    x_t = rnn_rng.normal(size=(BATCH, FEATURES)).astype("float32")
     output, new_states = cell(x_t, states)
     assert_output_structure(output, [("output", (BATCH, UNITS))], what=f"{kind} cell output")
     assert isinstance(new_states, (list, tuple)), (
@@ -208,13 +203,13 @@ def test_bidirectional_returns_merged_output_then_forward_then_backward_states(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bidirectional_states_are_forward_then_backward(kind, x, rng):
+def test_bidirectional_states_are_forward_then_backward(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(
             rnn_layer(kind, UNITS, return_sequences=True, return_state=True)
         ),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     output, *states = (np.asarray(t) for t in layer(x))
     half = len(states) // 2
@@ -228,11 +223,11 @@ def test_bidirectional_states_are_forward_then_backward(kind, x, rng):
 
 
 @pytest.mark.parametrize("kind", ("lstm", "gru"))
-def test_bidirectional_merge_modes_combine_the_two_directions(kind, x, rng):
+def test_bidirectional_merge_modes_combine_the_two_directions(kind, x, rnn_rng):
     base = build_random(
         keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True), merge_mode=None),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     forward, backward = (np.asarray(t) for t in base(x))
     combine = {

@@ -29,13 +29,8 @@ MASK = np.array(
 
 
 @pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
-@pytest.fixture
-def x(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(size=INPUT_SHAPE).astype("float32")
+def x(rnn_rng: np.random.Generator) -> np.ndarray:
+    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
 def numpy_outputs(outputs) -> list[np.ndarray]:
@@ -62,16 +57,16 @@ def assert_differ(a, b, what: str, min_diff: float = 1e-3) -> None:
     assert diff > min_diff, f"{what}: expected different values, max |diff| only {diff:.3g}"
 
 
-def random_layer(kind: str, rng: np.random.Generator, **kwargs) -> keras.layers.Layer:
-    return build_random(rnn_layer(kind, UNITS, **kwargs), INPUT_SHAPE, rng)
+def random_layer(kind: str, rnn_rng: np.random.Generator, **kwargs) -> keras.layers.Layer:
+    return build_random(rnn_layer(kind, UNITS, **kwargs), INPUT_SHAPE, rnn_rng)
 
 
 # --- direction -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_go_backwards_equals_the_layer_on_reversed_input(kind, x, rng):
-    forward = random_layer(kind, rng, return_sequences=True, return_state=True)
+def test_go_backwards_equals_the_layer_on_reversed_input(kind, x, rnn_rng):
+    forward = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     backward = copy_layer(forward, INPUT_SHAPE, go_backwards=True)
     got = numpy_outputs(backward(x))
     want = numpy_outputs(forward(x[:, ::-1]))
@@ -82,11 +77,11 @@ def test_go_backwards_equals_the_layer_on_reversed_input(kind, x, rng):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer(kind, x, rng):
+def test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True)),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     forward = copy_layer(layer.forward_layer, INPUT_SHAPE)
     backward = copy_layer(layer.backward_layer, INPUT_SHAPE, go_backwards=False)
@@ -105,23 +100,23 @@ def test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer(kind
 VOCAB, EMBED = 20, 3
 
 
-def embedded_rnn(kind: str, rng: np.random.Generator, *, mask_zero: bool) -> keras.Model:
+def embedded_rnn(kind: str, rnn_rng: np.random.Generator, *, mask_zero: bool) -> keras.Model:
     """Embedding + RNN as the seeds build it, so the mask travels from the Embedding."""
     tokens = keras.Input(shape=(None,), dtype="int32")
     embedding = keras.layers.Embedding(VOCAB, EMBED, mask_zero=mask_zero)
     model = keras.Model(tokens, rnn_layer(kind, UNITS, return_state=True)(embedding(tokens)))
     for layer in model.layers[1:]:
-        build_random(layer, (BATCH, STEPS, EMBED), rng)
+        build_random(layer, (BATCH, STEPS, EMBED), rnn_rng)
     return model
 
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_mask_zero_padding_equals_the_unpadded_sequence(kind, padding, rng):
-    model = embedded_rnn(kind, rng, mask_zero=True)
-    unmasked = embedded_rnn(kind, rng, mask_zero=False)
+def test_mask_zero_padding_equals_the_unpadded_sequence(kind, padding, rnn_rng):
+    model = embedded_rnn(kind, rnn_rng, mask_zero=True)
+    unmasked = embedded_rnn(kind, rnn_rng, mask_zero=False)
     unmasked.set_weights(model.get_weights())
-    tokens = rng.integers(1, VOCAB, size=(BATCH, 4)).astype("int32")
+    tokens = rnn_rng.integers(1, VOCAB, size=(BATCH, 4)).astype("int32")
     pad = np.zeros((BATCH, 3), dtype="int32")
     padded = np.concatenate([pad, tokens] if padding == "pre" else [tokens, pad], axis=1)
     want = numpy_outputs(model(tokens))
@@ -145,8 +140,8 @@ def expected_carried_outputs(sequence: np.ndarray, mask: np.ndarray) -> np.ndarr
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_masked_steps_repeat_the_previous_output_by_default(kind, x, rng):
-    layer = random_layer(kind, rng, return_sequences=True, return_state=True)
+def test_masked_steps_repeat_the_previous_output_by_default(kind, x, rnn_rng):
+    layer = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     assert layer.zero_output_for_mask is False, f"{kind}: zero_output_for_mask default changed"
     sequence, h, *_ = numpy_outputs(layer(x, mask=MASK))
     assert_close(sequence, expected_carried_outputs(sequence, MASK), f"{kind} masked outputs")
@@ -155,8 +150,8 @@ def test_masked_steps_repeat_the_previous_output_by_default(kind, x, rng):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest(kind, x, rng):
-    carried = random_layer(kind, rng, return_sequences=True, return_state=True)
+def test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest(kind, x, rnn_rng):
+    carried = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     zeroed = copy_layer(carried, INPUT_SHAPE, zero_output_for_mask=True)
     carried_out = numpy_outputs(carried(x, mask=MASK))
     zeroed_out = numpy_outputs(zeroed(x, mask=MASK))
@@ -171,11 +166,11 @@ def test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest(kind, x, rn
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rng):
+def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rnn_rng):
     layer = build_random(
         keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True)),
         INPUT_SHAPE,
-        rng,
+        rnn_rng,
     )
     output = np.asarray(layer(x, mask=MASK))
     assert not output[~MASK].any(), (
@@ -189,8 +184,8 @@ def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rng):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores(kind, x, rng):
-    whole = random_layer(kind, rng, return_sequences=True)
+def test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores(kind, x, rnn_rng):
+    whole = random_layer(kind, rnn_rng, return_sequences=True)
     stateful = copy_layer(whole, INPUT_SHAPE[:1] + (STEPS // 2, FEATURES), stateful=True)
     expected = np.asarray(whole(x))
     first = np.asarray(stateful(x[:, : STEPS // 2]))
@@ -205,16 +200,16 @@ def test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores(kind,
     assert_close(stateful(x[:, : STEPS // 2]), first, f"{kind}: first half after reset_state")
 
 
-def test_stateful_layer_rejects_a_different_batch_size(x, rng):
-    layer = random_layer("gru", rng, stateful=True)
+def test_stateful_layer_rejects_a_different_batch_size(x, rnn_rng):
+    layer = random_layer("gru", rnn_rng, stateful=True)
     layer(x)
     with pytest.raises(ValueError, match="batch size"):
         layer(x[:2])
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_initial_state_continues_a_sequence(kind, x, rng):
-    layer = random_layer(kind, rng, return_sequences=True, return_state=True)
+def test_initial_state_continues_a_sequence(kind, x, rnn_rng):
+    layer = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     split = 2
     _, *states = layer(x[:, :split])
     continued = numpy_outputs(layer(x[:, split:], initial_state=states))
@@ -231,8 +226,8 @@ def test_initial_state_continues_a_sequence(kind, x, rng):
 
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_unroll_equals_the_symbolic_loop(kind, masked, x, rng):
-    loop = random_layer(kind, rng, return_sequences=True, return_state=True)
+def test_unroll_equals_the_symbolic_loop(kind, masked, x, rnn_rng):
+    loop = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     unrolled = copy_layer(loop, INPUT_SHAPE, unroll=True)
     mask = MASK if masked else None
     for index, (got, want) in enumerate(
@@ -242,10 +237,10 @@ def test_unroll_equals_the_symbolic_loop(kind, masked, x, rng):
 
 
 @pytest.mark.parametrize("variant", ["lstm", "gru", "gru_reset_before"])
-def test_implementation_1_equals_implementation_2(variant, x, rng):
+def test_implementation_1_equals_implementation_2(variant, x, rnn_rng):
     kind = "lstm" if variant == "lstm" else "gru"
     extra = {"reset_after": False} if variant == "gru_reset_before" else {}
-    fused = random_layer(kind, rng, return_sequences=True, return_state=True, **extra)
+    fused = random_layer(kind, rnn_rng, return_sequences=True, return_state=True, **extra)
     split = copy_layer(fused, INPUT_SHAPE, implementation=1)
     assert (fused.cell.implementation, split.cell.implementation) == (2, 1), (
         f"{variant}: implementations are {fused.cell.implementation} and "
@@ -257,11 +252,11 @@ def test_implementation_1_equals_implementation_2(variant, x, rng):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_seed_manual_cell_loop_over_unstack_equals_the_layers(kind, x, rng):
+def test_seed_manual_cell_loop_over_unstack_equals_the_layers(kind, x, rnn_rng):
     """The seeds' two-cell loop (``for word in tf.unstack(x, axis=1)``) against two stacked
     layers, both with dropout=0.5 called in inference mode, as the seeds build them."""
-    first = random_layer(kind, rng, dropout=0.5, return_sequences=True)
-    second = build_random(rnn_layer(kind, UNITS, dropout=0.5), (BATCH, STEPS, UNITS), rng)
+    first = random_layer(kind, rnn_rng, dropout=0.5, return_sequences=True)
+    second = build_random(rnn_layer(kind, UNITS, dropout=0.5), (BATCH, STEPS, UNITS), rnn_rng)
     cell0, cell1 = rnn_cell(kind, UNITS, dropout=0.5), rnn_cell(kind, UNITS, dropout=0.5)
     cell0.build((BATCH, FEATURES))
     cell1.build((BATCH, UNITS))
@@ -286,9 +281,11 @@ def test_cells_take_training_by_keyword_only_unlike_the_seeds_keras2_loop(x):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_stacked_cells_equal_chained_layers(kind, x, rng):
-    first = random_layer(kind, rng, return_sequences=True)
-    second = build_random(rnn_layer(kind, UNITS + 1, return_state=True), (BATCH, STEPS, UNITS), rng)
+def test_stacked_cells_equal_chained_layers(kind, x, rnn_rng):
+    first = random_layer(kind, rnn_rng, return_sequences=True)
+    second = build_random(
+        rnn_layer(kind, UNITS + 1, return_state=True), (BATCH, STEPS, UNITS), rnn_rng
+    )
     chained = numpy_outputs(second(first(x)))
     explicit = keras.layers.StackedRNNCells([rnn_cell(kind, UNITS), rnn_cell(kind, UNITS + 1)])
     for stacked in (

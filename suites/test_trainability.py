@@ -66,11 +66,11 @@ CASES = {
 }
 
 
-def trainable_case(case: str, rng: np.random.Generator):
+def trainable_case(case: str, rnn_rng: np.random.Generator):
     layer = CASES[case]()
     if not layer.built:
         layer.build(INPUT_SHAPE)
-    return build_random(layer, INPUT_SHAPE, rng, scale=0.5)
+    return build_random(layer, INPUT_SHAPE, rnn_rng, scale=0.5)
 
 
 def names(weights) -> list[str]:
@@ -132,14 +132,9 @@ def assert_every_weight_moves(
     )
 
 
-@pytest.fixture
-def rng(rnn_seed: int) -> np.random.Generator:
-    return np.random.default_rng(rnn_seed)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_weight_is_trainable(case, rng):
-    layer = trainable_case(case, rng)
+def test_every_weight_is_trainable(case, rnn_rng):
+    layer = trainable_case(case, rnn_rng)
     frozen = [w.path for w in layer.weights if not w.trainable]
     assert layer.weights, f"{case}: no weights at all"
     assert not frozen and len(layer.trainable_weights) == len(layer.weights), (
@@ -149,11 +144,11 @@ def test_every_weight_is_trainable(case, rng):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_one_training_step_moves_every_weight_and_lowers_the_loss(case, rng):
-    layer = trainable_case(case, rng)
-    x = rng.normal(size=INPUT_SHAPE).astype("float32")
+def test_one_training_step_moves_every_weight_and_lowers_the_loss(case, rnn_rng):
+    layer = trainable_case(case, rnn_rng)
+    x = rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
     out = layer(x)
-    target = rng.normal(size=np.shape(out)).astype("float32")
+    target = rnn_rng.normal(size=np.shape(out)).astype("float32")
     loss, after, gradients, before = training_step(layer, x, target, loss_fn=mse)
     # with dropout the second call draws new masks, so its loss is not comparable
     deterministic = "dropout" not in case
@@ -163,14 +158,14 @@ def test_one_training_step_moves_every_weight_and_lowers_the_loss(case, rng):
 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
-def test_seed_imdb_classifier_training_step_moves_embedding_rnn_and_head(kind, rng):
+def test_seed_imdb_classifier_training_step_moves_embedding_rnn_and_head(kind, rnn_rng):
     """The seeds' Embedding + RNN + Dense(1, sigmoid) with binary cross-entropy."""
     model = imdb_classifier(kind, vocab=30, embed_dim=3, maxlen=STEPS)
     for weight in model.weights:
-        weight.assign(rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
+        weight.assign(rnn_rng.uniform(-0.5, 0.5, size=tuple(weight.shape)).astype(weight.dtype))
     # every token id appears, so every Embedding row receives a gradient
-    tokens = np.resize(rng.permutation(30), (30 // STEPS + 1) * STEPS).reshape(-1, STEPS)
-    labels = rng.integers(0, 2, size=(tokens.shape[0], 1)).astype("float32")
+    tokens = np.resize(rnn_rng.permutation(30), (30 // STEPS + 1) * STEPS).reshape(-1, STEPS)
+    labels = rnn_rng.integers(0, 2, size=(tokens.shape[0], 1)).astype("float32")
     bce = keras.losses.BinaryCrossentropy()
     loss, after, gradients, before = training_step(
         model, tokens.astype("int32"), labels, loss_fn=lambda out, y: bce(y, out)

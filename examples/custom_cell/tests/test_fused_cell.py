@@ -37,11 +37,10 @@ class TestFusedCellContract(RecurrentLayerContract):
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_fused_cell_computes_simple_rnn(rnn_seed, go_backwards):
-    rng = np.random.default_rng(rnn_seed)
+def test_fused_cell_computes_simple_rnn(rnn_rng, go_backwards):
     layer = fused_rnn(UNITS, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    build_random(layer, (2, 5, FEATURES), rng)  # non-zero biases: a misplaced bias shows
-    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    build_random(layer, (2, 5, FEATURES), rnn_rng)  # non-zero biases: a misplaced bias shows
+    x = rnn_rng.normal(size=(2, 5, FEATURES)).astype("float32")
     mask = np.array([[1, 1, 1, 1, 0], [0, 1, 1, 1, 1]], dtype=bool)
     assert_matches_reference(layer, x, mask=mask)
 
@@ -103,11 +102,10 @@ def test_imdb_sentiment_accuracy(imdb_subset, rnn_seed, rnn_baseline):
 
 
 @pytest.mark.gpu
-def test_fused_cell_on_the_gpu_matches_the_reference(rnn_seed):
-    rng = np.random.default_rng(rnn_seed)
+def test_fused_cell_on_the_gpu_matches_the_reference(rnn_rng):
     with tf.device("/GPU:0"):
-        layer = build_random(fused_rnn(UNITS, return_sequences=True), (2, 5, FEATURES), rng)
-        assert_matches_reference(layer, rng.normal(size=(2, 5, FEATURES)).astype("float32"),
+        layer = build_random(fused_rnn(UNITS, return_sequences=True), (2, 5, FEATURES), rnn_rng)
+        assert_matches_reference(layer, rnn_rng.normal(size=(2, 5, FEATURES)).astype("float32"),
                                  atol=1e-4)
 
 
