@@ -13,7 +13,8 @@ _HEAD_START: list[HeadStart] = []
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Not in xdist workers (every core is busy already) nor when nothing will run.
-    if os.environ.get("PYTEST_XDIST_WORKER") or session.config.option.collectonly:
+    option = session.config.option
+    if os.environ.get("PYTEST_XDIST_WORKER") or option.collectonly or option.setupplan:
         return
     _HEAD_START.append(HeadStart(session))
 

@@ -64,8 +64,6 @@ Prepare = Callable[[Path, pytest.Session], Command]
 
 _DECLARED: dict[str, Prepare] = {}
 _PENDING: dict[str, Future] = {}
-_RUNNING: set[subprocess.Popen] = set()
-_LOCK = threading.Lock()
 
 
 def declare(fixture_name: str) -> Callable[[Prepare], Prepare]:
@@ -78,12 +76,13 @@ def declare(fixture_name: str) -> Callable[[Prepare], Prepare]:
     return register
 
 
-def _execute(name: str, prepare: Prepare, session: pytest.Session, workdir: Path) -> Finished:
+def _execute(prepare: Prepare, session: pytest.Session, workdir: Path,
+             track: Callable[[subprocess.Popen | None], None] = lambda proc: None) -> Finished:
+    """Prepare and run one declared command; ``track`` sees the process, then None."""
     command = prepare(workdir, session)
     proc = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with _LOCK:
-        _RUNNING.add(proc)
+    track(proc)
     try:
         stdout, stderr = proc.communicate(timeout=command.timeout)
     except subprocess.TimeoutExpired:
@@ -91,8 +90,7 @@ def _execute(name: str, prepare: Prepare, session: pytest.Session, workdir: Path
         stdout, stderr = proc.communicate()
         stderr += f"\n[killed after {command.timeout} s]"
     finally:
-        with _LOCK:
-            _RUNNING.discard(proc)
+        track(None)
     return Finished(subprocess.CompletedProcess(command.argv, proc.returncode, stdout, stderr),
                     workdir)
 
@@ -104,18 +102,28 @@ class HeadStart:
         # a directory of its own: the tmp_path_factory fixture is not available to hooks
         self._root = Path(tempfile.mkdtemp(prefix="pytest-rnn-head-start-"))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pytest-rnn-bg")
+        self._lock = threading.Lock()
+        self.running: subprocess.Popen | None = None
+        self._closed = False
         for name in needed(session.items):
             workdir = self._root / name
             workdir.mkdir()
             _PENDING[name] = self._executor.submit(
-                _execute, name, _DECLARED[name], session, workdir)
+                _execute, _DECLARED[name], session, workdir, self._started)
+
+    def _started(self, proc: subprocess.Popen | None) -> None:
+        with self._lock:
+            self.running = proc
+            if proc is not None and self._closed:  # started while close() ran
+                proc.kill()
 
     def close(self) -> None:
         """Drop what did not start, kill what runs (an interrupted or -x session)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
-        with _LOCK:
-            for proc in _RUNNING:
-                proc.kill()
+        with self._lock:
+            self._closed = True
+            if self.running is not None:
+                self.running.kill()
         self._executor.shutdown(wait=True)
         _PENDING.clear()
         shutil.rmtree(self._root, ignore_errors=True)
@@ -138,4 +146,4 @@ def result(request: pytest.FixtureRequest) -> Finished:
     if future is not None and not future.cancel():
         return future.result()
     workdir = request.getfixturevalue("tmp_path_factory").mktemp(name)
-    return _execute(name, _DECLARED[name], request.session, workdir)
+    return _execute(_DECLARED[name], request.session, workdir)
