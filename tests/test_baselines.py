@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 from pytest_rnn import baselines, records
-from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 
 @pytest.fixture(autouse=True)
@@ -334,7 +334,7 @@ def test_corrupt_file_is_an_error_and_never_rewritten(pytester, update):
     result = run(pytester, *(["--rnn-update-baselines"] if update else []))
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
-        f"E * pytest_rnn.baselines.BaselineFileError: baseline file {path}, entry "
+        f"E * pytest_rnn.plugin.baselines.BaselineFileError: baseline file {path}, entry "
         "'test_loss::loss': 'tolerance' must be a finite number, got '0.1'"])
     assert path.read_bytes() == before
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import keras  # noqa: F401 - imported before in-process runs of the real suite (see above)
 import pytest
-
-from pytest_rnn import benchmarking, markers, runtime
 from pytest_rnn.benchmarking import BENCH_CONFIGS, BenchCase, Timing
+
+from pytest_rnn import benchmarking, markers
+from pytest_rnn.runtime import versions as runtime
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "test_kernel_benchmarks.py"
 FAKE_GPU = "NVIDIA H100 80GB HBM3"
@@ -181,7 +182,7 @@ def test_pair_is_grouped_timed_saved_with_machine_info_and_tabled(
     assert ours["gpus"] == [FAKE_GPU] and ours["gpu_driver"] == "550.54.15"
     assert ours["device_key"] == FAKE_KEY
     assert (ours["tensorflow"], ours["keras"]) == (
-        runtime.package_version("tensorflow"), runtime.package_version("keras"))
+        runtime.tensorflow_version(), runtime.package_version("keras"))
     assert "cudnn_build" in ours and "cuda_build" in ours
     # saved runs are kept apart per hardware key, ready for --benchmark-compare
     assert list((pytester.path / "store").iterdir()) == [pytester.path / "store" / FAKE_KEY]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_rnn import data
+from pytest_rnn.data import imdb as data
 
 SHARED_SUBSET = (
     Path(__file__).resolve().parents[2]

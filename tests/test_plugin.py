@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import subprocess_runs
 
-from pytest_rnn import device, options, runtime, seeding
+from pytest_rnn import device, options, seeding
+from pytest_rnn.runtime import threads, versions
 
 SEED_PROBE = """
 import json, os, sys
@@ -175,11 +176,11 @@ def test_require_gpu_with_a_gpu_runs_gpu_tests(pytester, monkeypatch):
 
 def test_header_shows_versions_backend_build_devices_and_seed(plain_run):
     result, _, _, _ = plain_run
-    versions = device.build_versions()
+    found = versions.versions()
     result.stdout.fnmatch_lines([
-        f"pytest-rnn: TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, "
-        f"backend {versions['backend']}; built with CUDA {versions['cuda_build']}, "
-        f"cuDNN {versions['cudnn_build']}",
+        f"pytest-rnn: TensorFlow {found['tensorflow']}, Keras {found['keras']}, "
+        f"backend {found['backend']}; built with CUDA {found['cuda_build']}, "
+        f"cuDNN {found['cudnn_build']}",
         "pytest-rnn: devices: CPU only (no visible GPU) (key cpu)",
         "pytest-rnn: base seed 77;*",
     ])
@@ -198,8 +199,8 @@ def test_xdist_controller_does_not_import_tensorflow(xdist_run):
 def test_build_info_is_read_without_importing_tensorflow():
     source = "import collections\nbuild_info = collections.OrderedDict([('cuda_version', '12.5'),"
     source += " ('cudnn_version', '9')])\n"
-    assert runtime._parse_build_info(source) == {"cuda_version": "12.5", "cudnn_version": "9"}
-    assert runtime._parse_build_info("x = 1\n") == {}
+    assert versions.parse_build_info(source) == {"cuda_version": "12.5", "cudnn_version": "9"}
+    assert versions.parse_build_info("x = 1\n") == {}
 
 
 # --- seeds ----------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def test_derived_seed_fits_every_rng():
 
 def test_xdist_workers_cap_threads_and_enable_gpu_memory_growth(xdist_run):
     _, _, rows, _ = xdist_run
-    cap = runtime.worker_thread_env(2, runtime.cpu_count())
+    cap = threads.worker_thread_env(2, threads.cpu_count())
     expected_threads = os.environ.get("TF_NUM_INTRAOP_THREADS", cap["TF_NUM_INTRAOP_THREADS"])
     assert rows and {r["threads"] for r in rows} == {expected_threads}
     assert {r["growth"] for r in rows} == {os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true")}
@@ -252,7 +253,7 @@ def test_xdist_workers_cap_threads_and_enable_gpu_memory_growth(xdist_run):
     (1, 2, "2", "2"), (2, 2, "1", "1"), (4, 2, "1", "1"), (2, 16, "8", "2"),
 ])
 def test_worker_thread_caps_split_the_cores(workers, cores, intra, inter):
-    env = runtime.worker_thread_env(workers, cores)
+    env = threads.worker_thread_env(workers, cores)
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"]) == (intra, inter)
     assert env["OMP_NUM_THREADS"] == intra
 
@@ -263,7 +264,7 @@ def test_user_thread_settings_win_over_the_caps(monkeypatch):
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "7")
     for key in ("TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "TF_FORCE_GPU_ALLOW_GROWTH"):
         monkeypatch.delenv(key, raising=False)
-    applied = runtime.configure_worker_environment()
+    applied = threads.configure_worker_environment()
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == "7"
     assert "TF_NUM_INTRAOP_THREADS" not in applied
     assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"

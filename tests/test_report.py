@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 import subprocess_runs
+from pytest_rnn.records import Record
 
 from pytest_rnn import report
-from pytest_rnn.records import Record
 
 METRICS_TESTS = """
 import os
@@ -197,7 +197,7 @@ def test_plain_run_writes_a_report_with_the_runs_metrics(pytester: pytest.Pytest
     _check_report(page)
     env = _environment(page)
     assert env["xdist workers"] == "none (one process)"
-    assert env["Keras"] == report.runtime.package_version("keras")
+    assert env["Keras"] == report.runtime_versions.package_version("keras")
     assert env["base seed"] == "1234" and env["hardware key"]
 
 
@@ -213,13 +213,13 @@ def test_hardware_key_comes_from_the_workers_or_from_this_process(monkeypatch):
         stash = pytest.Stash()
 
     config = Config()
-    monkeypatch.setattr(report.runtime, "tensorflow_imported", lambda: False)
+    monkeypatch.setattr(report.runtime_versions, "tensorflow_imported", lambda: False)
     assert report._devices(config) == []
     h100 = _device("gpu-NVIDIA-H100-cudnn9", ["NVIDIA H100"])
     config.stash[report_header._WORKER_DEVICES] = {"gw0": h100, "gw1": dict(h100)}
     assert report._devices(config) == [h100]  # two workers, one kind of device
     config.stash[report_header._WORKER_DEVICES] = {}
-    monkeypatch.setattr(report.runtime, "tensorflow_imported", lambda: True)
+    monkeypatch.setattr(report.runtime_versions, "tensorflow_imported", lambda: True)
     monkeypatch.setattr(device, "detect", lambda: device.DeviceInfo(has_gpu=False))
     assert [d["key"] for d in report._devices(config)] == ["cpu"]
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from fused_cell import FusedSimpleRNNCell, fused_rnn
+from pytest_rnn.models import build_random
 
 from pytest_rnn import (
     RecurrentLayerContract,
@@ -19,7 +20,6 @@ from pytest_rnn import (
     assert_param_count,
     expected_param_count,
 )
-from pytest_rnn.models import build_random
 
 UNITS, FEATURES = 4, 3
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import options, records, seeding
+from pytest_rnn.plugin import options, records
+from pytest_rnn.runtime import seeding
 
 
 def _test_seed(request: pytest.FixtureRequest) -> int:
@@ -39,7 +40,7 @@ def rnn_rng(rnn_seed: int):
 @pytest.fixture(scope="session")
 def rnn_device():
     """:class:`pytest_rnn.device.DeviceInfo` of this process (imports TensorFlow)."""
-    from pytest_rnn import device
+    from pytest_rnn.runtime import device
 
     return device.detect()
 
@@ -52,7 +53,7 @@ def rnn_float32():
     :func:`pytest_rnn.device.full_float32`. Use it per module with
     ``pytestmark = pytest.mark.usefixtures("rnn_float32")``.
     """
-    from pytest_rnn import device
+    from pytest_rnn.runtime import device
 
     with device.full_float32():
         yield
@@ -88,7 +89,7 @@ def toy_task(request: pytest.FixtureRequest):
 
     ``seed=None`` uses the test's ``rnn_seed``; see :mod:`pytest_rnn.tasks`.
     """
-    from pytest_rnn import tasks
+    from pytest_rnn.data import tasks
 
     default_seed = _test_seed(request)
 
@@ -120,6 +121,6 @@ def rnn_baseline(request: pytest.FixtureRequest):
     ``--rnn-update-baselines``. See :mod:`pytest_rnn.baselines` for the file layout and the
     tolerance rules.
     """
-    from pytest_rnn import baselines
+    from pytest_rnn.plugin import baselines
 
     return baselines.Baselines(request)

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pytest_rnn import runtime
-
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -84,19 +82,6 @@ def detect() -> DeviceInfo:
         cudnn_version=build.get("cudnn_version"),
         compute_capabilities=tuple(capabilities),
     )
-
-
-def build_versions() -> dict[str, str | None]:
-    """Versions that can be known without importing TensorFlow."""
-    build = runtime.tensorflow_build_info()
-    return {
-        "tensorflow": runtime.package_version("tensorflow")
-        or runtime.package_version("tensorflow-cpu"),
-        "keras": runtime.package_version("keras"),
-        "backend": runtime.keras_backend_name(),
-        "cuda_build": build.get("cuda_version"),
-        "cudnn_build": build.get("cudnn_version"),
-    }
 
 
 @contextmanager

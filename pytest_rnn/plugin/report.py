@@ -37,8 +37,10 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn import baselines, options, records, report_header, runtime
-from pytest_rnn.records import Record
+from pytest_rnn.plugin import baselines, options, records
+from pytest_rnn.plugin import header as report_header
+from pytest_rnn.plugin.records import Record
+from pytest_rnn.runtime import versions as runtime_versions
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 PLOTS_NEED_EXTRA = (
@@ -115,8 +117,8 @@ def _devices(config: pytest.Config) -> list[dict]:
     if seen:
         unique = {d["key"]: d for d in seen.values()}
         return [unique[k] for k in sorted(unique)]
-    if runtime.tensorflow_imported():
-        from pytest_rnn import device
+    if runtime_versions.tensorflow_imported():
+        from pytest_rnn.runtime import device
 
         return [device.detect().as_dict()]
     return []
@@ -124,7 +126,7 @@ def _devices(config: pytest.Config) -> list[dict]:
 
 def environment(config: pytest.Config) -> list[tuple[str, str]]:
     """``(label, value)`` rows: hardware key, devices, versions, seed and command line."""
-    from pytest_rnn import __version__, device
+    from pytest_rnn import __version__
 
     devices = _devices(config)
     if devices:
@@ -133,7 +135,7 @@ def environment(config: pytest.Config) -> list[tuple[str, str]]:
     else:
         keys = "not probed (no test imported TensorFlow)"
         names = "not probed"
-    versions = device.build_versions()
+    versions = runtime_versions.versions()
     workers = getattr(config.option, "numprocesses", None)
     rows = [
         ("hardware key", keys),
@@ -144,10 +146,10 @@ def environment(config: pytest.Config) -> list[tuple[str, str]]:
         ("CUDA / cuDNN (TensorFlow build)",
          f"{versions['cuda_build']} / {versions['cudnn_build']}"),
         ("Python", platform.python_version()),
-        ("NumPy", runtime.package_version("numpy")),
+        ("NumPy", runtime_versions.package_version("numpy")),
         ("pytest", pytest.__version__),
         ("pytest-rnn", __version__),
-        ("matplotlib", runtime.package_version("matplotlib") or "not installed"),
+        ("matplotlib", runtime_versions.package_version("matplotlib") or "not installed"),
         ("platform", platform.platform()),
         ("host", platform.node()),
         ("base seed", options.get(config).seed),

@@ -33,7 +33,9 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn import device, records, runtime
+from pytest_rnn.plugin import records
+from pytest_rnn.runtime import device
+from pytest_rnn.runtime import versions as runtime_versions
 
 __all__ = [
     "BENCH_CONFIGS",
@@ -335,7 +337,7 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     import numpy as np
     import tensorflow as tf
 
-    from pytest_rnn.models import rnn_layer
+    from pytest_rnn.checks.models import rnn_layer
 
     if step not in STEP_KINDS:
         raise ValueError(f"step must be one of {STEP_KINDS}; got {step!r}")
@@ -415,8 +417,8 @@ def machine_info(gpus: list[dict[str, str]], versions: dict[str, Any]) -> dict[s
         "gpu_driver": ", ".join(drivers) if drivers else None,
         "cuda_build": versions.get("cuda_build"),
         "cudnn_build": versions.get("cudnn_build"),
-        "cuda_runtime_package": runtime.package_version("nvidia-cuda-runtime-cu12"),
-        "cudnn_runtime_package": runtime.package_version("nvidia-cudnn-cu12"),
+        "cuda_runtime_package": runtime_versions.package_version("nvidia-cuda-runtime-cu12"),
+        "cudnn_runtime_package": runtime_versions.package_version("nvidia-cudnn-cu12"),
         "tensorflow": versions.get("tensorflow"),
         "keras": versions.get("keras"),
         "keras_backend": versions.get("backend"),
@@ -432,7 +434,7 @@ STORAGE_PLACEHOLDER = "{device_key}"
 def host_device_key() -> str:
     """The device key of this host, from ``nvidia-smi`` and the build info (no TensorFlow)."""
     return device.device_key([g["name"] for g in gpu_inventory()],
-                             runtime.tensorflow_build_info().get("cudnn_version"))
+                             runtime_versions.tensorflow_build_info().get("cudnn_version"))
 
 
 def expand_benchmark_storage(config: pytest.Config) -> str | None:
@@ -450,7 +452,7 @@ def expand_benchmark_storage(config: pytest.Config) -> str | None:
 
 def update_machine_info(config: pytest.Config, info: dict[str, Any]) -> None:
     """Body of the ``pytest_benchmark_update_machine_info`` hook."""
-    info["pytest_rnn"] = machine_info(gpu_inventory(), device.build_versions())
+    info["pytest_rnn"] = machine_info(gpu_inventory(), runtime_versions.versions())
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_rnn.params import check_kind
+from pytest_rnn.checks.params import check_kind
 
 Shape = tuple[int | None, ...]
 Structure = list[tuple[str, Shape]]
@@ -84,7 +84,7 @@ def expected_output_structure(
 def expected_structure_of(layer: Any, input_shape: Sequence[int | None]) -> Structure:
     """:func:`expected_output_structure` for a SimpleRNN/LSTM/GRU layer, or a
     ``Bidirectional`` wrapping one, read from the layer's configuration."""
-    from pytest_rnn.models import cell_kind
+    from pytest_rnn.checks.models import cell_kind
 
     if len(input_shape) != 3:
         raise ValueError(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import options, runtime
+from pytest_rnn.plugin import options
+from pytest_rnn.runtime import versions as runtime_versions
 
 MARKERS = {
     "gpu": "gpu: the test needs a visible GPU; skipped without one "
@@ -27,14 +28,14 @@ def require_gpu_if_asked(config: pytest.Config) -> None:
     """With --rnn-require-gpu, a host without a GPU fails the whole run at start-up."""
     if not options.get(config).require_gpu or hasattr(config, "workerinput"):
         return
-    from pytest_rnn import device
+    from pytest_rnn.runtime import device
 
     info = device.detect()
     if not info.has_gpu:
         raise pytest.UsageError(
             "pytest-rnn: --rnn-require-gpu is set but TensorFlow sees no GPU "
-            f"(TensorFlow {runtime.package_version('tensorflow')}, CUDA build "
-            f"{runtime.tensorflow_build_info().get('cuda_version')}); refusing to run "
+            f"(TensorFlow {runtime_versions.tensorflow_version()}, CUDA build "
+            f"{runtime_versions.tensorflow_build_info().get('cuda_version')}); refusing to run "
             "@gpu tests as skips"
         )
 
@@ -49,7 +50,7 @@ def skip_gpu_tests_without_gpu(items: list[pytest.Item]) -> None:
     gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
     if not gpu_items:
         return
-    from pytest_rnn import device
+    from pytest_rnn.runtime import device
 
     if device.detect().has_gpu:
         return

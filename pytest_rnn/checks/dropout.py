@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pytest_rnn.models import cell_kind
+from pytest_rnn.checks.models import cell_kind
 
 #: The two dropout arguments of SimpleRNN, LSTM and GRU.
 WHICH: tuple[str, ...] = ("dropout", "recurrent_dropout")

@@ -33,7 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pytest_rnn.params import KINDS, check_kind
+from pytest_rnn.checks.params import KINDS, check_kind
 
 #: Keras layer class and cell class of each kind.
 LAYER_CLASSES: dict[str, type] = {

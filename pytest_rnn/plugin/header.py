@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn import options
+from pytest_rnn.plugin import options
+from pytest_rnn.runtime import versions as runtime_versions
 
 _WORKER_DEVICES = pytest.StashKey[dict]()
 
@@ -21,9 +22,9 @@ def is_xdist_controller(config: pytest.Config) -> bool:
 
 
 def lines(config: pytest.Config) -> list[str]:
-    from pytest_rnn import device
+    from pytest_rnn.runtime import device
 
-    versions = device.build_versions()
+    versions = runtime_versions.versions()
     settings = options.get(config)
     out = [
         "pytest-rnn: TensorFlow {tensorflow}, Keras {keras}, backend {backend}; "
@@ -48,9 +49,9 @@ def publish_worker_device(config: pytest.Config) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is None:
         return
-    from pytest_rnn import device, runtime
+    from pytest_rnn.runtime import device
 
-    if runtime.tensorflow_imported():
+    if runtime_versions.tensorflow_imported():
         workeroutput["rnn_device"] = device.detect().as_dict()
 
 

@@ -45,9 +45,12 @@ import keras
 import numpy as np
 import pytest
 
-from pytest_rnn.dropout import assert_inference_ignores_dropout, assert_training_applies_dropout
-from pytest_rnn.params import assert_param_count
-from pytest_rnn.shapes import Structure, assert_output_structure
+from pytest_rnn.checks.dropout import (
+    assert_inference_ignores_dropout,
+    assert_training_applies_dropout,
+)
+from pytest_rnn.checks.params import assert_param_count
+from pytest_rnn.checks.shapes import Structure, assert_output_structure
 
 #: Contract test name -> the behaviour it pins down. Names are what ``skip_contracts`` takes.
 CONTRACT_TESTS: dict[str, str] = {

@@ -33,8 +33,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from pytest_rnn.models import cell_kind
-from pytest_rnn.shapes import STATE_NAMES
+from pytest_rnn.checks.models import cell_kind
+from pytest_rnn.checks.shapes import STATE_NAMES
 
 Named = list[tuple[str, np.ndarray]]
 

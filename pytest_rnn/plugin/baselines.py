@@ -64,7 +64,9 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn import options, records, runtime, seeding
+from pytest_rnn.plugin import options, records
+from pytest_rnn.runtime import seeding
+from pytest_rnn.runtime import versions as runtime_versions
 
 SCHEMA_VERSION = 1
 UPDATE_FLAG = "--rnn-update-baselines"
@@ -333,7 +335,7 @@ class Baselines:
         if stem != self.default_file():
             test_id = f"{self.default_file()}::{test_id}"
         device_key = self._device().key if hardware else None
-        versions = _versions() if versioned else None
+        versions = runtime_versions.versions() if versioned else None
         return entry_key(test_id, metric, device_key=device_key, versions=versions)
 
     def check(
@@ -484,9 +486,9 @@ class Baselines:
             raise ValueError(f"seeds must be JSON-serialisable; got {seeds!r}") from None
 
     def _recorded_on(self) -> dict:
-        versions = _versions()
+        versions = runtime_versions.versions()
         # The device key needs TensorFlow; a test that trains a model has imported it already.
-        if runtime.tensorflow_imported():
+        if runtime_versions.tensorflow_imported():
             device_key = self._device().key
         else:
             device_key = "unknown (TensorFlow not imported)"
@@ -496,8 +498,8 @@ class Baselines:
             "python": platform.python_version(),
             "tensorflow": versions["tensorflow"],
             "keras": versions["keras"],
-            "numpy": runtime.package_version("numpy"),
-            "backend": runtime.keras_backend_name(),
+            "numpy": runtime_versions.package_version("numpy"),
+            "backend": runtime_versions.keras_backend_name(),
         }
 
     def _finish(self, ask: CheckResult, *, passed: bool, bound: str,
@@ -555,14 +557,6 @@ def _module_path(nodeid: str) -> str:
 def _test_id(nodeid: str) -> str:
     parts = nodeid.split("::", 1)
     return parts[1] if len(parts) == 2 else nodeid
-
-
-def _versions() -> dict[str, str | None]:
-    return {
-        "tensorflow": runtime.package_version("tensorflow")
-        or runtime.package_version("tensorflow-cpu"),
-        "keras": runtime.package_version("keras"),
-    }
 
 
 def _shown_path(path: Path, config: pytest.Config) -> str:

@@ -106,7 +106,7 @@ def _name(fn: Any) -> str:
 
 
 def _recurrent_reasons(layer: Any) -> tuple[list[str], Any]:
-    from pytest_rnn.models import cell_kind
+    from pytest_rnn.checks.models import cell_kind
 
     kind = cell_kind(layer)
     cell = layer.cell
