@@ -19,6 +19,7 @@ import pytest
 from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 from pytest_rnn import baselines, records
+from pytest_rnn.store import Status, lock_path, rules
 
 
 @pytest.fixture(autouse=True)
@@ -193,14 +194,14 @@ def test_concurrent_writers_lose_no_entry(tmp_path):
     ("higher", True, 0.7599, False),
 ])
 def test_band(direction, relative, value, passes):
-    low, high, _ = baselines._band(0.8, 0.05, direction, relative)
-    assert (low - 1e-12 <= value <= high + 1e-12) is passes, (low, high)
+    allowed = rules.band(0.8, 0.05, direction, relative)
+    assert (allowed.low - 1e-12 <= value <= allowed.high + 1e-12) is passes, allowed
 
 
 def test_entry_key_layout():
     versions = {"tensorflow": "2.21.0", "keras": "3.15.1"}
-    assert baselines.entry_key("T::t[a]", "acc") == "T::t[a]::acc"
-    assert baselines.entry_key("t", "speedup", device_key="gpu-X-cudnn9", versions=versions) == (
+    assert rules.entry_key("T::t[a]", "acc") == "T::t[a]::acc"
+    assert rules.entry_key("t", "speedup", device_key="gpu-X-cudnn9", versions=versions) == (
         "t::speedup::device=gpu-X-cudnn9::tf=2.21::keras=3.15")
 
 
@@ -226,7 +227,7 @@ def test_missing_baseline_fails_with_the_command_that_records_it(pytester):
     result.stdout.fnmatch_lines([
         "no baseline for loss = 0.3: file baselines/test_suite.json has no entry "
         "'test_loss::loss'. Missing baselines fail rather than pass. Record it with:",
-        "    pytest --rnn-update-baselines --rnn-seed 7 test_suite.py::test_loss",
+        "    pytest --rnn-update-baselines --rnn-seed=7 test_suite.py::test_loss",
     ])
     command = next(line for line in result.outlines if "--rnn-update-baselines" in line)
     args = shlex.split(command)[1:]
@@ -240,8 +241,96 @@ def test_command_names_a_non_default_directory(pytester):
     pytester.makepyfile(test_suite=CHECKS)
     result = run(pytester, "-k", "test_loss", "--rnn-baselines", "elsewhere")
     result.stdout.fnmatch_lines([
-        f"    pytest --rnn-update-baselines --rnn-baselines {pytester.path / 'elsewhere'} "
+        f"    pytest --rnn-update-baselines --rnn-baselines={pytester.path / 'elsewhere'} "
         "test_suite.py::test_loss"])
+
+
+def test_command_repeats_the_options_that_change_what_the_test_measures(pytester):
+    """Run verbatim, the printed command must check the same data with the same seed:
+    dropping ``--rnn-imdb-path`` made it skip every IMDB test and record nothing."""
+    data = pytester.path / "data" / "reviews.npz"
+    data.parent.mkdir()
+    data.write_bytes(b"")
+    pytester.makepyfile(test_data="""
+        def test_reads(rnn_baseline, request, pytestconfig):
+            from pytest_rnn import options
+            settings = options.get(pytestconfig)
+            assert settings.imdb_path is not None, "run without the data path"
+            rnn_baseline.check("seed", settings.seed, tolerance=0.0, higher_is_better=None)
+    """)
+    result = run(pytester, f"--rnn-imdb-path={data}", "--rnn-seed", "11", "--rnn-deterministic")
+    result.assert_outcomes(failed=1)
+    command = next(line for line in result.outlines if "--rnn-update-baselines" in line)
+    words = shlex.split(command)
+    assert f"--rnn-imdb-path={data}" in words and "--rnn-seed=11" in words
+    assert "--rnn-deterministic" in words
+    run(pytester, *words[1:]).assert_outcomes(passed=1)
+    run(pytester, f"--rnn-imdb-path={data}", "--rnn-seed=11").assert_outcomes(passed=1)
+
+
+def test_values_round_trip_exactly_so_a_zero_tolerance_check_passes_on_a_rerun(pytester):
+    value = 26.289812345678913  # 17 significant digits; 7 were kept before
+    pytester.makepyfile(test_exact=f"""
+        def test_exact(rnn_baseline):
+            rnn_baseline.check("loss", {value!r}, tolerance=0.0, higher_is_better=None)
+    """)
+    run(pytester, "--rnn-update-baselines").assert_outcomes(passed=1)
+    stored = read_baseline_file(pytester.path / "baselines" / "test_exact.json")
+    assert stored["test_exact::loss"]["value"] == value
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_lock_files_stay_out_of_the_users_repository(pytester):
+    pytester.makepyfile(test_suite=CHECKS)
+    run(pytester, "--rnn-update-baselines").assert_outcomes(passed=3)
+    folder = pytester.path / "baselines"
+    assert sorted(p.name for p in folder.iterdir()) == ["test_suite.json"]
+    lock = lock_path(folder / "test_suite.json")
+    assert folder not in lock.parents and lock.parent.is_dir()
+    # the same file reached through another spelling of its path takes the same lock
+    assert lock_path(folder / ".." / "baselines" / "test_suite.json") == lock
+
+
+def test_check_takes_numpy_and_tensor_scalars_and_names_what_it_accepts(pytester):
+    pytester.makepyfile(test_scalars=r"""
+        import numpy as np
+        import pytest
+
+        class Tensor:  # what Keras/TF/JAX/PyTorch scalars offer
+            def numpy(self):
+                return np.array(0.5, dtype="float32")
+
+        def test_scalars(rnn_baseline):
+            rnn_baseline.check("zero_d", np.array(0.25), tolerance=0.1)
+            rnn_baseline.check("np_float", np.float32(0.5), tolerance=0.1)
+            rnn_baseline.check("tensor", Tensor(), tolerance=0.1)
+            with pytest.raises(ValueError, match=r"value must be a real number, a NumPy "
+                               r"scalar, or a 0-d array/tensor .*shape \(2,\)"):
+                rnn_baseline.check("vector", np.array([0.1, 0.2]), tolerance=0.1)
+    """)
+    run(pytester, "--rnn-update-baselines").assert_outcomes(passed=1)
+    stored = read_baseline_file(pytester.path / "baselines" / "test_scalars.json")
+    assert {k: e["value"] for k, e in stored.items()} == {
+        "test_scalars::zero_d": 0.25, "test_scalars::np_float": 0.5, "test_scalars::tensor": 0.5}
+
+
+def test_summary_says_not_written_when_the_write_failed(pytester):
+    pytester.makepyfile(test_spoil="""
+        from pathlib import Path
+
+        def test_spoil(rnn_baseline):
+            rnn_baseline.check("acc", 0.5, tolerance=0.1)
+            Path("baselines").mkdir(exist_ok=True)
+            Path("baselines/test_spoil.json").write_text("{ not json")
+    """)
+    result = run(pytester, "--rnn-update-baselines")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "1 metric(s): 0 within baseline, 0 failed, 0 recorded, 1 NOT WRITTEN (file write failed)",
+        "  NOT WRITTEN *test_spoil :: test_spoil::acc*",
+        "NOT WRITTEN baselines/test_spoil.json: baseline file * is not valid JSON*",
+    ])
+    assert not any(" recorded " in line and "test_spoil::acc" in line for line in result.outlines)
 
 
 def test_update_records_entries_then_checks_pass(pytester):
@@ -304,10 +393,10 @@ def test_terminal_summary_lists_the_checked_metrics(pytester):
     result.stdout.fnmatch_lines([
         "*- pytest-rnn baselines -*",
         "3 metric(s): 1 within baseline, 2 failed, 0 recorded",
-        "  status   file :: key * baseline   measured  allowed",
-        "  FAIL     test_suite :: test_acc[[]0.8]::accuracy * 0.86 * 0.8  >= 0.81",
-        "  MISSING  test_suite :: test_loss::loss * - * 0.3  (no baseline)",
-        "  ok       test_suite :: test_acc[[]0.9]::accuracy * 0.93 * 0.9  >= 0.88",
+        "  status      file :: key * baseline   measured  allowed",
+        "  FAIL        test_suite :: test_acc[[]0.8]::accuracy * 0.86 * 0.8  >= 0.81",
+        "  MISSING     test_suite :: test_loss::loss * - * 0.3  (no baseline)",
+        "  ok          test_suite :: test_acc[[]0.9]::accuracy * 0.93 * 0.9  >= 0.88",
     ])
 
 
@@ -333,9 +422,11 @@ def test_corrupt_file_is_an_error_and_never_rewritten(pytester, update):
     before = path.read_bytes()
     result = run(pytester, *(["--rnn-update-baselines"] if update else []))
     result.assert_outcomes(failed=3)
+    # one line naming the file and the key, not a traceback through the store
     result.stdout.fnmatch_lines([
-        f"E * pytest_rnn.plugin.baselines.BaselineFileError: baseline file {path}, entry "
-        "'test_loss::loss': 'tolerance' must be a finite number, got '0.1'"])
+        f"baseline file {path}, entry 'test_loss::loss': 'tolerance' must be a finite number, "
+        "got '0.1'"])
+    assert "Traceback" not in result.stdout.str() and "store/files.py" not in result.stdout.str()
     assert path.read_bytes() == before
 
 
@@ -414,7 +505,7 @@ def test_hardware_versioned_and_shared_file_keys(pytester):
     ('check("acc", 0.5, tolerance=-1)', "tolerance must be a finite number >= 0; got -1"),
     ('check("acc", 0.5, tolerance=float("inf"))', "tolerance must be a finite number >= 0"),
     ('check("acc", 0.5, tolerance="0.1")', "tolerance must be a finite number >= 0; got '0.1'"),
-    ('check("acc", "0.5", tolerance=0.1)', "value must be a real number; got '0.5'"),
+    ('check("acc", "0.5", tolerance=0.1)', "value must be a real number, a NumPy scalar, or a 0-d array/tensor*; got '0.5'"),
     ('check("a::b", 0.5, tolerance=0.1)', "metric must be a non-empty name*got 'a::b'"),
     ('check("", 0.5, tolerance=0.1)', "metric must be a non-empty name*got ''"),
     ('check("acc", 0.5, tolerance=0.1, file="../x")', "file must be a plain file name*'../x'"),
@@ -453,13 +544,14 @@ def test_every_check_is_a_baseline_record(pytester):
     failed = rows["test_suite.py::test_acc[0.8]"]
     assert failed.name == "accuracy"
     assert {k: failed.data[k] for k in ("file", "key", "baseline", "value", "tolerance",
-                                        "direction", "passed", "updated", "bound")} == {
+                                        "direction", "passed", "updated", "bound",
+                                        "status")} == {
         "file": "baselines/test_suite.json", "key": "test_acc[0.8]::accuracy", "baseline": 0.86,
         "value": 0.8, "tolerance": 0.05, "direction": "higher", "passed": False,
-        "updated": False, "bound": ">= 0.81"}
+        "updated": False, "bound": ">= 0.81", "status": "FAIL"}
     missing = rows["test_suite.py::test_acc[0.9]"].data
-    assert (missing["baseline"], missing["passed"], missing["bound"]) == (
-        None, False, "(no baseline)")
+    assert (missing["baseline"], missing["passed"], missing["bound"]) == (None, False, "")
+    assert baselines.status_of(missing) is Status.MISSING
 
 
 # --- xdist: workers never write; the controller merges everything ------------------------------
@@ -476,9 +568,9 @@ def test_metric(rnn_baseline, i):
 
 XDIST_CONFTEST = """
 import os
-from pytest_rnn import baselines
+from pytest_rnn.store import files
 
-_real = baselines._atomic_write
+_real = files.atomic_write
 
 def _logged(path, text):
     who = os.environ.get("PYTEST_XDIST_WORKER", "controller")
@@ -486,7 +578,7 @@ def _logged(path, text):
         log.write(f"{who} {path.name}\\n")
     _real(path, text)
 
-baselines._atomic_write = _logged
+files.atomic_write = _logged
 """
 
 
@@ -514,3 +606,26 @@ def test_xdist_update_loses_no_entry_and_only_the_controller_writes(pytester, mo
     result.stdout.fnmatch_lines(["24 metric(s): 24 within baseline, 0 failed, 0 recorded"])
     assert math.isclose(merged["test_suite::test_metric[3]::shared_score"]["value"], 0.3)
 
+
+
+# --- records: NumPy data is converted, anything else is one clear line --------------------------
+
+
+def test_rnn_record_converts_numpy_data_and_names_what_it_cannot_take(pytester):
+    pytester.makepyfile(test_rec=r"""
+        import numpy as np
+        import pytest
+
+        def test_numpy(rnn_record):
+            record = rnn_record("curve", "gru", history={"loss": np.array([0.5, 0.25])},
+                                best=np.float32(0.25), epochs=np.arange(2))
+            assert record.data == {"history": {"loss": [0.5, 0.25]}, "best": 0.25,
+                                   "epochs": [0, 1]}
+
+        def test_object(rnn_record):
+            with pytest.raises(ValueError, match=r"^record data must be JSON-serialisable "
+                               r"\(numbers, strings, lists, dicts; NumPy values and tensors "
+                               r"are converted\); got object$"):
+                rnn_record("curve", "gru", model=object())
+    """)
+    run(pytester).assert_outcomes(passed=2)

@@ -342,13 +342,6 @@ def test_unknown_option_is_rejected(pytester):
     result.stderr.fnmatch_lines(["*unrecognized arguments: --rnn-sed*"])
 
 
-def test_not_yet_implemented_options_are_refused_not_ignored(pytester, clean_env, monkeypatch):
-    monkeypatch.setitem(options.NOT_IMPLEMENTED, "rnn_deterministic", "lands later")
-    result = pytester.runpytest_inprocess("--no-header", "--rnn-deterministic")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--rnn-deterministic is not implemented yet (lands later)*"])
-
-
 # --- device key -----------------------------------------------------------------------------
 
 

@@ -343,6 +343,7 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why(monkeypatch
             Record("baseline", "t.py::test_a", "accuracy", {
                 "value": 0.81, "baseline": 0.8, "tolerance": 0.03, "direction": "higher",
                 "relative": False, "bound": ">= 0.77", "passed": True, "updated": False,
+                "status": "ok",
                 "file": "baselines/t.json", "key": "test_a::accuracy"}),
             Record("curve", "t.py::test_b", "gru_imdb", {"history": {"loss": [0.7, 0.6]}}),
             Record("speedup", "t.py::test_c", "gru-64", {"speedup": 2.5}),

@@ -69,9 +69,6 @@ CONTRACT_TESTS: dict[str, str] = {
     "test_param_count": "the layer has the declared number of parameters",
 }
 
-#: Options ``make_layer`` may receive.
-LAYER_OPTIONS = ("return_sequences", "return_state", "stateful", "dropout")
-
 _SUPPORTS = ("supports_masking", "supports_return_state", "supports_stateful", "supports_dropout")
 _POSITIVE = ("units", "input_dim", "batch", "steps")
 
@@ -266,7 +263,8 @@ class RecurrentLayerContract:
     # -- what the user provides ----------------------------------------------------------------
 
     def make_layer(self, **options: Any) -> keras.layers.Layer:
-        """A new, unbuilt layer (or model) with ``options`` (see :data:`LAYER_OPTIONS`)."""
+        """A new, unbuilt layer (or model) with ``options``: any of ``return_sequences``,
+        ``return_state``, ``stateful`` (booleans) and ``dropout`` (a rate)."""
         raise NotImplementedError(
             f"{type(self).__name__} must define make_layer(self, **options) returning a new "
             "layer; options are among return_sequences, return_state, stateful, dropout"

@@ -1,62 +1,27 @@
-"""Stored baselines: metrics a test must keep reaching, reviewed in pull requests like code.
+"""The ``rnn_baseline`` fixture and its session glue, over :mod:`pytest_rnn.store`.
 
 Layout. One human-readable JSON file per suite or topic under ``--rnn-baselines``
 (default ``baselines/``); by default a test writes to the file named after its module
-(``suites/test_accuracy_imdb.py`` -> ``baselines/test_accuracy_imdb.json``)::
-
-    {
-      "entries": {
-        "test_lstm_learns::test_accuracy": {
-          "direction": "higher", "note": "...", "recorded_at": "2025-...Z",
-          "recorded_on": {"device": "cpu", "host": "...", "keras": "3.15.1", ...},
-          "relative": false, "seeds": {"base": 1234, "test": 98765},
-          "tolerance": 0.03, "value": 0.8123
-        }
-      },
-      "schema_version": 1
-    }
-
-Keys are sorted (``json.dump(sort_keys=True)``), so a re-recording shows up as a
-small diff. An entry key is ``<test id>::<metric>`` where the test id is the node
-id without its module path (``TestX::test_y[param]``); a file chosen with
-``file=`` prefixes the module name, as several modules may share it. Two optional
-suffixes separate values that legitimately differ: ``::device=<rnn_device.key>``
-(``hardware=True``: timings, cuDNN speedups) and ``::tf=<major.minor>::keras=<major.minor>``
-(``versioned=True``).
-
-Tolerance. Absolute, in the metric's own unit, unless ``relative=True`` (then a
-fraction of ``|baseline|``). With ``higher_is_better=True`` a value passes when
-``value >= baseline - tolerance``; with ``False`` when ``value <= baseline + tolerance``;
-with ``None`` (two-sided) when ``|value - baseline| <= tolerance``. Improvements
-always pass. The tolerance and direction the test asks for must equal the stored
-ones: the file is what reviewers approved, so a change in the code is a stale
-entry that fails until it is re-recorded.
+(``suites/test_accuracy_imdb.py`` -> ``baselines/test_accuracy_imdb.json``). An entry
+key is ``<test id>::<metric>`` where the test id is the node id without its module
+path (``TestX::test_y[param]``); a file chosen with ``file=`` prefixes the module
+name, as several modules may share it. The file format, keys, bands and statuses are
+:mod:`pytest_rnn.store`'s.
 
 Recording. ``--rnn-update-baselines`` makes :meth:`Baselines.check` record instead
-of compare. Nothing is written while tests run: every check becomes a
-``baseline`` record (:mod:`pytest_rnn.records`), the records of xdist workers travel
-to the controller, and the process that owns the run (the controller, or the only
-process) merges the new entries of tests that passed into the files at session
-finish, under a lock file, through a temporary file and ``os.replace``. Entries of
-tests that did not run stay as they are.
-
-Errors. A file that is not JSON, has an unknown ``schema_version`` or holds a
-malformed entry raises :class:`BaselineFileError` naming the file and the key; it
-is never treated as empty and never rewritten.
+of compare. Nothing is written while tests run: every check becomes a ``baseline``
+record (:mod:`pytest_rnn.plugin.records`), the records of xdist workers travel to the
+controller, and the process that owns the run merges the new entries of tests that
+passed into the files at session finish (:func:`pytest_rnn.store.write_entries`).
+Entries of tests that did not run stay as they are.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import numbers
-import os
 import platform
-import re
 import shlex
-import stat
-import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,34 +29,33 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn.plugin import options, records
+from pytest_rnn.plugin import options, records, xdist
+from pytest_rnn.plugin.records import Kind
 from pytest_rnn.runtime import seeding
 from pytest_rnn.runtime import versions as runtime_versions
+from pytest_rnn.store import files, rules
+from pytest_rnn.store.files import (  # noqa: F401 - public names of the first release's module
+    SCHEMA_VERSION,
+    BaselineFileError,
+    read_baseline_file,
+    write_entries,
+)
+from pytest_rnn.store.rules import Status, entry_key  # noqa: F401 - likewise
 
-SCHEMA_VERSION = 1
-UPDATE_FLAG = "--rnn-update-baselines"
-RECORD_KIND = "baseline"
-LOCK_TIMEOUT_S = 120.0
-
-DIRECTIONS = {True: "higher", False: "lower", None: "both"}
-_ENTRY_FIELDS = {"value", "tolerance", "direction", "relative", "seeds", "recorded_at",
-                 "recorded_on"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_METRIC_RE = re.compile(r"^[A-Za-z0-9_.\-/%]+$")
+UPDATE_FLAG = files.UPDATE_FLAG
+RECORD_KIND = Kind.BASELINE
 
 __all__ = [
     "BaselineFileError",
     "Baselines",
     "CheckResult",
     "SCHEMA_VERSION",
+    "Status",
     "entry_key",
     "read_baseline_file",
+    "update_command",
     "write_entries",
 ]
-
-
-class BaselineFileError(ValueError):
-    """A baseline file that cannot be trusted: not JSON, unknown schema, malformed entry."""
 
 
 @dataclass(frozen=True)
@@ -106,194 +70,17 @@ class CheckResult:
     tolerance: float
     direction: str
     relative: bool
-    passed: bool
-    updated: bool
-    bound: str  # the allowed band, e.g. ">= 0.7823"
+    status: Status
+    bound: str  # the allowed band, e.g. ">= 0.7823"; "" when there is none
     message: str
 
+    @property
+    def passed(self) -> bool:
+        return self.status.passed
 
-# ---------------------------------------------------------------------------
-# reading and writing files
-
-
-def read_baseline_file(path: Path) -> dict[str, dict]:
-    """The entries of baseline file ``path`` (``{}`` if it does not exist), validated.
-
-    Raises :class:`BaselineFileError` naming the file (and the key, for an entry)
-    for anything that is not a well-formed file of :data:`SCHEMA_VERSION`.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineFileError(
-            f"baseline file {path} is not valid JSON ({exc}); fix it by hand or delete it "
-            f"and re-record with {UPDATE_FLAG}"
-        ) from None
-    if not isinstance(data, dict):
-        raise BaselineFileError(
-            f"baseline file {path} must hold a JSON object, got {type(data).__name__}"
-        )
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BaselineFileError(
-            f"baseline file {path} has schema_version {version!r}; this pytest-rnn reads "
-            f"schema_version {SCHEMA_VERSION} (a newer pytest-rnn wrote it, or it was edited)"
-        )
-    unknown = sorted(set(data) - {"schema_version", "entries"})
-    if unknown:
-        raise BaselineFileError(
-            f"baseline file {path} has unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-            "expected only 'schema_version' and 'entries'"
-        )
-    entries = data.get("entries")
-    if not isinstance(entries, dict):
-        raise BaselineFileError(f"baseline file {path}: 'entries' must be a JSON object")
-    for key, entry in entries.items():
-        _validate_entry(path, key, entry)
-    return entries
-
-
-def _validate_entry(path: Path, key: str, entry: Any) -> None:
-    where = f"baseline file {path}, entry {key!r}"
-    if not isinstance(entry, dict):
-        raise BaselineFileError(f"{where}: must be a JSON object, got {type(entry).__name__}")
-    missing = sorted(_ENTRY_FIELDS - set(entry))
-    if missing:
-        raise BaselineFileError(f"{where}: missing field(s) {', '.join(missing)}")
-    for name in ("value", "tolerance"):
-        number = entry[name]
-        if not _is_number(number) or not math.isfinite(number):
-            raise BaselineFileError(f"{where}: {name!r} must be a finite number, got {number!r}")
-    if entry["tolerance"] < 0:
-        raise BaselineFileError(f"{where}: 'tolerance' must be >= 0, got {entry['tolerance']!r}")
-    if entry["direction"] not in DIRECTIONS.values():
-        raise BaselineFileError(
-            f"{where}: 'direction' must be one of {sorted(DIRECTIONS.values())}, "
-            f"got {entry['direction']!r}"
-        )
-    if not isinstance(entry["relative"], bool):
-        raise BaselineFileError(f"{where}: 'relative' must be true or false")
-    if not isinstance(entry["recorded_at"], str) or not isinstance(entry["recorded_on"], dict):
-        raise BaselineFileError(
-            f"{where}: 'recorded_at' must be a string and 'recorded_on' an object"
-        )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _dump(entries: Mapping[str, dict]) -> str:
-    body = {"schema_version": SCHEMA_VERSION, "entries": dict(entries)}
-    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep a reviewable file readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The existing file's permissions, or what the umask gives a new file."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def lock_path(path: Path) -> Path:
-    """The lock file guarding baseline file ``path`` (beside it, hidden)."""
-    return path.with_name(f".{path.name}.lock")
-
-
-def write_entries(path: Path, new_entries: Mapping[str, dict]) -> dict[str, dict]:
-    """Merge ``new_entries`` into baseline file ``path`` under its lock; returns the old entries.
-
-    The file is re-read under the lock, so two pytest processes updating the same
-    file one after the other both keep their entries. A file that does not validate
-    raises :class:`BaselineFileError` and is left as it is.
-    """
-    from filelock import FileLock
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_path(path)), timeout=LOCK_TIMEOUT_S):
-        old = read_baseline_file(path)
-        merged = {**old, **new_entries}
-        _atomic_write(path, _dump(merged))
-    return old
-
-
-# ---------------------------------------------------------------------------
-# keys and bands
-
-
-def _major_minor(version: str | None) -> str:
-    if not version:
-        return "none"
-    return ".".join(version.split(".")[:2])
-
-
-def entry_key(test_id: str, metric: str, *, device_key: str | None = None,
-              versions: Mapping[str, str | None] | None = None) -> str:
-    """``<test id>::<metric>[::device=<key>][::tf=<M.m>::keras=<M.m>]``."""
-    parts = [test_id, metric]
-    if device_key is not None:
-        parts.append(f"device={device_key}")
-    if versions is not None:
-        parts.append(f"tf={_major_minor(versions.get('tensorflow'))}")
-        parts.append(f"keras={_major_minor(versions.get('keras'))}")
-    return "::".join(parts)
-
-
-def _band(baseline: float, tolerance: float, direction: str, relative: bool) -> tuple[
-        float, float, str]:
-    """``(low, high, text)`` of the values that pass against ``baseline``."""
-    allowed = tolerance * abs(baseline) if relative else tolerance
-    low, high = -math.inf, math.inf
-    if direction in ("higher", "both"):
-        low = baseline - allowed
-    if direction in ("lower", "both"):
-        high = baseline + allowed
-    if direction == "higher":
-        text = f">= {low:.6g}"
-    elif direction == "lower":
-        text = f"<= {high:.6g}"
-    else:
-        text = f"in [{low:.6g}, {high:.6g}]"
-    return low, high, text
-
-
-def _describe_tolerance(tolerance: float, direction: str, relative: bool) -> str:
-    unit = f"{tolerance:g} relative" if relative else f"{tolerance:g} absolute"
-    way = {"higher": "higher is better", "lower": "lower is better", "both": "two-sided"}
-    return f"tolerance {unit}, {way[direction]}"
-
-
-def _round(value: float) -> float:
-    """Seven significant digits: enough for any metric, short enough to review."""
-    return float(f"{value:.7g}")
-
-
-# ---------------------------------------------------------------------------
-# the fixture object
+    @property
+    def updated(self) -> bool:
+        return self.status is Status.RECORDED
 
 
 _PENDING = pytest.StashKey[list]()  # on the item: updates waiting for the test's outcome
@@ -329,7 +116,7 @@ class Baselines:
     def key(self, metric: str, *, file: str | None = None, hardware: bool = False,
             versioned: bool = False) -> str:
         """The entry key :meth:`check` uses for ``metric`` in this test."""
-        _check_metric(metric)
+        rules.check_metric_name(metric)
         test_id = _test_id(self._node.nodeid)
         stem = self._file_stem(file)
         if stem != self.default_file():
@@ -341,7 +128,7 @@ class Baselines:
     def check(
         self,
         metric: str,
-        value: float,
+        value: Any,
         *,
         tolerance: float,
         higher_is_better: bool | None = True,
@@ -354,65 +141,64 @@ class Baselines:
     ) -> CheckResult:
         """Compare ``value`` of ``metric`` with its stored baseline (or record it).
 
-        ``tolerance``: absolute in the metric's unit, or a fraction of ``|baseline|``
-        with ``relative=True``. ``higher_is_better``: ``True``/``False``, or ``None``
-        for a two-sided band. ``file``: baseline file stem (default: the test module's
+        ``value``: a real number, NumPy scalar or 0-d array/tensor. ``tolerance``:
+        absolute in the metric's unit, or a fraction of ``|baseline|`` with
+        ``relative=True``. ``higher_is_better``: ``True``/``False``, or ``None`` for a
+        two-sided band. ``file``: baseline file stem (default: the test module's
         name). ``hardware``: key the entry by ``rnn_device.key`` (timings, cuDNN).
         ``versioned``: key it by TF/Keras major.minor. ``seeds`` (JSON-serialisable,
         default: base seed and this test's seed) and ``note`` (e.g. how the tolerance
         was calibrated) are stored with the entry when recording.
 
         Fails the test with baseline, measured value, allowed band, file and key; a
-        missing entry fails with the command that records it. Under
-        ``--rnn-update-baselines`` it records instead and passes (unless the value
-        is not finite); the entry is written at session end if the test passed.
+        missing entry fails with the command that records it; a corrupt file fails
+        with one line naming the file and the key. Under ``--rnn-update-baselines``
+        it records instead and passes (unless the value is not finite); the entry is
+        written at session end if the test passed.
         """
-        tolerance = _check_tolerance(tolerance)
-        if higher_is_better not in DIRECTIONS:
-            raise ValueError(
-                f"higher_is_better must be True, False or None (two-sided); "
-                f"got {higher_is_better!r}"
-            )
+        tolerance = rules.check_tolerance(tolerance)
+        direction = rules.check_direction(higher_is_better)
         if not isinstance(relative, bool):
             raise ValueError(f"relative must be True or False; got {relative!r}")
-        if not _is_number(value):
-            raise ValueError(f"value must be a real number; got {value!r} for metric {metric!r}")
-        value = float(value)
+        value = rules.as_number("value", value)
         key = self.key(metric, file=file, hardware=hardware, versioned=versioned)
         path = self.path(file)
         self._claim(path, key)
-        stored = read_baseline_file(path).get(key)
         ask = CheckResult(
-            file=_shown_path(path, self._config), key=key, metric=metric, value=float(value),
-            baseline=None if stored is None else float(stored["value"]), tolerance=tolerance,
-            direction=DIRECTIONS[higher_is_better], relative=relative, passed=False,
-            updated=False, bound="", message="",
+            file=_shown_path(path, self._config), key=key, metric=metric, value=value,
+            baseline=None, tolerance=tolerance, direction=direction, relative=relative,
+            status=Status.FAIL, bound="", message="",
         )
+        try:
+            stored = read_baseline_file(path).get(key)
+        except BaselineFileError as exc:
+            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        if stored is not None:
+            ask = replace(ask, baseline=float(stored["value"]))
         if self.updating:
             return self._record_update(ask, path, seeds, note)
-        if stored is None:
-            return self._finish(ask, passed=False, bound="(no baseline)", message=(
-                f"no baseline for {metric} = {ask.value:.6g}: file {ask.file} has no entry "
+        verdict = rules.judge(stored, value, tolerance=tolerance, direction=direction,
+                              relative=relative)
+        if verdict.status is Status.MISSING:
+            return self._finish(ask, verdict.status, "", (
+                f"no baseline for {metric} = {value:.6g}: file {ask.file} has no entry "
                 f"{key!r}. Missing baselines fail rather than pass. Record it with:\n"
                 f"    {self.update_command()}\n"
                 f"then review and commit {ask.file}."
             ))
-        was = _describe_tolerance(stored["tolerance"], stored["direction"], stored["relative"])
-        now = _describe_tolerance(tolerance, ask.direction, relative)
-        if was != now:
-            return self._finish(ask, passed=False, bound="(stale entry)", message=(
-                f"stale baseline {key!r} in {ask.file}: it was recorded with {was}, the test "
-                f"now asks for {now}. Re-record it with:\n    {self.update_command()}"
+        if verdict.status is Status.STALE:
+            return self._finish(ask, verdict.status, "", (
+                f"stale baseline {key!r} in {ask.file}: {verdict.detail}. Re-record it "
+                f"with:\n    {self.update_command()}"
             ))
-        low, high, bound = _band(ask.baseline, tolerance, ask.direction, relative)
-        passed = math.isfinite(ask.value) and low <= ask.value <= high
         recorded = stored["recorded_on"]
-        return self._finish(ask, passed=passed, bound=bound, message=(
-            f"{metric} {'within' if passed else 'outside'} its baseline band: measured "
-            f"{ask.value:.6g}, baseline {ask.baseline:.6g}, allowed {bound} ({now}); "
-            f"file {ask.file}, key {key!r}; baseline recorded {stored['recorded_at']} on "
-            f"{recorded.get('device', '?')} with TensorFlow {recorded.get('tensorflow', '?')}, "
-            f"Keras {recorded.get('keras', '?')}"
+        inside = verdict.status is Status.OK
+        return self._finish(ask, verdict.status, verdict.band.text, (
+            f"{metric} {'within' if inside else 'outside'} its baseline band: measured "
+            f"{value:.6g}, baseline {ask.baseline:.6g}, allowed {verdict.band.text} "
+            f"({verdict.detail}); file {ask.file}, key {key!r}; baseline recorded "
+            f"{stored['recorded_at']} on {recorded.get('device', '?')} with TensorFlow "
+            f"{recorded.get('tensorflow', '?')}, Keras {recorded.get('keras', '?')}"
         ))
 
     def update_command(self) -> str:
@@ -427,7 +213,7 @@ class Baselines:
         if not isinstance(file, str):
             raise ValueError(f"file must be a file name (str); got {file!r}")
         stem = file.removesuffix(".json")
-        if not _NAME_RE.match(stem):
+        if not _NAME_OK(stem):
             raise ValueError(
                 f"file must be a plain file name (letters, digits, '_', '-', '.'; no directory); "
                 f"got {file!r}"
@@ -450,11 +236,11 @@ class Baselines:
                        note: str | None) -> CheckResult:
         """Keep the new entry on the test item until its outcome is known (see after_report)."""
         if not math.isfinite(ask.value):
-            return self._finish(ask, passed=False, bound="(not finite)", message=(
+            return self._finish(ask, Status.FAIL, "(not finite)", (
                 f"cannot record baseline {ask.key!r} in {ask.file}: {ask.metric} = {ask.value!r}"
             ))
         entry = {
-            "value": _round(ask.value),
+            "value": ask.value,  # exact: JSON keeps the shortest repr that reads back the same
             "tolerance": ask.tolerance,
             "direction": ask.direction,
             "relative": ask.relative,
@@ -467,9 +253,9 @@ class Baselines:
         if ask.baseline is None:
             bound, was = "(new)", "new entry"
         else:
-            bound = _band(ask.baseline, ask.tolerance, ask.direction, ask.relative)[2]
+            bound = rules.band(ask.baseline, ask.tolerance, ask.direction, ask.relative).text
             was = f"was {ask.baseline:.6g}, band {bound}"
-        result = replace(ask, passed=True, updated=True, bound=bound, message=(
+        result = replace(ask, status=Status.RECORDED, bound=bound, message=(
             f"recording {ask.metric} = {ask.value:.6g} as baseline {ask.key!r} in {ask.file} "
             f"({was})"
         ))
@@ -495,26 +281,29 @@ class Baselines:
         return {
             "host": platform.node(),
             "device": device_key,
-            "python": platform.python_version(),
+            "python": versions["python"],
             "tensorflow": versions["tensorflow"],
             "keras": versions["keras"],
-            "numpy": runtime_versions.package_version("numpy"),
-            "backend": runtime_versions.keras_backend_name(),
+            "numpy": versions["numpy"],
+            "backend": versions["backend"],
         }
 
-    def _finish(self, ask: CheckResult, *, passed: bool, bound: str,
+    def _finish(self, ask: CheckResult, status: Status, bound: str,
                 message: str) -> CheckResult:
-        """Record the comparison, then fail the test if it did not pass."""
-        result = replace(ask, passed=passed, bound=bound, message=message)
+        """Record the comparison, then fail the test (one line, no traceback) if it failed."""
+        result = replace(ask, status=status, bound=bound, message=message)
         _add_record(self._config, self._node.nodeid, result)
-        if not passed:
+        if not result.passed:
             pytest.fail(message, pytrace=False)
         return result
 
 
+def _NAME_OK(stem: str) -> bool:  # noqa: N802 - a predicate named like the rule it states
+    return bool(stem) and stem[0].isalnum() and all(c.isalnum() or c in "_.-" for c in stem)
+
+
 def _add_record(config: pytest.Config, nodeid: str, result: CheckResult,
-                entry: dict | None = None, path: str | None = None, note: str | None = None
-                ) -> None:
+                entry: dict | None = None, path: str | None = None) -> None:
     data = {
         "file": result.file,
         "key": result.key,
@@ -524,6 +313,7 @@ def _add_record(config: pytest.Config, nodeid: str, result: CheckResult,
         "direction": result.direction,
         "relative": result.relative,
         "bound": result.bound,
+        "status": result.status.value,
         "passed": result.passed,
         "updated": result.updated,
         "message": result.message,
@@ -531,23 +321,12 @@ def _add_record(config: pytest.Config, nodeid: str, result: CheckResult,
     if entry is not None:
         data["entry"] = entry
         data["path"] = path
-    if note:
-        data["not_written"] = note
     records.of(config).add(RECORD_KIND, nodeid, result.metric, **data)
 
 
-def _check_metric(metric: Any) -> None:
-    if not isinstance(metric, str) or not _METRIC_RE.match(metric):
-        raise ValueError(
-            f"metric must be a non-empty name of letters, digits and '_.-/%' (no '::' or "
-            f"spaces); got {metric!r}"
-        )
-
-
-def _check_tolerance(tolerance: Any) -> float:
-    if not _is_number(tolerance) or not math.isfinite(tolerance) or tolerance < 0:
-        raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance!r}")
-    return float(tolerance)
+def status_of(data: dict) -> Status:
+    """The :class:`Status` of a ``baseline`` record's data (as it travelled from a worker)."""
+    return Status(data["status"])
 
 
 def _module_path(nodeid: str) -> str:
@@ -568,14 +347,23 @@ def _shown_path(path: Path, config: pytest.Config) -> str:
 
 
 def update_command(config: pytest.Config, nodeid: str) -> str:
-    """``[cd ROOT &&] pytest --rnn-update-baselines [--rnn-baselines D] [--rnn-seed N] ID``."""
+    """``[cd ROOT &&] pytest --rnn-update-baselines [options of this run] NODEID``.
+
+    Repeats the pytest-rnn options this run was given on its command line (data path,
+    seed, baselines directory, determinism), which change what the test measures or
+    where it is stored, so the command records exactly what this run checked. Values
+    that came from the ini file or the environment are read again by the new run.
+    """
     settings = options.get(config)
     root = Path(config.rootpath)
-    words = ["pytest", UPDATE_FLAG]
-    if settings.baselines != root / "baselines":
-        words += ["--rnn-baselines", str(settings.baselines)]
-    if settings.seed != options.DEFAULT_SEED:
-        words += ["--rnn-seed", str(settings.seed)]
+    words = ["pytest", UPDATE_FLAG, *options.command_line_words(config, exclude=(
+        "rnn_update_baselines", "rnn_report"))]
+    if settings.baselines != root / "baselines" and not any(
+            w.startswith("--rnn-baselines=") for w in words):
+        words.append(f"--rnn-baselines={settings.baselines}")
+    if settings.seed != options.DEFAULT_SEED and not any(
+            w.startswith("--rnn-seed=") for w in words):
+        words.append(f"--rnn-seed={settings.seed}")
     words.append(nodeid)
     command = " ".join(shlex.quote(w) for w in words)
     if Path(config.invocation_params.dir) != root:
@@ -605,13 +393,10 @@ def after_report(item: pytest.Item, report: pytest.TestReport) -> None:
         if failed_in is None:
             _add_record(item.config, item.nodeid, result, entry=entry, path=path)
         else:
-            note = f"test failed ({failed_in}); entry not written"
-            _add_record(item.config, item.nodeid, replace(result, updated=False), note=note)
+            why = f"test failed ({failed_in}); entry not written"
+            _add_record(item.config, item.nodeid, replace(
+                result, status=Status.NOT_RECORDED, message=f"{result.message}: {why}"))
     pending.clear()
-
-
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
 
 
 def write_updates(session: pytest.Session) -> None:
@@ -621,12 +406,12 @@ def write_updates(session: pytest.Session) -> None:
     (``pytest_testnodedown`` runs before ``pytest_sessionfinish``); workers write nothing.
     """
     config = session.config
-    if is_worker(config) or not options.get(config).update_baselines:
+    if xdist.is_worker(config) or not options.get(config).update_baselines:
         return
     by_path: dict[str, dict[str, dict]] = {}
     for record in records.of(config).of_kind(RECORD_KIND):
         entry = record.data.get("entry")
-        if record.data.get("updated") and entry is not None:
+        if status_of(record.data) is Status.RECORDED and entry is not None:
             by_path.setdefault(record.data["path"], {})[record.data["key"]] = entry
     outcomes = config.stash.setdefault(_WRITTEN, [])
     for path, entries in sorted(by_path.items()):
@@ -648,32 +433,48 @@ def _substance(entry: dict | None) -> dict | None:
     return {k: v for k, v in entry.items() if k not in ("recorded_at", "recorded_on")}
 
 
+def final_status(config: pytest.Config, data: dict) -> Status:
+    """A record's status after session end: RECORDED becomes NOT_WRITTEN if its file failed."""
+    status = status_of(data)
+    if status is Status.RECORDED:
+        failed = {path for path, counts, error in config.stash.get(_WRITTEN, []) if error}
+        if data.get("path") in failed:
+            return Status.NOT_WRITTEN
+    return status
+
+
 def summary(terminalreporter, config: pytest.Config) -> None:
     """A short table of the baselines checked or recorded in this run."""
     rows = records.of(config).of_kind(RECORD_KIND)
-    if not rows or is_worker(config):
+    if not rows or xdist.is_worker(config):
         return
     write = terminalreporter.write_line
-    failed = [r for r in rows if not r.data["passed"]]
-    updated = [r for r in rows if r.data["updated"]]
-    skipped = [r for r in rows if r.data.get("not_written")]
+    statuses = [final_status(config, r.data) for r in rows]
+    count = {s: statuses.count(s) for s in Status}
     terminalreporter.section("pytest-rnn baselines", sep="-")
-    within = len(rows) - len(failed) - len(updated) - len(skipped)
-    write(f"{len(rows)} metric(s): {within} within baseline, {len(failed)} failed, "
-          f"{len(updated)} recorded" + (f", {len(skipped)} not recorded (test failed)"
-                                        if skipped else ""))
+    failed = len(rows) - count[Status.OK] - count[Status.RECORDED] - count[Status.NOT_RECORDED] \
+        - count[Status.NOT_WRITTEN]
+    line = (f"{len(rows)} metric(s): {count[Status.OK]} within baseline, {failed} failed, "
+            f"{count[Status.RECORDED]} recorded")
+    if count[Status.NOT_RECORDED]:
+        line += f", {count[Status.NOT_RECORDED]} not recorded (test failed)"
+    if count[Status.NOT_WRITTEN]:
+        line += f", {count[Status.NOT_WRITTEN]} NOT WRITTEN (file write failed)"
+    write(line)
     width = min(60, max(len(_row_name(r)) for r in rows))
-    write(f"  {'status':<8} {'file :: key':<{width}} {'baseline':>10} {'measured':>10}  allowed")
+    write(f"  {'status':<11} {'file :: key':<{width}} {'baseline':>10} {'measured':>10}  allowed")
     limit = 40
-    for record in sorted(rows, key=lambda r: (r.data["passed"], _row_name(r)))[:limit]:
+    ordered = sorted(zip(statuses, rows, strict=True),
+                     key=lambda sr: (sr[0].passed, _row_name(sr[1])))
+    for status, record in ordered[:limit]:
         data = record.data
-        status = _status(data)
         baseline = "-" if data["baseline"] is None else f"{data['baseline']:.4g}"
         value = data["value"] if isinstance(data["value"], str) else f"{data['value']:.4g}"
         name = _row_name(record)
         if len(name) > width:
             name = "..." + name[-(width - 3):]
-        write(f"  {status:<8} {name:<{width}} {baseline:>10} {value:>10}  {data['bound']}")
+        allowed = data["bound"] or _NO_BAND.get(status, "")
+        write(f"  {status.value:<11} {name:<{width}} {baseline:>10} {value:>10}  {allowed}")
     if len(rows) > limit:
         write(f"  ... and {len(rows) - limit} more")
     for path, counts, error in config.stash.get(_WRITTEN, []):
@@ -686,15 +487,10 @@ def summary(terminalreporter, config: pytest.Config) -> None:
                   f"({changed} new or changed), {kept} other(s) kept")
 
 
+#: What the "allowed" column says for a check that had no band to compare with.
+_NO_BAND = {Status.MISSING: "(no baseline)", Status.STALE: "(stale entry)",
+            Status.UNREADABLE: "(file unreadable)"}
+
+
 def _row_name(record) -> str:
     return f"{Path(record.data['file']).stem} :: {record.data['key']}"
-
-
-def _status(data: dict) -> str:
-    if data.get("not_written"):
-        return "SKIPPED"
-    if data["updated"]:
-        return "recorded"
-    if data["passed"]:
-        return "ok"
-    return {"(no baseline)": "MISSING", "(stale entry)": "STALE"}.get(data["bound"], "FAIL")

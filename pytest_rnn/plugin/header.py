@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn.plugin import options
+from pytest_rnn.plugin import options, xdist
 from pytest_rnn.runtime import versions as runtime_versions
 
 _WORKER_DEVICES = pytest.StashKey[dict]()
-
-
-def is_xdist_controller(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(
-        config, "workerinput"
-    )
 
 
 def lines(config: pytest.Config) -> list[str]:
@@ -30,7 +24,7 @@ def lines(config: pytest.Config) -> list[str]:
         "pytest-rnn: TensorFlow {tensorflow}, Keras {keras}, backend {backend}; "
         "built with CUDA {cuda_build}, cuDNN {cudnn_build}".format(**versions),
     ]
-    if is_xdist_controller(config):
+    if xdist.is_controller(config):
         out.append("pytest-rnn: devices: probed by each xdist worker (listed after the run)")
     else:
         info = device.detect()
@@ -46,7 +40,7 @@ def lines(config: pytest.Config) -> list[str]:
 
 def publish_worker_device(config: pytest.Config) -> None:
     """In an xdist worker, send what it saw to the controller (only if TF was used)."""
-    workeroutput = getattr(config, "workeroutput", None)
+    workeroutput = xdist.worker_output(config)
     if workeroutput is None:
         return
     from pytest_rnn.runtime import device

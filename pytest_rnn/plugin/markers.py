@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn.plugin import options
+from pytest_rnn.plugin import options, xdist
 from pytest_rnn.runtime import versions as runtime_versions
 
 MARKERS = {
@@ -26,7 +26,7 @@ def register(config: pytest.Config) -> None:
 
 def require_gpu_if_asked(config: pytest.Config) -> None:
     """With --rnn-require-gpu, a host without a GPU fails the whole run at start-up."""
-    if not options.get(config).require_gpu or hasattr(config, "workerinput"):
+    if not options.get(config).require_gpu or xdist.is_worker(config):
         return
     from pytest_rnn.runtime import device
 

@@ -98,10 +98,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_DEST = {s.dest: s for s in SETTINGS}
 
-# Options registered (so they show in --help) but whose feature has not landed yet.
-# Using one of them is a usage error rather than a silent no-op.
-NOT_IMPLEMENTED: dict[str, str] = {}
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -187,11 +183,6 @@ class RnnSettings:
 
 def validate(config: pytest.Config) -> RnnSettings:
     """Resolve and check every setting once, at configure time."""
-    for dest, why in NOT_IMPLEMENTED.items():
-        if resolve(config, dest):
-            raise pytest.UsageError(
-                f"pytest-rnn: {_BY_DEST[dest].flag} is not implemented yet ({why})"
-            )
     settings = RnnSettings(
         seed=resolve(config, "rnn_seed"),
         imdb_path=resolve(config, "rnn_imdb_path"),
@@ -223,3 +214,21 @@ def get(config: pytest.Config) -> RnnSettings:
     """The validated settings of this run (available from ``pytest_configure`` on)."""
     return config.stash[_SETTINGS_KEY]
 
+
+def command_line_words(config: pytest.Config, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The pytest-rnn options of this run's command line, as ``--flag=value`` words.
+
+    For commands printed for the user to run again (``--rnn-update-baselines``): the
+    values are the resolved ones (absolute paths), so the command works from any folder.
+    """
+    words = []
+    for s in SETTINGS:
+        if s.dest in exclude or config.getoption(s.dest, default=None) is None:
+            continue
+        value = resolve(config, s.dest)
+        if s.kind == "flag":
+            if value:
+                words.append(s.flag)
+        else:
+            words.append(f"{s.flag}={value}")
+    return words

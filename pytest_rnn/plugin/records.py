@@ -6,21 +6,59 @@ controller when it finishes (``workeroutput``), so the terminal summary, the
 baseline writer and the HTML report see every record of the run, whichever
 process produced it.
 
-Kinds in use: ``baseline`` (a metric checked against or recorded into the
-baseline store), ``curve`` (a training history), ``speedup`` and ``timing``
-(kernel benchmarks), ``cost_ratio`` (per-step cost of the layer kinds). A record's
-``data`` must be JSON-serialisable; the summaries and the report read the fields they
-know and leave records of other shapes aside.
+The kinds pytest-rnn writes are named once, in :class:`Kind`. A record's ``data`` must be
+JSON-serialisable; NumPy scalars and arrays (and anything with ``.numpy()`` or
+``.tolist()``) are converted. The summaries and the report read the fields they know
+and leave records of other shapes aside.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pytest
 
+from pytest_rnn.plugin import xdist
+
 WORKEROUTPUT_KEY = "rnn_records"
+
+
+class Kind:
+    """The record kinds pytest-rnn's summaries and report know (plain strings, so a
+    user's ``rnn_record("curve", ...)`` is the same kind)."""
+
+    BASELINE = "baseline"  # a metric checked against or recorded into the baseline store
+    CURVE = "curve"  # a training history (the slow suites)
+    TIMING = "timing"  # one kernel's benchmark statistics
+    SPEEDUP = "speedup"  # generic / cuDNN median of a benchmark group
+    COST_RATIO = "cost_ratio"  # per-step cost of the layer kinds relative to LSTM
+
+
+def _plain(value: Any) -> Any:
+    """JSON's ``default=``: NumPy (and tensor) values become plain numbers and lists."""
+    for method in ("numpy", "tolist"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            value = convert()
+            if method == "numpy":
+                continue
+            return value
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(
+        f"record data must be JSON-serialisable (numbers, strings, lists, dicts; NumPy "
+        f"values and tensors are converted); got {type(value).__name__}"
+    )
+
+
+def to_json_data(data: dict) -> dict:
+    """``data`` as it will read back from JSON; raises one-line ``ValueError`` if it cannot."""
+    try:
+        return json.loads(json.dumps(data, default=_plain))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -38,7 +76,7 @@ class RunRecords:
         self._records: list[Record] = []
 
     def add(self, kind: str, nodeid: str, name: str, **data) -> Record:
-        record = Record(kind, nodeid, name, json.loads(json.dumps(data)))
+        record = Record(kind, nodeid, name, to_json_data(data))
         self._records.append(record)
         return record
 
@@ -74,7 +112,7 @@ def of(config: pytest.Config) -> RunRecords:
 
 
 def publish_from_worker(config: pytest.Config) -> None:
-    workeroutput = getattr(config, "workeroutput", None)
+    workeroutput = xdist.worker_output(config)
     if workeroutput is not None:
         workeroutput[WORKEROUTPUT_KEY] = of(config).to_json()
 

@@ -37,10 +37,11 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn.plugin import baselines, options, records
+from pytest_rnn.plugin import baselines, options, records, xdist
 from pytest_rnn.plugin import header as report_header
-from pytest_rnn.plugin.records import Record
+from pytest_rnn.plugin.records import Kind, Record
 from pytest_rnn.runtime import versions as runtime_versions
+from pytest_rnn.store import rules
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 PLOTS_NEED_EXTRA = (
@@ -305,8 +306,9 @@ def plot_baselines(rows: Sequence[Record]):
         points = [v for v in (value, baseline) if v is not None and math.isfinite(v)]
         low = high = None
         if baseline is not None and _is_number(data.get("tolerance")):
-            low, high, _ = baselines._band(baseline, float(data["tolerance"]),
-                                           str(data.get("direction")), bool(data.get("relative")))
+            allowed = rules.band(baseline, float(data["tolerance"]),
+                                 str(data.get("direction")), bool(data.get("relative")))
+            low, high = allowed.low, allowed.high
             points += [v for v in (low, high) if math.isfinite(v)]
         center = points[0] if points else 0.0
         span = (max(points) - min(points)) if len(points) > 1 else abs(center) * 0.1 or 1.0
@@ -466,7 +468,7 @@ def _baselines_html(rows: list[Record]) -> str:
     table_rows = []
     for r in rows:
         d = r.data
-        status = baselines._status(d)
+        status = baselines.status_of(d).value
         css = "bad" if not d.get("passed") else ("new" if d.get("updated") else "")
         table_rows.append(((r.nodeid, r.name, d.get("value"), d.get("baseline"), d.get("bound"),
                             status, d.get("file")), css))
@@ -525,7 +527,7 @@ def render(data: ReportData) -> str:
     by_kind: dict[str, list[Record]] = {}
     for record in data.records:
         by_kind.setdefault(record.kind, []).append(record)
-    known = {"baseline", "curve", "speedup", "timing"}
+    known = {Kind.BASELINE, Kind.CURVE, Kind.SPEEDUP, Kind.TIMING}
     others = {k: v for k, v in by_kind.items() if k not in known}
     env = _table(None, ((row, "") for row in data.environment))
     status = "passed" if data.exitstatus == 0 else "bad"
@@ -533,10 +535,10 @@ def render(data: ReportData) -> str:
         ("outcomes", "Test outcomes", _outcomes_html(data)),
         ("environment", "Hardware and versions", env),
         ("baselines", "Metrics against their baselines", _baselines_html(
-            by_kind.get("baseline", []))),
-        ("curves", "Training curves", _curves_html(by_kind.get("curve", []))),
+            by_kind.get(Kind.BASELINE, []))),
+        ("curves", "Training curves", _curves_html(by_kind.get(Kind.CURVE, []))),
         ("kernels", "cuDNN vs generic kernels", _kernels_html(
-            by_kind.get("speedup", []), by_kind.get("timing", []))),
+            by_kind.get(Kind.SPEEDUP, []), by_kind.get(Kind.TIMING, []))),
     ]
     if others:
         sections.append(("other", "Other records", "\n".join(
@@ -566,7 +568,7 @@ def render(data: ReportData) -> str:
 def write_if_asked(terminalreporter, exitstatus: int, config: pytest.Config) -> Path | None:
     """Write the report when ``--rnn-report`` is given, in the process that owns the run."""
     path = options.get(config).report
-    if path is None or hasattr(config, "workerinput"):
+    if path is None or xdist.is_worker(config):
         return None
     text = render(collect(config, terminalreporter.stats, exitstatus))
     try:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import re
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+
+from pytest_rnn.runtime import versions as runtime_versions
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,45 @@ def device_key(gpu_names: tuple[str, ...] | list[str], cudnn_version: str | None
     return f"gpu-{name}{count}-cudnn{major}"
 
 
+def gpu_inventory(run: Callable[..., Any] = subprocess.run) -> list[dict[str, str]]:
+    """GPUs from ``nvidia-smi`` (name, driver, uuid), restricted to CUDA_VISIBLE_DEVICES.
+
+    Empty without ``nvidia-smi`` or when it fails: a host without NVIDIA GPUs.
+    """
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        done = run([exe, "--query-gpu=index,name,driver_version,uuid",
+                    "--format=csv,noheader"], capture_output=True, text=True, timeout=20,
+                   check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []
+    gpus = [
+        {"index": row[0], "name": row[1], "driver": row[2], "uuid": row[3]}
+        for row in csv.reader(done.stdout.splitlines(), skipinitialspace=True)
+        if len(row) >= 4
+    ]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus
+    wanted = [v.strip() for v in visible.split(",") if v.strip()]
+    if not wanted or wanted[0] == "-1":
+        return []
+    chosen = []
+    for token in wanted:
+        chosen += [g for g in gpus if token in (g["index"], g["uuid"]) and g not in chosen]
+    return chosen
+
+
+def host_device_key() -> str:
+    """The device key of this host, from ``nvidia-smi`` and the build info (no TensorFlow)."""
+    return device_key([g["name"] for g in gpu_inventory()],
+                             runtime_versions.tensorflow_build_info().get("cudnn_version"))
+
+
 @lru_cache(maxsize=1)
 def detect() -> DeviceInfo:
     """Ask TensorFlow (imports it) which GPUs are visible; cached per process."""
@@ -75,6 +121,11 @@ def detect() -> DeviceInfo:
         cc = details.get("compute_capability")
         if cc:
             capabilities.append(".".join(str(x) for x in cc))
+    # One source for the names in the device key: nvidia-smi's, as host_device_key()
+    # (used without TensorFlow) reads them, when it lists the same GPUs TensorFlow sees.
+    inventory = [g["name"] for g in gpu_inventory()] if gpus else []
+    if len(inventory) == len(names):
+        names = inventory
     return DeviceInfo(
         has_gpu=bool(gpus),
         gpu_names=tuple(names),

@@ -1,0 +1,73 @@
+"""The kernel benchmarks: which layer, step, size and kernel each one times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Input and layer sizes of one benchmark configuration."""
+
+    batch: int
+    steps: int
+    features: int
+    units: int
+
+    def describe(self) -> str:
+        return f"B{self.batch} T{self.steps} F{self.features} U{self.units}"
+
+
+BENCH_CONFIGS: dict[str, BenchConfig] = {
+    # Launch overhead dominates: shows what cuDNN's fused kernel saves per call.
+    "small": BenchConfig(batch=8, steps=10, features=8, units=16),
+    # A typical text/sequence model layer: compute dominates.
+    "realistic": BenchConfig(batch=64, steps=100, features=128, units=128),
+}
+LAYER_KINDS = ("lstm", "gru")
+STEP_KINDS = ("forward", "train")
+KERNELS = ("generic", "cudnn")  # generic first: the cuDNN case reads its pair's timing
+#: Multiply-adds per step relative to LSTM: gate blocks of U*(F+U) each (4, 3 and 1).
+MAC_RATIO_TO_LSTM = {"lstm": 1.0, "gru": 3 / 4, "simple_rnn": 1 / 4}
+
+SPEEDUP_METRIC = "speedup_generic_over_cudnn"
+#: Relative band of the stored speedup. A ratio of two medians moves by ~10% between
+#: runs on one GPU (each median by ~5%); 25% still fails when cuDNN loses a third of
+#: its advantage or stops being used (speedup ~1).
+SPEEDUP_TOLERANCE = 0.25
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One benchmark: a layer kind, a step (forward or training), a size and a kernel."""
+
+    kind: str
+    step: str
+    size: str
+    kernel: str
+
+    @property
+    def config(self) -> BenchConfig:
+        return BENCH_CONFIGS[self.size]
+
+    @property
+    def group(self) -> str:
+        """pytest-benchmark group: the same for the cuDNN and generic case of a pair."""
+        return f"{self.kind}-{self.step}-{self.size} ({self.config.describe()})"
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{self.step}-{self.size}-{self.kernel}"
+
+    def pair(self, kernel: str) -> BenchCase:
+        return BenchCase(self.kind, self.step, self.size, kernel)
+
+
+def benchmark_cases() -> list[BenchCase]:
+    """Every kernel benchmark, each group's generic case right before its cuDNN case."""
+    return [
+        BenchCase(kind, step, size, kernel)
+        for kind in LAYER_KINDS
+        for step in STEP_KINDS
+        for size in BENCH_CONFIGS
+        for kernel in KERNELS
+    ]

@@ -1,0 +1,180 @@
+"""Baseline files: their format, validation, and writes that lose nothing.
+
+A file is ``{"entries": {...}, "schema_version": 1}`` with keys sorted
+(``json.dump(sort_keys=True)``), so a re-recording shows up as a small diff. Each
+entry holds ``value``, ``tolerance``, ``direction`` (``higher``, ``lower`` or
+``both``), ``relative``, ``seeds``, ``recorded_at``, ``recorded_on`` and an optional
+``note``. Values are stored exactly: Python writes the shortest decimal that reads
+back as the same float, so a zero-tolerance check passes on an identical rerun.
+
+Writing merges new entries into the file under an inter-process lock, through a
+temporary file and ``os.replace``: a reader sees the old or the new file, never half
+of one, and two processes updating one file both keep their entries. The lock file
+lives in the system's temporary directory, keyed by the baseline file's absolute
+path, so no stray file appears in a user's repository.
+
+A file that is not JSON, has an unknown ``schema_version`` or holds a malformed
+entry raises :class:`BaselineFileError` naming the file and the key. It is never
+treated as empty and never rewritten. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+UPDATE_FLAG = "--rnn-update-baselines"
+LOCK_TIMEOUT_S = 120.0
+DIRECTIONS = ("higher", "lower", "both")
+ENTRY_FIELDS = frozenset({"value", "tolerance", "direction", "relative", "seeds",
+                          "recorded_at", "recorded_on"})
+
+
+class BaselineFileError(ValueError):
+    """A baseline file that cannot be trusted: not JSON, unknown schema, malformed entry."""
+
+
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (JSON's ``true`` is not a metric)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def read_baseline_file(path: Path) -> dict[str, dict]:
+    """The entries of baseline file ``path`` (``{}`` if it does not exist), validated.
+
+    Raises :class:`BaselineFileError` naming the file (and the key, for an entry)
+    for anything that is not a well-formed file of :data:`SCHEMA_VERSION`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineFileError(
+            f"baseline file {path} is not valid JSON ({exc}); fix it by hand or delete it "
+            f"and re-record with {UPDATE_FLAG}"
+        ) from None
+    if not isinstance(data, dict):
+        raise BaselineFileError(
+            f"baseline file {path} must hold a JSON object, got {type(data).__name__}"
+        )
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BaselineFileError(
+            f"baseline file {path} has schema_version {version!r}; this pytest-rnn reads "
+            f"schema_version {SCHEMA_VERSION} (a newer pytest-rnn wrote it, or it was edited)"
+        )
+    unknown = sorted(set(data) - {"schema_version", "entries"})
+    if unknown:
+        raise BaselineFileError(
+            f"baseline file {path} has unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            "expected only 'schema_version' and 'entries'"
+        )
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        raise BaselineFileError(f"baseline file {path}: 'entries' must be a JSON object")
+    for key, entry in entries.items():
+        validate_entry(path, key, entry)
+    return entries
+
+
+def validate_entry(path: Path, key: str, entry: Any) -> None:
+    """Raise :class:`BaselineFileError` naming ``path`` and ``key`` if ``entry`` is malformed."""
+    where = f"baseline file {path}, entry {key!r}"
+    if not isinstance(entry, dict):
+        raise BaselineFileError(f"{where}: must be a JSON object, got {type(entry).__name__}")
+    missing = sorted(ENTRY_FIELDS - set(entry))
+    if missing:
+        raise BaselineFileError(f"{where}: missing field(s) {', '.join(missing)}")
+    for name in ("value", "tolerance"):
+        number = entry[name]
+        if not is_number(number) or not math.isfinite(number):
+            raise BaselineFileError(f"{where}: {name!r} must be a finite number, got {number!r}")
+    if entry["tolerance"] < 0:
+        raise BaselineFileError(f"{where}: 'tolerance' must be >= 0, got {entry['tolerance']!r}")
+    if entry["direction"] not in DIRECTIONS:
+        raise BaselineFileError(
+            f"{where}: 'direction' must be one of {sorted(DIRECTIONS)}, "
+            f"got {entry['direction']!r}"
+        )
+    if not isinstance(entry["relative"], bool):
+        raise BaselineFileError(f"{where}: 'relative' must be true or false")
+    if not isinstance(entry["recorded_at"], str) or not isinstance(entry["recorded_on"], dict):
+        raise BaselineFileError(
+            f"{where}: 'recorded_at' must be a string and 'recorded_on' an object"
+        )
+
+
+def dump(entries: Mapping[str, dict]) -> str:
+    """The text of a baseline file holding ``entries``."""
+    body = {"schema_version": SCHEMA_VERSION, "entries": dict(entries)}
+    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old or the new file, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep a reviewable file readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _file_mode(path: Path) -> int:
+    """The existing file's permissions, or what the umask gives a new file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file guarding baseline file ``path``.
+
+    In a per-user folder of the temporary directory, named by a hash of the file's
+    resolved path: every process on this machine that writes the same file takes the
+    same lock, and nothing is left beside the baselines for ``git status`` to show.
+    """
+    resolved = str(Path(path).resolve())
+    digest = hashlib.sha256(resolved.encode()).hexdigest()[:24]
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    folder = Path(tempfile.gettempdir()) / f"pytest-rnn-locks-{uid}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{Path(path).name}.{digest}.lock"
+
+
+def write_entries(path: Path, new_entries: Mapping[str, dict]) -> dict[str, dict]:
+    """Merge ``new_entries`` into baseline file ``path`` under its lock; returns the old entries.
+
+    The file is re-read under the lock, so two pytest processes updating the same
+    file one after the other both keep their entries. A file that does not validate
+    raises :class:`BaselineFileError` and is left as it is.
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_path(path)), timeout=LOCK_TIMEOUT_S):
+        old = read_baseline_file(path)
+        atomic_write(path, dump({**old, **new_entries}))
+    return old
