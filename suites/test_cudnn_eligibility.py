@@ -15,7 +15,6 @@ import contextlib
 import keras
 import numpy as np
 import pytest
-
 from pytest_rnn.cudnn import (
     INVALID_USE_CUDNN_ERROR,
     USE_CUDNN_TRUE_ERROR,
@@ -28,10 +27,8 @@ from pytest_rnn.cudnn import (
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 2, 3
-SHAPE = (BATCH, STEPS, FEATURES)
+INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 KINDS = ("lstm", "gru")
 
 # (id, layer kwargs, the word the disqualifying reason must contain or None if eligible)
@@ -68,13 +65,9 @@ def config_cases() -> list:
     ]
 
 
-@pytest.fixture
-def x(rnn_seed: int) -> np.ndarray:
-    return np.random.default_rng(rnn_seed).normal(size=SHAPE).astype("float32")
-
 
 def built(kind: str, seed: int, **kwargs) -> keras.layers.Layer:
-    return build_random(rnn_layer(kind, UNITS, **kwargs), SHAPE, seed)
+    return build_random(rnn_layer(kind, UNITS, **kwargs), INPUT_SHAPE, seed)
 
 
 def routed(layer, x, **call_kwargs) -> list:
@@ -141,7 +134,7 @@ def test_auto_falls_back_to_exactly_the_generic_result(kind, simulate_gpu, x, rn
     if rnn_device.has_gpu and not simulate_gpu:
         pytest.skip("a GPU is visible: 'auto' takes cuDNN here; test_cudnn_equivalence covers it")
     auto = built(kind, rnn_seed, return_sequences=True, return_state=True)
-    generic = copy_layer(auto, SHAPE, use_cudnn=False)
+    generic = copy_layer(auto, INPUT_SHAPE, use_cudnn=False)
     with simulated_gpu_routing() if simulate_gpu else contextlib.nullcontext([]) as calls:
         got = auto(x)
     if simulate_gpu:
@@ -197,7 +190,7 @@ def test_mask_rule_agrees_with_keras_routing(kind, mask_name, x, rnn_seed):
     assert expected_kernel(auto, gpu_available=True, mask=mask) == (
         "cudnn" if allowed else "generic")
     if not allowed:  # use_cudnn=True must refuse it instead of silently falling back
-        strict = copy_layer(auto, SHAPE, use_cudnn=True)
+        strict = copy_layer(auto, INPUT_SHAPE, use_cudnn=True)
         with simulated_gpu_routing(), pytest.raises(ValueError, match=USE_CUDNN_TRUE_ERROR):
             strict(x, mask=mask)
 
@@ -235,7 +228,7 @@ def test_padded_steps_generic_carries_last_output_where_cudnn_writes_zeros(
 @pytest.mark.parametrize("kind", KINDS)
 def test_bidirectional_routes_each_direction_and_zeroes_padded_steps(kind, x, rnn_seed):
     wrapped = keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True))
-    wrapped.build(SHAPE)
+    wrapped.build(INPUT_SHAPE)
     assert cudnn_eligibility(wrapped).eligible
     mask = np.asarray(MASKS["right_padded"][0], dtype=bool)
     with simulated_gpu_routing() as calls:
@@ -247,7 +240,7 @@ def test_bidirectional_routes_each_direction_and_zeroes_padded_steps(kind, x, rn
     # where cuDNN's is: the two kernels agree at padded steps here.
     np.testing.assert_array_equal(out[~mask], 0.0)
     wrapped_rd = keras.layers.Bidirectional(rnn_layer(kind, UNITS, recurrent_dropout=0.1))
-    wrapped_rd.build(SHAPE)
+    wrapped_rd.build(INPUT_SHAPE)
     reasons = cudnn_eligibility(wrapped_rd).reasons
     assert [r.split(":")[0] for r in reasons] == ["forward", "backward"], reasons
     assert routed(wrapped_rd, x) == []

@@ -22,18 +22,21 @@ atol 1e-5 plus rtol 1e-4.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from pytest_rnn.cudnn import USE_CUDNN_TRUE_ERROR, cudnn_sequence_output
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
-pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("rnn_float32")]
+from pytest_rnn.checks import compare
+
+pytestmark = pytest.mark.gpu
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 3, 4
-SHAPE = (BATCH, STEPS, FEATURES)
+INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 KINDS = ("lstm", "gru")
 OUT_ATOL = 1e-5
 GRAD_ATOL, GRAD_RTOL = 1e-5, 1e-4
@@ -42,35 +45,15 @@ RIGHT_PADDED = np.arange(STEPS)[None, :] < np.array([6, 4, 2, 5])[:, None]
 LEFT_PADDED = RIGHT_PADDED[:, ::-1].copy()
 
 
-@pytest.fixture
-def x(rnn_rng) -> np.ndarray:
-    return rnn_rng.normal(size=SHAPE).astype("float32")
-
 
 def twins(kind: str, seed: int, **kwargs) -> tuple[keras.layers.Layer, keras.layers.Layer]:
     """(cuDNN layer, generic layer) with identical random weights."""
-    cudnn = build_random(rnn_layer(kind, UNITS, use_cudnn=True, **kwargs), SHAPE, seed)
-    return cudnn, copy_layer(cudnn, SHAPE, use_cudnn=False)
+    cudnn = build_random(rnn_layer(kind, UNITS, use_cudnn=True, **kwargs), INPUT_SHAPE, seed)
+    return cudnn, copy_layer(cudnn, INPUT_SHAPE, use_cudnn=False)
 
 
-def as_list(outputs) -> list[np.ndarray]:
-    if isinstance(outputs, (list, tuple)):
-        return [np.asarray(o) for o in outputs]
-    return [np.asarray(outputs)]
-
-
-def assert_close(actual, expected, what: str, atol: float = OUT_ATOL, rtol: float = 0.0) -> None:
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    excess = np.abs(actual - expected) - (atol + rtol * np.abs(expected))
-    if excess.size and excess.max() > 0:
-        where = np.unravel_index(excess.argmax(), excess.shape)
-        raise AssertionError(
-            f"{what}: cuDNN path gave {actual[where]:.7g}, expected {expected[where]:.7g} "
-            f"at index {tuple(int(i) for i in where)} "
-            f"(|diff| {abs(actual[where] - expected[where]):.3g}, allowed atol {atol:g} + "
-            f"rtol {rtol:g}); {int((excess > 0).sum())} of {excess.size} values off"
-        )
+assert_close = functools.partial(compare.assert_allclose, atol=OUT_ATOL,
+                                 labels=("cuDNN", "generic"))
 
 
 def output_names(kind: str) -> list[str]:
@@ -83,7 +66,7 @@ def output_names(kind: str) -> list[str]:
 def test_outputs_and_states_match(kind, return_sequences, go_backwards, x, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=return_sequences,
                            return_state=True, go_backwards=go_backwards)
-    for name, a, b in zip(output_names(kind), as_list(cudnn(x)), as_list(generic(x)),
+    for name, a, b in zip(output_names(kind), compare.leaves(cudnn(x)), compare.leaves(generic(x)),
                           strict=True):
         assert_close(a, b, f"{kind} {name} (return_sequences={return_sequences}, "
                            f"go_backwards={go_backwards})")
@@ -94,13 +77,13 @@ def test_initial_state_is_used_the_same_way(kind, x, rnn_rng, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=True, return_state=True)
     states = [rnn_rng.normal(size=(BATCH, UNITS)).astype("float32")
               for _ in range(2 if kind == "lstm" else 1)]
-    with_state = as_list(cudnn(x, initial_state=states))
-    zero_state = as_list(cudnn(x))
+    with_state = compare.leaves(cudnn(x, initial_state=states))
+    zero_state = compare.leaves(cudnn(x))
     assert np.abs(with_state[0][:, 0] - zero_state[0][:, 0]).max() > 1e-3, (
         "the initial state does not change the first output: the comparison would be vacuous"
     )
     for name, a, b in zip(output_names(kind), with_state,
-                          as_list(generic(x, initial_state=states)), strict=True):
+                          compare.leaves(generic(x, initial_state=states)), strict=True):
         assert_close(a, b, f"{kind} {name} with initial_state")
 
 
@@ -128,8 +111,8 @@ def test_gradients_match(kind, go_backwards, x, rnn_rng, rnn_seed):
 def test_right_padded_mask_differs_only_where_documented(kind, go_backwards, x, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=True, return_state=True,
                            go_backwards=go_backwards)
-    got = as_list(cudnn(x, mask=RIGHT_PADDED))
-    want = as_list(generic(x, mask=RIGHT_PADDED))
+    got = compare.leaves(cudnn(x, mask=RIGHT_PADDED))
+    want = compare.leaves(generic(x, mask=RIGHT_PADDED))
     for name, a, b in zip(output_names(kind)[1:], got[1:], want[1:], strict=True):
         assert_close(a, b, f"{kind} final {name} with a right-padded mask")
     expected = cudnn_sequence_output(want[0], RIGHT_PADDED, go_backwards=go_backwards)
@@ -147,7 +130,7 @@ def test_non_right_padded_mask_never_silently_takes_cudnn(kind, x, rnn_seed):
     cudnn, generic = twins(kind, rnn_seed, return_sequences=True)
     with pytest.raises(ValueError, match=USE_CUDNN_TRUE_ERROR):
         cudnn(x, mask=LEFT_PADDED)
-    auto = copy_layer(cudnn, SHAPE, use_cudnn="auto")
+    auto = copy_layer(cudnn, INPUT_SHAPE, use_cudnn="auto")
     want = np.asarray(generic(x, mask=LEFT_PADDED))
     # Eagerly, "auto" checks the mask and runs the generic kernel: the same ops as
     # use_cudnn=False on the same device, hence (near) bit-identical results.
@@ -165,13 +148,13 @@ def test_non_right_padded_mask_never_silently_takes_cudnn(kind, x, rnn_seed):
 def test_bidirectional_matches(kind, masked, x, rnn_seed):
     cudnn = keras.layers.Bidirectional(
         rnn_layer(kind, UNITS, use_cudnn=True, return_sequences=True, return_state=True))
-    build_random(cudnn, SHAPE, rnn_seed)
+    build_random(cudnn, INPUT_SHAPE, rnn_seed)
     generic = keras.layers.Bidirectional(
         rnn_layer(kind, UNITS, use_cudnn=False, return_sequences=True, return_state=True))
-    generic.build(SHAPE)
+    generic.build(INPUT_SHAPE)
     generic.set_weights(cudnn.get_weights())
     mask = RIGHT_PADDED if masked else None
-    got, want = as_list(cudnn(x, mask=mask)), as_list(generic(x, mask=mask))
+    got, want = compare.leaves(cudnn(x, mask=mask)), compare.leaves(generic(x, mask=mask))
     assert len(got) == len(want)
     # Bidirectional zeroes padded outputs on the generic path too, so all values agree.
     for index, (a, b) in enumerate(zip(got, want, strict=True)):

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from pytest_rnn.dropout import measure_dropout
+from pytest_rnn.models import VARIANTS, build_random, imdb_classifier, rnn_layer
 
 from pytest_rnn import (
     assert_dropout_mask_shared_across_time,
@@ -22,24 +24,14 @@ from pytest_rnn import (
     assert_seed_reproduces_masks,
     assert_training_applies_dropout,
 )
-from pytest_rnn.dropout import measure_dropout
-from pytest_rnn.models import build_random, imdb_classifier, rnn_layer
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 BATCH, STEPS, FEATURES, UNITS = 3, 3, 2, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 RATE = 0.3
 MASK_STEPS = 3  # input masks are observed at every step of a 3-step probe
 SEED = 20240607  # masks of the measured layers are reproducible run to run
 
-VARIANTS = {
-    "simple_rnn": ("simple_rnn", {}),
-    "lstm": ("lstm", {}),
-    "gru": ("gru", {}),
-    "gru_reset_before": ("gru", {"reset_after": False}),
-}
 # setting -> (layer rates, which mask is measured)
 SETTINGS = {
     "dropout": ({"dropout": RATE}, "dropout"),
@@ -47,10 +39,6 @@ SETTINGS = {
     "dropout_with_recurrent": ({"dropout": RATE, "recurrent_dropout": 0.2}, "dropout"),
 }
 
-
-@pytest.fixture
-def x(rnn_rng: np.random.Generator) -> np.ndarray:
-    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
 def dropout_layer(variant: str, rnn_rng: np.random.Generator | None = None, **kwargs):

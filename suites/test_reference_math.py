@@ -14,24 +14,16 @@ import inspect
 import keras
 import numpy as np
 import pytest
+from pytest_rnn.models import KINDS, MERGE_MODES, VARIANTS, build_random, rnn_layer
 
 from pytest_rnn import assert_matches_reference
-from pytest_rnn.models import KINDS, MERGE_MODES, build_random, rnn_layer
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # post-padded, pre-padded, and a gap in the middle: all three ways a mask can look
 MASK = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 1, 0]], dtype=bool)
 
-VARIANTS = {
-    "simple_rnn": ("simple_rnn", {}),
-    "lstm": ("lstm", {}),
-    "gru": ("gru", {}),
-    "gru_reset_before": ("gru", {"reset_after": False}),
-}
 
 CONFIGS = {
     "last_output": ({}, {}),
@@ -49,10 +41,6 @@ CONFIGS = {
     "unroll": ({"unroll": True, "return_sequences": True, "return_state": True}, {}),
 }
 
-
-@pytest.fixture
-def x(rnn_rng: np.random.Generator) -> np.ndarray:
-    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
 
 def n_states(kind: str) -> int:

@@ -15,12 +15,11 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-
 from pytest_rnn.models import build_random, imdb_classifier, rnn_cell, rnn_layer
 
-# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
+from pytest_rnn.checks import compare
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 3
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # (input_shape, builder) per case; every builder sets several non-default options
@@ -126,22 +125,11 @@ def assert_same_settings(restored: Any, original: Any, what: str) -> None:
     assert not changed, f"{what} changed settings (original, restored): {changed}"
 
 
-def outputs(layer: Any, x: np.ndarray) -> list[np.ndarray]:
-    result = layer(x, training=False)
-    return [np.asarray(t) for t in (result if isinstance(result, (list, tuple)) else [result])]
-
-
 def assert_identical_outputs(restored: Any, original: Any, x: np.ndarray, what: str) -> None:
-    got, want = outputs(restored, x), outputs(original, x)
-    assert len(got) == len(want), f"{what}: {len(got)} outputs, original {len(want)}"
-    for index, (a, b) in enumerate(zip(got, want, strict=True)):
-        assert a.shape == b.shape, f"{what}: output {index} shape {a.shape}, original {b.shape}"
-        if not np.array_equal(a, b):
-            diff = np.abs(a - b)
-            raise AssertionError(
-                f"{what}: output {index} differs from the original in "
-                f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {diff.max():.3g}"
-            )
+    """Bit-identical outputs: the same weights and arithmetic, restored."""
+    compare.assert_allclose(restored(x, training=False), original(x, training=False),
+                            f"{what}: outputs differ from the original", atol=0.0,
+                            labels=("restored", "original"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

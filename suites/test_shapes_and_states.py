@@ -6,37 +6,28 @@ swapped axis shows up as a wrong shape rather than passing by coincidence.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import keras
 import numpy as np
 import pytest
-
-from pytest_rnn import assert_output_structure, expected_output_structure
 from pytest_rnn.models import KINDS, MERGE_MODES, build_random, rnn_cell, rnn_layer
 from pytest_rnn.shapes import expected_structure_of
 
-# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
+from pytest_rnn import assert_output_structure, expected_output_structure
+from pytest_rnn.checks import compare
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 FLAGS = list(itertools.product((False, True), (False, True)))
 FLAG_IDS = [f"seq{int(rs)}-state{int(st)}" for rs, st in FLAGS]
 
 
-@pytest.fixture
-def x(rnn_rng: np.random.Generator) -> np.ndarray:
-    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
-
-def assert_close(actual, expected, what: str, atol: float = 1e-6) -> None:
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    diff = np.abs(actual - expected)
-    assert diff.max() <= atol, (
-        f"{what}: max |diff| {diff.max():.3g} at {np.unravel_index(diff.argmax(), diff.shape)} "
-        f"(atol {atol:g})"
-    )
+#: Outputs that must be equal up to float32 rounding of the same arithmetic.
+assert_close = functools.partial(compare.assert_allclose, atol=1e-6)
 
 
 # --- single layers ---------------------------------------------------------------------------

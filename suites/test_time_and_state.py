@@ -9,16 +9,17 @@ make the comparison meaningful (the paths are not trivially equal).
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from pytest_rnn.models import KINDS, build_random, copy_layer, rnn_cell, rnn_layer
 
-# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
+from pytest_rnn.checks import compare
 
+# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 3, 6, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 # post-padded, pre-padded, a gap in the middle
@@ -28,28 +29,9 @@ MASK = np.array(
 )
 
 
-@pytest.fixture
-def x(rnn_rng: np.random.Generator) -> np.ndarray:
-    return rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
 
-
-def numpy_outputs(outputs) -> list[np.ndarray]:
-    if isinstance(outputs, (list, tuple)):
-        return [np.asarray(o) for o in outputs]
-    return [np.asarray(outputs)]
-
-
-def assert_close(actual, expected, what: str, atol: float = 1e-5) -> None:
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    diff = np.abs(actual - expected)
-    if diff.size and diff.max() > atol:
-        where = np.unravel_index(diff.argmax(), diff.shape)
-        raise AssertionError(
-            f"{what}: max |diff| {diff.max():.3g} at index {where} "
-            f"({actual[where]:.6g} vs {expected[where]:.6g}; atol {atol:g}); "
-            f"{int((diff > atol).sum())} of {diff.size} values differ"
-        )
+#: Outputs that must agree up to float32 rounding of differently ordered arithmetic.
+assert_close = functools.partial(compare.assert_allclose, atol=1e-5)
 
 
 def assert_differ(a, b, what: str, min_diff: float = 1e-3) -> None:
@@ -68,9 +50,9 @@ def random_layer(kind: str, rnn_rng: np.random.Generator, **kwargs) -> keras.lay
 def test_go_backwards_equals_the_layer_on_reversed_input(kind, x, rnn_rng):
     forward = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     backward = copy_layer(forward, INPUT_SHAPE, go_backwards=True)
-    got = numpy_outputs(backward(x))
-    want = numpy_outputs(forward(x[:, ::-1]))
-    assert_differ(got[1], numpy_outputs(forward(x))[1], f"{kind}: reading backwards changes h")
+    got = compare.leaves(backward(x))
+    want = compare.leaves(forward(x[:, ::-1]))
+    assert_differ(got[1], compare.leaves(forward(x))[1], f"{kind}: reading backwards changes h")
     assert_close(got[0], want[0], f"{kind} go_backwards sequence (processing order)")
     for index in range(1, len(want)):
         assert_close(got[index], want[index], f"{kind} go_backwards final state {index}")
@@ -119,9 +101,9 @@ def test_mask_zero_padding_equals_the_unpadded_sequence(kind, padding, rnn_rng):
     tokens = rnn_rng.integers(1, VOCAB, size=(BATCH, 4)).astype("int32")
     pad = np.zeros((BATCH, 3), dtype="int32")
     padded = np.concatenate([pad, tokens] if padding == "pre" else [tokens, pad], axis=1)
-    want = numpy_outputs(model(tokens))
-    assert_differ(numpy_outputs(unmasked(padded))[0], want[0], f"{kind}: padding without a mask")
-    got = numpy_outputs(model(padded))
+    want = compare.leaves(model(tokens))
+    assert_differ(compare.leaves(unmasked(padded))[0], want[0], f"{kind}: padding without a mask")
+    got = compare.leaves(model(padded))
     for index, name in enumerate(["output", "h", "c"][: len(want)]):
         assert_close(got[index], want[index], f"{kind} {padding}-padded with mask_zero: {name}")
 
@@ -143,7 +125,7 @@ def expected_carried_outputs(sequence: np.ndarray, mask: np.ndarray) -> np.ndarr
 def test_masked_steps_repeat_the_previous_output_by_default(kind, x, rnn_rng):
     layer = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     assert layer.zero_output_for_mask is False, f"{kind}: zero_output_for_mask default changed"
-    sequence, h, *_ = numpy_outputs(layer(x, mask=MASK))
+    sequence, h, *_ = compare.leaves(layer(x, mask=MASK))
     assert_close(sequence, expected_carried_outputs(sequence, MASK), f"{kind} masked outputs")
     assert_differ(sequence[0, 4], 0.0, f"{kind}: post-padded step should carry the output")
     assert_close(sequence[:, -1], h, f"{kind}: last output vs final h under a mask")
@@ -153,8 +135,8 @@ def test_masked_steps_repeat_the_previous_output_by_default(kind, x, rnn_rng):
 def test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest(kind, x, rnn_rng):
     carried = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     zeroed = copy_layer(carried, INPUT_SHAPE, zero_output_for_mask=True)
-    carried_out = numpy_outputs(carried(x, mask=MASK))
-    zeroed_out = numpy_outputs(zeroed(x, mask=MASK))
+    carried_out = compare.leaves(carried(x, mask=MASK))
+    zeroed_out = compare.leaves(zeroed(x, mask=MASK))
     sequence = zeroed_out[0]
     assert not sequence[~MASK].any(), (
         f"{kind} zero_output_for_mask=True left non-zero outputs at masked steps: "
@@ -212,9 +194,9 @@ def test_initial_state_continues_a_sequence(kind, x, rnn_rng):
     layer = random_layer(kind, rnn_rng, return_sequences=True, return_state=True)
     split = 2
     _, *states = layer(x[:, :split])
-    continued = numpy_outputs(layer(x[:, split:], initial_state=states))
-    from_zero = numpy_outputs(layer(x[:, split:]))
-    whole = numpy_outputs(layer(x))
+    continued = compare.leaves(layer(x[:, split:], initial_state=states))
+    from_zero = compare.leaves(layer(x[:, split:]))
+    whole = compare.leaves(layer(x))
     assert_differ(continued[0], from_zero[0], f"{kind}: initial_state changes the output")
     assert_close(continued[0], whole[0][:, split:], f"{kind}: continued sequence vs whole")
     for index in range(1, len(whole)):
@@ -231,7 +213,7 @@ def test_unroll_equals_the_symbolic_loop(kind, masked, x, rnn_rng):
     unrolled = copy_layer(loop, INPUT_SHAPE, unroll=True)
     mask = MASK if masked else None
     for index, (got, want) in enumerate(
-        zip(numpy_outputs(unrolled(x, mask=mask)), numpy_outputs(loop(x, mask=mask)), strict=True)
+        zip(compare.leaves(unrolled(x, mask=mask)), compare.leaves(loop(x, mask=mask)), strict=True)
     ):
         assert_close(got, want, f"{kind} unroll=True vs loop, element {index}")
 
@@ -246,7 +228,7 @@ def test_implementation_1_equals_implementation_2(variant, x, rnn_rng):
         f"{variant}: implementations are {fused.cell.implementation} and "
         f"{split.cell.implementation}, expected the default 2 and the requested 1"
     )
-    pairs = zip(numpy_outputs(split(x)), numpy_outputs(fused(x)), strict=True)
+    pairs = zip(compare.leaves(split(x)), compare.leaves(fused(x)), strict=True)
     for index, (got, want) in enumerate(pairs):
         assert_close(got, want, f"{variant} implementation 1 vs 2, element {index}")
 
@@ -286,7 +268,7 @@ def test_stacked_cells_equal_chained_layers(kind, x, rnn_rng):
     second = build_random(
         rnn_layer(kind, UNITS + 1, return_state=True), (BATCH, STEPS, UNITS), rnn_rng
     )
-    chained = numpy_outputs(second(first(x)))
+    chained = compare.leaves(second(first(x)))
     explicit = keras.layers.StackedRNNCells([rnn_cell(kind, UNITS), rnn_cell(kind, UNITS + 1)])
     for stacked in (
         keras.layers.RNN(explicit, return_state=True),
@@ -295,7 +277,7 @@ def test_stacked_cells_equal_chained_layers(kind, x, rnn_rng):
         stacked.build(INPUT_SHAPE)
         stacked.set_weights(first.get_weights() + second.get_weights())
         output, *state_groups = stacked(x)
-        last_cell_states = numpy_outputs(state_groups[-1])
+        last_cell_states = compare.leaves(state_groups[-1])
         assert_close(output, chained[0], f"{kind} {type(stacked.cell).__name__} output")
         for index, state in enumerate(last_cell_states):
             assert_close(state, chained[1 + index], f"{kind} stacked last cell state {index}")

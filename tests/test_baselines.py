@@ -251,7 +251,7 @@ def test_command_repeats_the_options_that_change_what_the_test_measures(pytester
     data = pytester.path / "data" / "reviews.npz"
     data.parent.mkdir()
     data.write_bytes(b"")
-    pytester.makepyfile(test_data="""
+    pytester.makepyfile(test_measures="""
         def test_reads(rnn_baseline, request, pytestconfig):
             from pytest_rnn import options
             settings = options.get(pytestconfig)
@@ -505,7 +505,8 @@ def test_hardware_versioned_and_shared_file_keys(pytester):
     ('check("acc", 0.5, tolerance=-1)', "tolerance must be a finite number >= 0; got -1"),
     ('check("acc", 0.5, tolerance=float("inf"))', "tolerance must be a finite number >= 0"),
     ('check("acc", 0.5, tolerance="0.1")', "tolerance must be a finite number >= 0; got '0.1'"),
-    ('check("acc", "0.5", tolerance=0.1)', "value must be a real number, a NumPy scalar, or a 0-d array/tensor*; got '0.5'"),
+    ('check("acc", "0.5", tolerance=0.1)',
+     "value must be a real number, a NumPy scalar, or a 0-d array/tensor*; got '0.5'"),
     ('check("a::b", 0.5, tolerance=0.1)', "metric must be a non-empty name*got 'a::b'"),
     ('check("", 0.5, tolerance=0.1)', "metric must be a non-empty name*got ''"),
     ('check("acc", 0.5, tolerance=0.1, file="../x")', "file must be a plain file name*'../x'"),

@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import pytest
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.dropout import (
     assert_inference_ignores_dropout,
     assert_training_applies_dropout,
@@ -137,43 +138,15 @@ def check_declarations(cls: type) -> None:
         raise TypeError(f"contract class {name}: " + "; ".join(problems))
 
 
-def _numpy(value: Any) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(value))
-
-
-def _leaves(outputs: Any) -> list[np.ndarray]:
-    return [_numpy(v) for v in keras.tree.flatten(outputs)]
-
-
-def _where(index: tuple[int, ...], steps: Sequence[int] | None) -> str:
-    """``batch 0, step 4, unit 2`` for an index into an array of outputs or states.
-
-    Arrays of one sample have no batch axis; ``steps`` maps the step axis of a
-    selection of steps back to the steps' numbers."""
-    labels = {3: ("batch", "step", "unit"), 2: ("batch", "unit"), 1: ("unit",)}[len(index)]
-    if steps is not None:
-        labels = ("step", "unit")
-    parts = []
-    for label, i in zip(labels, index, strict=True):
-        parts.append(f"{label} {steps[i] if label == 'step' and steps is not None else i}")
-    return ", ".join(parts)
-
-
 def _difference(
     name: str, got: np.ndarray, want: np.ndarray, atol: float, steps: Sequence[int] | None = None
 ) -> str | None:
-    """A line describing how ``got`` differs from ``want`` beyond ``atol``, or None."""
-    if got.shape != want.shape:
-        return f"{name}: shape {got.shape}, expected {want.shape}"
-    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-    bad = ~(diff <= atol)  # NaN counts as a difference
-    if not bad.any():
-        return None
-    worst = np.unravel_index(np.nanargmax(np.where(bad, diff, -1.0)), diff.shape)
-    return (
-        f"{name}: {int(bad.sum())} of {bad.size} values differ by more than {atol:g}; worst at "
-        f"{_where(worst, steps)}: {got[worst]:.6g} vs {want[worst]:.6g} (|diff| {diff[worst]:.3g})"
-    )
+    """A line describing how ``got`` differs from ``want`` beyond ``atol``, or None.
+
+    ``steps`` (for one sample's outputs over a selection of steps) names the steps."""
+    axes = ("step", "unit") if steps is not None else None
+    return compare.difference(name, got, want, atol=atol, axes=axes, steps=steps,
+                              labels=("got", "expected"))
 
 
 def _config_changes(before: Any, after: Any, path: str = "") -> list[str]:
@@ -382,10 +355,10 @@ class RecurrentLayerContract:
         mask[1, -2:] = False  # sample 1: the last two steps are padding
         mask[2, :2] = False  # sample 2: the first two steps are padding
         padded = np.where(mask[:, :, None], x, garbage).astype(x.dtype)
-        seq_out = _leaves(seq_layer(padded, mask=mask))
+        seq_out = compare.leaves(seq_layer(padded, mask=mask))
         _build(last_layer, x.shape)
         last_layer.set_weights(seq_layer.get_weights())
-        last_out = _leaves(last_layer(padded, mask=mask))
+        last_out = compare.leaves(last_layer(padded, mask=mask))
         backwards = bool(getattr(seq_layer, "go_backwards", False))
         # the unpadded sequences: sample 0 whole, samples 1 and 2 (both two steps shorter)
         # batched together, each with its own valid steps
@@ -393,7 +366,7 @@ class RecurrentLayerContract:
         for group in ([0], [1, 2]):
             valid_steps = [np.flatnonzero(mask[i]) for i in group]
             short = np.stack([x[i, v] for i, v in zip(group, valid_steps, strict=True)])
-            ref_seq, ref_last = _leaves(seq_layer(short)), _leaves(last_layer(short))
+            ref_seq, ref_last = compare.leaves(seq_layer(short)), compare.leaves(last_layer(short))
             for j, (i, valid) in enumerate(zip(group, valid_steps, strict=True)):
                 masked = sorted(set(range(self.steps)) - set(valid.tolist()))
                 where = f"sample {i} (steps {masked} masked)" if masked else f"sample {i} (no mask)"
@@ -431,11 +404,11 @@ class RecurrentLayerContract:
         plain(x)
         plain.set_weights(stateful.get_weights())
         _reset_states(stateful)  # ... and the build call moved its state
-        full = _leaves(plain(x))
-        first = _leaves(stateful(x[:, :half]))
-        second = _leaves(stateful(x[:, half:]))
+        full = compare.leaves(plain(x))
+        first = compare.leaves(stateful(x[:, :half]))
+        second = compare.leaves(stateful(x[:, half:]))
         _reset_states(stateful)
-        again = _leaves(stateful(x[:, :half]))
+        again = compare.leaves(stateful(x[:, :half]))
         checks = [
             ("outputs of the two halves, concatenated",
              np.concatenate([first[0], second[0]], axis=1), full[0]),
@@ -466,7 +439,7 @@ class RecurrentLayerContract:
         layer = self._layer(**options)
         label = self._label(layer, **options)
         x = self._inputs(rng)
-        before = _leaves(layer(x))
+        before = compare.leaves(layer(x))
         config = keras.saving.serialize_keras_object(layer)
         try:
             text = json.dumps(config)
@@ -517,7 +490,7 @@ class RecurrentLayerContract:
 
     @staticmethod
     def _same_outputs(how: str, outputs: Any, before: Sequence[np.ndarray]) -> list[str]:
-        after = _leaves(outputs)
+        after = compare.leaves(outputs)
         if len(after) != len(before):
             return [f"{how}: returns {len(after)} tensors, the original {len(before)}"]
         names = ["output"] + [f"state {k}" for k in range(len(before) - 1)]
@@ -534,7 +507,7 @@ class RecurrentLayerContract:
         layer = self._layer(return_sequences=True)
         label = self._label(layer, return_sequences=True)
         x = self._inputs(rng)
-        y = _leaves(layer(x))[0]
+        y = compare.leaves(layer(x))[0]
         if not np.isfinite(y).all():
             raise AssertionError(f"{label}: the output holds {int((~np.isfinite(y)).sum())} "
                                  f"NaN/Inf values of {y.size} on standard-normal inputs")
@@ -546,11 +519,11 @@ class RecurrentLayerContract:
             out = keras.tree.flatten(layer(x, training=True))[0]
             loss = tf.reduce_mean(tf.square(out - target))
         grads = tape.gradient(loss, weights)
-        before = [np.array(_numpy(w)) for w in weights]
+        before = [np.array(compare.to_numpy(w)) for w in weights]
         for weight, grad in zip(weights, grads, strict=True):
             if grad is not None:
                 weight.assign(weight - LEARNING_RATE * tf.convert_to_tensor(grad))
-        after = [_numpy(w) for w in weights]
+        after = [compare.to_numpy(w) for w in weights]
         problems = []
         for weight, grad, old, new in zip(weights, grads, before, after, strict=True):
             name = getattr(weight, "path", None) or weight.name
@@ -558,7 +531,7 @@ class RecurrentLayerContract:
                 problems.append(f"{name} {tuple(weight.shape)}: no gradient (the forward pass "
                                 "never uses it)")
                 continue
-            g = _numpy(grad)
+            g = compare.to_numpy(grad)
             if not np.isfinite(g).all():
                 problems.append(f"{name}: {int((~np.isfinite(g)).sum())} NaN/Inf gradient values")
             elif not g.any():
@@ -568,7 +541,7 @@ class RecurrentLayerContract:
             elif np.array_equal(old, new):
                 problems.append(f"{name}: did not move after one step (max |grad| "
                                 f"{np.abs(g).max():.3g})")
-        loss_after = float(np.mean((_leaves(layer(x))[0] - target) ** 2))
+        loss_after = float(np.mean((compare.leaves(layer(x))[0] - target) ** 2))
         if not np.isfinite(loss_after):
             problems.append(f"loss after one step is {loss_after} (was {float(loss):.6g})")
         if problems:

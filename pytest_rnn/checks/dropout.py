@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import cell_kind
 
 #: The two dropout arguments of SimpleRNN, LSTM and GRU.
@@ -461,11 +462,7 @@ def _twin(layer: Any, x: Any, *, edit, call_kwargs: dict) -> Any:
 
 
 def _outputs(layer: Any, x: Any, **kwargs: Any) -> list[np.ndarray]:
-    return [np.asarray(o) for o in tf.nest.flatten(layer(x, **kwargs))]
-
-
-def _max_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
-    return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b, strict=True))
+    return compare.leaves(layer(x, **kwargs))
 
 
 def _check_callable(layer: Any) -> None:
@@ -491,12 +488,12 @@ def assert_inference_ignores_dropout(
     second = _outputs(layer, x, training=False, **call_kwargs)
     default = _outputs(layer, x, **call_kwargs)
     label = _label(layer)
-    if (diff := _max_diff(first, second)) > 0:
+    if (diff := compare.max_abs_diff(first, second)) > 0:
         raise AssertionError(
             f"{label}: two inference calls (training=False) differ by up to {diff:.3g}; "
             "dropout leaks into inference"
         )
-    if (diff := _max_diff(first, default)) > 0:
+    if (diff := compare.max_abs_diff(first, default)) > 0:
         raise AssertionError(
             f"{label}: a call without `training` differs from training=False by up to "
             f"{diff:.3g}; the default should be inference"
@@ -507,7 +504,7 @@ def assert_inference_ignores_dropout(
             d[key] = 0.0
 
     clean = _outputs(_twin(layer, x, edit=no_dropout, call_kwargs=call_kwargs), x, **call_kwargs)
-    if (diff := _max_diff(first, clean)) > atol:
+    if (diff := compare.max_abs_diff(first, clean)) > atol:
         raise AssertionError(
             f"{label}: inference output differs from the same weights without dropout by up "
             f"to {diff:.3g} (atol {atol:g}); dropout changes inference (a mask or a 1/(1-rate) "
@@ -523,7 +520,7 @@ def assert_training_applies_dropout(
     _check_callable(layer)
     trained = _outputs(layer, x, training=True, **call_kwargs)
     inferred = _outputs(layer, x, training=False, **call_kwargs)
-    diff = _max_diff(trained, inferred)
+    diff = compare.max_abs_diff(trained, inferred)
     if not diff > min_diff:
         rates = [_rates(d) for d in _dropout_dicts(layer.get_config())]
         raise AssertionError(
@@ -556,17 +553,17 @@ def assert_seed_reproduces_masks(
     other.set_weights(first.get_weights())
     label = _label(first)
     a1 = _outputs(first, x, training=True, **call_kwargs)
-    if (diff := _max_diff(a1, _outputs(same, x, training=True, **call_kwargs))) > 0:
+    if (diff := compare.max_abs_diff(a1, _outputs(same, x, training=True, **call_kwargs))) > 0:
         raise AssertionError(
             f"{label}: two layers with seed={seed} give different training outputs (max "
             f"|diff| {diff:.3g}); the seed does not fix the dropout masks"
         )
-    if _max_diff(a1, _outputs(other, x, training=True, **call_kwargs)) == 0:
+    if compare.max_abs_diff(a1, _outputs(other, x, training=True, **call_kwargs)) == 0:
         raise AssertionError(
             f"{label}: layers with seed={seed} and seed={seed + 1} give the very same "
             "training output; the seed is ignored"
         )
-    if _max_diff(a1, _outputs(first, x, training=True, **call_kwargs)) == 0:
+    if compare.max_abs_diff(a1, _outputs(first, x, training=True, **call_kwargs)) == 0:
         raise AssertionError(
             f"{label}: a second training call repeats the first call's output exactly; "
             "masks are not redrawn for each call"

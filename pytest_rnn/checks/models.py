@@ -66,6 +66,15 @@ __all__ = [
     "task_model",
 ]
 
+#: The cell variants a suite parametrizes over: name -> (kind, layer arguments). GRU
+#: appears twice because its two bias layouts (``reset_after``) are different equations.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "simple_rnn": ("simple_rnn", {}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+    "gru_reset_before": ("gru", {"reset_after": False}),
+}
+
 
 def rnn_layer(kind: str, units: int, **kwargs: Any) -> keras.layers.Layer:
     """A Keras ``kind`` layer (``"simple_rnn"``, ``"lstm"``, ``"gru"``) with ``units`` units."""

@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import cell_kind
 from pytest_rnn.checks.shapes import STATE_NAMES
 
@@ -212,16 +213,6 @@ def _math_of(layer: Any) -> CellMath | StackMath:
     return CellMath.of(cell)
 
 
-def _flatten(value: Any) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        return [leaf for item in value for leaf in _flatten(item)]
-    return [value]
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(value))
-
-
 def run_recurrence(
     math: CellMath | StackMath,
     inputs: np.ndarray,
@@ -268,7 +259,7 @@ def _check_kwargs(layer: Any, call_kwargs: dict[str, Any]) -> None:
     if call_kwargs.get("training"):
         layers = [getattr(layer, "forward_layer", layer), getattr(layer, "backward_layer", layer)]
         cells = [getattr(lay, "cell", lay) for lay in layers]
-        cells = [c for cell in cells for c in _flatten(getattr(cell, "cells", [cell]))]
+        cells = [c for cell in cells for c in compare.flatten(getattr(cell, "cells", [cell]))]
         rates = [
             (c.name, getattr(c, "dropout", 0.0), getattr(c, "recurrent_dropout", 0.0))
             for c in cells
@@ -292,7 +283,7 @@ def _rnn_outputs(
     if initial_state is not None:
         states = [np.asarray(s, dtype=np.float64) for s in initial_state]
     elif getattr(layer, "stateful", False) and layer.states is not None:
-        states = [_to_numpy(v).astype(np.float64) for v in _flatten(layer.states)]
+        states = [compare.to_numpy(v).astype(np.float64) for v in compare.flatten(layer.states)]
     else:
         states = math.zero_states(batch)
     if len(states) != len(math.state_names):
@@ -329,15 +320,15 @@ def reference_outputs(
     A stateful layer starts from its current state variables.
     """
     _check_kwargs(layer, {"training": training})
-    x = _to_numpy(inputs).astype(np.float64)
+    x = compare.to_numpy(inputs).astype(np.float64)
     if x.ndim != 3:
         raise ValueError(f"inputs must be (batch, steps, features); got shape {x.shape}")
     m = None
     if mask is not None:
-        m = _to_numpy(mask).astype(bool)
+        m = compare.to_numpy(mask).astype(bool)
         if m.shape != x.shape[:2]:
             raise ValueError(f"mask must have shape {x.shape[:2]} (batch, steps); got {m.shape}")
-    init = None if initial_state is None else [_to_numpy(s) for s in _flatten(initial_state)]
+    init = None if initial_state is None else compare.leaves(initial_state)
 
     forward = getattr(layer, "forward_layer", None)
     if forward is None:
@@ -374,45 +365,13 @@ def reference_outputs(
     )
 
 
-def _where(index: tuple[int, ...], ndim: int) -> str:
-    labels = ("batch", "step", "unit") if ndim == 3 else ("batch", "unit")
-    return ", ".join(f"{label} {i}" for label, i in zip(labels, index, strict=True))
-
-
 def compare_outputs(actual: Any, reference: Named, *, atol: float, rtol: float, what: str) -> None:
-    """Raise an AssertionError describing every element of ``actual`` that differs."""
-    got = [_to_numpy(v) for v in _flatten(actual)]
-    names = [name for name, _ in reference]
-    if len(got) != len(reference):
-        shapes = ", ".join(str(g.shape) for g in got)
-        raise AssertionError(
-            f"{what} returned {len(got)} tensors ({shapes}); the reference expects "
-            f"{len(reference)}: {', '.join(names)}"
-        )
-    problems = []
-    for (name, ref), value in zip(reference, got, strict=True):
-        if value.shape != ref.shape:
-            problems.append(f"  {name}: shape {value.shape}, reference shape {ref.shape}")
-            continue
-        diff = np.abs(value.astype(np.float64) - ref)
-        bad = ~(diff <= atol + rtol * np.abs(ref))  # NaN counts as bad
-        if not bad.any():
-            continue
-        worst = np.unravel_index(np.nanargmax(np.where(bad, diff, -1.0)), diff.shape)
-        line = (
-            f"  {name}: {int(bad.sum())} of {bad.size} values differ; worst at "
-            f"{_where(worst, ref.ndim)}: layer {value[worst]:.6g}, reference "
-            f"{ref[worst]:.6g}, |diff| {diff[worst]:.3g}"
-        )
-        if ref.ndim == 3:
-            first_step = int(np.argwhere(bad.any(axis=(0, 2)))[0][0])
-            line += f"; first differing step {first_step}"
-        problems.append(line)
-    if problems:
-        raise AssertionError(
-            f"{what} differs from the NumPy reference (atol={atol:g}, rtol={rtol:g}):\n"
-            + "\n".join(problems)
-        )
+    """Raise an AssertionError describing every output of ``actual`` that differs from
+    ``reference`` (see :func:`pytest_rnn.checks.compare.assert_allclose`)."""
+    compare.assert_allclose(
+        actual, reference, atol=atol, rtol=rtol, labels=("layer", "reference"),
+        what=f"{what} differs from the NumPy reference (atol={atol:g}, rtol={rtol:g})",
+    )
 
 
 def assert_matches_reference(
@@ -428,7 +387,7 @@ def assert_matches_reference(
     Returns the reference's ``[(name, array), ...]``.
     """
     _check_kwargs(layer, call_kwargs)
-    x = np.asarray(_to_numpy(inputs), dtype=np.float32)
+    x = np.asarray(compare.to_numpy(inputs), dtype=np.float32)
     if not layer.built:
         layer.build(x.shape)
     reference = reference_outputs(layer, x, **call_kwargs)  # before the call: stateful layers

@@ -29,9 +29,8 @@ from typing import Any
 
 import pytest
 
-from pytest_rnn.plugin import options, records, xdist
+from pytest_rnn.plugin import fixtures, options, records, xdist
 from pytest_rnn.plugin.records import Kind
-from pytest_rnn.runtime import seeding
 from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.store import files, rules
 from pytest_rnn.store.files import (  # noqa: F401 - public names of the first release's module
@@ -264,8 +263,8 @@ class Baselines:
 
     def _seeds(self, seeds: Any) -> Any:
         if seeds is None:
-            base = self._settings.seed
-            return {"base": base, "test": seeding.derive_seed(base, self._node.nodeid)}
+            return {"base": self._settings.seed,
+                    "test": fixtures.seed_for(self._config, self._node.nodeid)}
         try:
             return json.loads(json.dumps(seeds))
         except (TypeError, ValueError):

@@ -8,13 +8,18 @@ from pytest_rnn.plugin import options, records
 from pytest_rnn.runtime import seeding
 
 
-def _test_seed(request: pytest.FixtureRequest) -> int:
-    """The value ``rnn_seed`` has for this test, without seeding (and importing) Keras.
+def seed_for(config: pytest.Config, nodeid: str) -> int:
+    """The value ``rnn_seed`` has for test ``nodeid``, without seeding (and importing) Keras.
 
-    Data fixtures only need the number; a test that trains a model asks for
-    ``rnn_seed`` too and gets the same value.
+    The one place the per-test seed is derived: data fixtures only need the number,
+    the baseline store records it, and a test that trains a model asks for
+    ``rnn_seed`` and gets the same value.
     """
-    return seeding.derive_seed(options.get(request.config).seed, request.node.nodeid)
+    return seeding.derive_seed(options.get(config).seed, nodeid)
+
+
+def _test_seed(request: pytest.FixtureRequest) -> int:
+    return seed_for(request.config, request.node.nodeid)
 
 
 @pytest.fixture
