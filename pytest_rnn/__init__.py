@@ -95,6 +95,17 @@ _MOVED = {
 __all__ = sorted(_EXPORTS)
 
 
+def lazy_submodules(package: str, names: tuple[str, ...]):
+    """A module ``__getattr__`` that imports ``package.<name>`` on first access."""
+
+    def __getattr__(name: str):
+        if name in names:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Import a module of the old flat layout as the module that replaced it."""
 

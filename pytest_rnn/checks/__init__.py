@@ -7,3 +7,8 @@ kernel routing), ``contract`` (:class:`RecurrentLayerContract` for any layer) an
 ``models`` (the seeds' models and seeded weights). Importing a module here imports
 Keras; importing this package does not.
 """
+
+from pytest_rnn import lazy_submodules
+
+__getattr__ = lazy_submodules(__name__, (
+    'compare', 'contract', 'cudnn', 'dropout', 'models', 'params', 'reference', 'shapes'))

@@ -1,0 +1,128 @@
+"""The package's shape: public names, lazy subpackages, the first release's module paths,
+and the direction of imports between subpackages."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pytest_rnn
+
+PACKAGE = Path(pytest_rnn.__file__).parent
+#: subpackage -> the subpackages it may import (the architecture's one-way flow).
+ALLOWED_IMPORTS = {
+    "runtime": set(),
+    "store": set(),
+    "checks": {"runtime", "backends"},
+    "backends": {"runtime"},
+    "data": {"runtime", "checks", "backends"},
+    "bench": {"runtime", "checks", "backends"},
+    "plugin": {"runtime", "store", "checks", "data", "bench", "backends"},
+}
+HEAVY = ("tensorflow", "keras", "jax", "torch")
+
+
+def _run(code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_subpackage_access_import_no_framework():
+    heavy = _run(
+        "import json, sys, pytest_rnn\n"
+        "pytest_rnn.data.load_imdb_subset, pytest_rnn.data.tasks.make_task\n"
+        "pytest_rnn.store.read_baseline_file, pytest_rnn.runtime.versions.versions()\n"
+        "pytest_rnn.bench, pytest_rnn.checks\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    assert heavy == []
+
+
+def test_public_names_resolve_to_their_modules():
+    for name, module in pytest_rnn._EXPORTS.items():
+        assert getattr(pytest_rnn, name) is getattr(importlib.import_module(module), name), name
+    assert set(pytest_rnn.__all__) == set(pytest_rnn._EXPORTS)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        pytest_rnn.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("old", sorted(pytest_rnn._MOVED))
+def test_first_release_module_paths_are_the_same_modules(old):
+    assert importlib.import_module(old) is importlib.import_module(pytest_rnn._MOVED[old])
+    leaf = old.rsplit(".", 1)[1]
+    assert getattr(pytest_rnn, leaf) is importlib.import_module(pytest_rnn._MOVED[old])
+
+
+def test_documented_paths_work():
+    """Every ``pytest_rnn.x.y`` path README.md names exists."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    import re
+
+    paths = sorted(set(re.findall(r"pytest_rnn(?:\.[A-Za-z_][A-Za-z0-9_]*)+", readme)))
+    assert paths, "README names no pytest_rnn path"
+    missing = []
+    for path in paths:
+        parts = path.split(".")
+        obj = pytest_rnn
+        for part in parts[1:]:
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                try:
+                    obj = importlib.import_module(f"{obj.__name__}.{part}")
+                except (ImportError, AttributeError):
+                    missing.append(path)
+                    break
+    assert not missing, f"README names paths that do not exist: {missing}"
+
+
+def _imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                "pytest_rnn."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names
+                      if a.name.startswith("pytest_rnn.")}
+    return found
+
+
+def test_imports_flow_one_way_between_subpackages():
+    wrong = []
+    for sub, allowed in ALLOWED_IMPORTS.items():
+        folder = PACKAGE / sub
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.py")):
+            bad = _imports_of(path) - allowed - {sub}
+            if bad:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {sorted(bad)}")
+    assert not wrong, "imports against the architecture's direction:\n" + "\n".join(wrong)
+
+
+def test_only_the_plugin_imports_pytest():
+    """The store, runtime and data work without pytest (pytest-benchmark's storage rule).
+    ``checks.contract`` is a pytest test class by design."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("plugin/") or rel == "checks/contract.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top_level = {a.name for node in tree.body if isinstance(node, ast.Import)
+                     for a in node.names}
+        top_level |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                      and node.module}
+        if "pytest" in top_level:
+            offenders.append(rel)
+    assert not offenders, f"modules outside plugin/ that import pytest: {offenders}"
