@@ -208,5 +208,7 @@ def test_reference_refuses_what_it_cannot_model(rng):
         assert_matches_reference(keras.layers.SimpleRNN(3, activation="gelu"), x)
     with pytest.raises(ValueError, match="mask must have shape"):
         reference_outputs(build_random(keras.layers.GRU(3), X_SHAPE, rng), x, mask=[[1, 0]])
-    with pytest.raises(ValueError, match="SimpleRNN, LSTM or GRU"):
+    with pytest.raises(ValueError, match="SimpleRNN, LSTM, GRU and ConvLSTM1D/2D/3D"):
         reference_outputs(keras.layers.Dense(3), x)
+    with pytest.raises(ValueError, match=r"inputs must be \(batch, steps, 2 spatial axes"):
+        reference_outputs(build_random(keras.layers.ConvLSTM2D(2, 1), (2, 3, 4, 4, 1), rng), x)

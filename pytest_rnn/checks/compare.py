@@ -114,15 +114,18 @@ def named(values: Any, names: Sequence[str] | None = None) -> list[tuple[str, np
 
 def assert_allclose(actual: Any, expected: Any, what: str = "values differ", *, atol: float,
                     rtol: float = 0.0, names: Sequence[str] | None = None,
-                    labels: tuple[str, str] = ("actual", "expected")) -> None:
+                    labels: tuple[str, str] = ("actual", "expected"),
+                    axes: Sequence[Sequence[str] | None] | None = None) -> None:
     """Assert two (nested) structures of arrays are equal within ``atol + rtol * |expected|``.
 
     ``expected`` may be ``[(name, array), ...]`` (a reference's named outputs) or any
     structure; ``names`` names the leaves otherwise. The ``AssertionError`` starts with
     ``what`` (say what is compared with what) and lists a line (:func:`difference`) for
-    every tensor that differs.
+    every tensor that differs. ``axes`` names each leaf's axes (see :func:`where`; None
+    for the default by rank), for outputs with more axes than ``batch, step, unit``.
     """
     want = named(expected, names)
+    leaf_axes = list(axes) if axes is not None else [None] * len(want)
     got = leaves(actual)
     if len(got) != len(want):
         shapes = ", ".join(str(g.shape) for g in got)
@@ -131,8 +134,9 @@ def assert_allclose(actual: Any, expected: Any, what: str = "values differ", *, 
             f"expects {len(want)}: {', '.join(n for n, _ in want)}"
         )
     problems = [
-        line for (name, ref), value in zip(want, got, strict=True)
-        if (line := difference(name, value, ref, atol=atol, rtol=rtol, labels=labels))
+        line for (name, ref), value, names_of_axes in zip(want, got, leaf_axes, strict=True)
+        if (line := difference(name, value, ref, atol=atol, rtol=rtol, labels=labels,
+                               axes=names_of_axes))
     ]
     if problems:
         raise AssertionError(f"{what}:\n  " + "\n  ".join(problems))

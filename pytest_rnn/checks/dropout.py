@@ -48,7 +48,10 @@ GATES: dict[str, tuple[str, ...]] = {
     "simple_rnn": ("h",),
     "lstm": ("i", "f", "c", "o"),
     "gru": ("z", "r", "h"),
+    "conv_lstm": ("i", "f", "c", "o"),
 }
+#: Spatial size of each axis of a ConvLSTM probe's input (4 x 4 for ConvLSTM2D).
+PROBE_SPATIAL = 4
 #: Default number of units counted per gate; 2,000 gives a 5-sigma bound of about
 #: +-0.05 at rate 0.3, tight enough to catch a rate off by a sixth.
 DEFAULT_SAMPLES = 2000
@@ -117,7 +120,7 @@ class DropoutMeasurement:
     @property
     def first_step(self) -> np.ndarray:
         """The mask of the first step (the only one for ``recurrent_dropout``)."""
-        return self.kept[:, 0] if self.kept.ndim == 3 else self.kept
+        return self.kept[:, 0] if self.which == "dropout" else self.kept
 
     @property
     def n(self) -> int:
@@ -166,14 +169,23 @@ def _positive(name: str, value: Any) -> int:
     return int(value)
 
 
+def is_conv_lstm(layer_or_cell: Any) -> bool:
+    """Whether ``layer_or_cell`` is a ConvLSTM1D/2D/3D layer or its cell."""
+    cell = getattr(layer_or_cell, "cell", layer_or_cell)
+    return isinstance(cell, keras.layers.Layer) and all(
+        hasattr(cell, name) for name in ("rank", "filters", "kernel_size", "dilation_rate")
+    )
+
+
 def _rnn_layer(layer: Any) -> str:
-    """The kind of a SimpleRNN/LSTM/GRU layer (or ``keras.layers.RNN`` over one such cell)."""
+    """The kind of a SimpleRNN/LSTM/GRU layer (or ``keras.layers.RNN`` over one such cell),
+    or ``"conv_lstm"`` for ConvLSTM1D/2D/3D."""
     if not isinstance(layer, keras.layers.RNN):
         raise ValueError(
-            "expected a recurrent layer (SimpleRNN, LSTM, GRU or RNN over one of their cells); "
-            f"got {type(layer).__name__}"
+            "expected a recurrent layer (SimpleRNN, LSTM, GRU, ConvLSTM1D/2D/3D or RNN over "
+            f"one of their cells); got {type(layer).__name__}"
         )
-    return cell_kind(layer)
+    return "conv_lstm" if is_conv_lstm(layer) else cell_kind(layer)
 
 
 def _label(layer: Any) -> str:
@@ -194,6 +206,12 @@ def _probe(layer: Any, input_shape: tuple, **cell_options: Any) -> keras.layers.
         return_sequences=False, return_state=False, stateful=False, go_backwards=False, unroll=False
     )
     target = config["cell"]["config"] if isinstance(config.get("cell"), dict) else config
+    if is_conv_lstm(layer):
+        # every input position must reach some output (a dropped unit is the only zero
+        # gradient): stride 1 and "same" padding; kernel size, dilation and data format stay
+        cell_options = dict(cell_options)
+        cell_options["filters"] = cell_options.pop("units")
+        cell_options.update(strides=1, padding="same")
     target.update(cell_options)
     seed = getattr(layer.cell, "seed", None)
     if "seed" not in target and seed is not None:
@@ -224,7 +242,7 @@ def _probe_weights(
     their own dropped state).
     """
     cell = probe.cell
-    units = cell.units
+    units = getattr(cell, "units", None) or cell.filters
     values = {
         id(w): rng.uniform(-0.5, 0.5, size=tuple(w.shape)).astype(w.dtype) for w in cell.weights
     }
@@ -232,7 +250,7 @@ def _probe_weights(
     isolated = np.zeros_like(matrix)
     for k in range(n_gates):
         rows, cols = slice(k * group, (k + 1) * group), slice(k * units, (k + 1) * units)
-        isolated[rows, cols] = matrix[rows, cols]
+        isolated[..., rows, cols] = matrix[..., rows, cols]  # a ConvLSTM's kernel: every tap
     matrix[...] = isolated
     return [values[id(w)] for w in probe.weights]
 
@@ -248,10 +266,16 @@ def measure_dropout(
 ) -> list[DropoutMeasurement]:
     """One :class:`DropoutMeasurement` per gate of ``layer``'s ``which`` dropout.
 
-    ``layer`` is a SimpleRNN, LSTM or GRU layer (or ``keras.layers.RNN`` over one of
-    their cells) with ``0 < which < 1``. It is only read (config, implementation,
-    seed), never called: the probe is a twin with its own sizes, ``group`` input
-    features (or state units) per gate, and one training call observes every gate.
+    ``layer`` is a SimpleRNN, LSTM, GRU or ConvLSTM1D/2D/3D layer (or
+    ``keras.layers.RNN`` over one of their cells) with ``0 < which < 1``. It is only
+    read (config, implementation, seed), never called: the probe is a twin with its
+    own sizes, ``group`` input features (or state units) per gate, and one training
+    call observes every gate. A ConvLSTM probe (stride 1, "same" padding, the
+    layer's kernel size, dilation and data format) has :data:`PROBE_SPATIAL`
+    positions per spatial axis and ``group`` channels per gate; every position of
+    every channel is one counted unit, so ``kept`` is ``(batch, steps, *spatial,
+    group)`` for ``dropout`` and ``(batch, *spatial, group)`` for
+    ``recurrent_dropout``, channels last whatever the data format.
     ``steps`` > 1 (``dropout`` only) observes the mask at every step. The batch is
     sized so that at least ``samples`` units are counted per gate. ``seed`` seeds
     the probe's weights and inputs; the masks come from the layer's own seed.
@@ -269,8 +293,24 @@ def measure_dropout(
     gates = GATES[kind]
     observed = len(gates) * group
     units = observed + group  # recurrent: the last `group` units are the watched outputs
-    batch = math.ceil(samples / group)
-    shape = (batch, steps, observed)
+    # a ConvLSTM probe sees PROBE_SPATIAL positions per spatial axis, each unit at each
+    # position on its own; channel_axis is where its channels are (-1 channels-last)
+    rank = int(getattr(layer.cell, "rank", 0)) if kind == "conv_lstm" else 0
+    spatial = (PROBE_SPATIAL,) * rank
+    channels_first = rank > 0 and layer.cell.data_format == "channels_first"
+    per_sample = group * math.prod(spatial)
+    batch = math.ceil(samples / per_sample)
+
+    def layout(channels: int) -> tuple[int, ...]:
+        return (channels, *spatial) if channels_first else (*spatial, channels)
+
+    def channels_last(array: np.ndarray, axis: int) -> np.ndarray:
+        return np.moveaxis(array, axis, -1) if channels_first else array
+
+    def channels_back(array: np.ndarray, axis: int) -> np.ndarray:
+        return np.moveaxis(array, -1, axis) if channels_first else array
+
+    shape = (batch, steps, *layout(observed))
     others = {name: 0.0 for name in WHICH if name != which}
     dropping = _probe(layer, shape, units=units, **others)
     clean = _probe(layer, shape, units=units, dropout=0.0, recurrent_dropout=0.0)
@@ -279,17 +319,21 @@ def measure_dropout(
     dropping.set_weights(weights)
     clean.set_weights(weights)
     x = tf.constant(rng.normal(size=shape).astype("float32"))
-    n_states = 2 if kind == "lstm" else 1
+    n_states = 2 if kind in ("lstm", "conv_lstm") else 1
+    state_shape = (batch, *layout(units))
     states = [
-        tf.constant(rng.uniform(-1, 1, (batch, units)).astype("float32")) for _ in range(n_states)
+        tf.constant(rng.uniform(-1, 1, state_shape).astype("float32")) for _ in range(n_states)
     ]
-    upstream = rng.uniform(0.5, 1.5, (batch, units)).astype("float32")
-    watched = slice(None) if which == "dropout" else slice(observed, None)
+    upstream = rng.uniform(0.5, 1.5, state_shape).astype("float32")
+    if which == "recurrent_dropout":  # only the watched units (no own carry) count
+        upstream = channels_last(upstream, 1).copy()
+        upstream[..., :observed] = 0.0
+        upstream = channels_back(upstream, 1)
     with tf.GradientTape() as tape:
         tape.watch(x)
         tape.watch(states[0])
         output = dropping(x, initial_state=list(states), training=True)
-        loss = tf.reduce_sum((output * upstream)[:, watched])
+        loss = tf.reduce_sum(output * upstream)
     grad = tape.gradient(loss, x if which == "dropout" else states[0])
     if grad is None:
         raise AssertionError(
@@ -298,15 +342,17 @@ def measure_dropout(
         )
     grad = grad.numpy()
     if which == "dropout":
-        kept = grad != 0
-        scaled_x, scaled_states = x.numpy() * kept / (1 - rate), states
+        kept = channels_last(grad != 0, 2)  # (batch, steps, *spatial, channels)
+        scaled_x = x.numpy() * channels_back(kept, 2) / (1 - rate)
+        scaled_states = states
     else:
-        kept = grad[:, :observed] != 0
-        h0 = states[0].numpy().copy()
-        h0[:, :observed] *= kept / (1 - rate)
-        scaled_x, scaled_states = x, [tf.constant(h0)] + states[1:]
+        kept = channels_last(grad, 1)[..., :observed] != 0  # (batch, *spatial, channels)
+        h0 = channels_last(states[0].numpy(), 1).copy()
+        h0[..., :observed] *= kept / (1 - rate)
+        scaled_x, scaled_states = x, [tf.constant(channels_back(h0, 1))] + states[1:]
     reference = clean(scaled_x, initial_state=list(scaled_states), training=False)
-    error = np.abs(np.asarray(output)[:, watched] - np.asarray(reference)[:, watched])
+    watched = upstream != 0
+    error = np.abs(np.asarray(output) - np.asarray(reference))[watched]
     scaling_error = float(np.nanmax(np.where(np.isnan(error), np.inf, error)))
     return [
         DropoutMeasurement(
@@ -393,7 +439,7 @@ def assert_dropout_mask_shared_across_time(
     if measurements is None:
         measurements = measure_dropout(layer, "dropout", steps=steps, **measure_kwargs)
     measurements = _measurements(layer, "dropout", measurements)
-    if any(m.kept.ndim != 3 or m.kept.shape[1] < 2 for m in measurements):
+    if any(m.kept.ndim < 3 or m.kept.shape[1] < 2 for m in measurements):
         raise ValueError("measurements must observe at least 2 steps (measure with steps >= 2)")
     steps = measurements[0].kept.shape[1]
     lines = []

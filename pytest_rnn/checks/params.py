@@ -22,12 +22,41 @@ KINDS: tuple[str, ...] = ("simple_rnn", "lstm", "gru")
 #: Gates (blocks of ``units`` columns) in one kernel of each kind.
 GATES: dict[str, int] = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
+#: The convolutional LSTM kinds (``keras.layers.ConvLSTM1D/2D/3D``), by the rank of
+#: their convolutions. Their ``units`` is the layer's ``filters``, their ``input_dim``
+#: the input's channels.
+CONV_LSTM_RANKS: dict[str, int] = {"conv_lstm1d": 1, "conv_lstm2d": 2, "conv_lstm3d": 3}
+CONV_LSTM_KINDS: tuple[str, ...] = tuple(CONV_LSTM_RANKS)
+
 
 def check_kind(kind: Any) -> str:
     """Return ``kind`` if it is one of :data:`KINDS`, else raise a ValueError naming it."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
     return kind
+
+
+def check_conv_kind(kind: Any) -> str:
+    """Return ``kind`` if it is one of :data:`CONV_LSTM_KINDS`, else raise a ValueError."""
+    if kind not in CONV_LSTM_RANKS:
+        raise ValueError(
+            f"kind must be one of {', '.join(map(repr, CONV_LSTM_KINDS))}; got {kind!r}"
+        )
+    return kind
+
+
+def conv_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
+    """``value`` (one positive integer, or ``rank`` of them) as a tuple of ``rank`` integers,
+    as Keras reads ``kernel_size``, ``strides`` and ``dilation_rate``."""
+    values = (value,) * rank if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(values) != rank or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise ValueError(
+            f"{name} must be a positive integer or a tuple of {rank} positive integers; "
+            f"got {value!r}"
+        )
+    return tuple(int(v) for v in values)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -56,6 +85,7 @@ def expected_param_count(
     use_bias: bool = True,
     reset_after: bool = True,
     bidirectional: bool = False,
+    kernel_size: int | tuple[int, ...] | None = None,
 ) -> int:
     """Number of weights a ``kind`` layer with ``units`` units has on ``input_dim`` features.
 
@@ -67,7 +97,32 @@ def expected_param_count(
 
     ``reset_after`` only exists for GRU; passing ``reset_after=False`` with another
     kind is refused, since it usually means the caller meant a GRU.
+
+    The ConvLSTM kinds (:data:`CONV_LSTM_KINDS`) take ``units`` = ``filters``,
+    ``input_dim`` = input channels and ``kernel_size`` (required; an integer or one
+    per spatial axis). Each of the four gates owns an input kernel
+    (``prod(kernel_size) x channels x filters``), a recurrent kernel
+    (``prod(kernel_size) x filters x filters``: the state is convolved with a kernel
+    of the same size) and ``filters`` biases: ``4*f*(k*(c + f) + 1)`` with ``k`` the
+    kernel's number of positions. Strides, padding, dilation and the input's spatial
+    size change the output's shape, never the count.
     """
+    if kind in CONV_LSTM_RANKS:
+        units = _positive_int("filters (units)", units)
+        input_dim = _positive_int("input channels (input_dim)", input_dim)
+        _flag("use_bias", use_bias)
+        _flag("bidirectional", bidirectional)
+        if not reset_after:
+            raise ValueError(f"reset_after applies to kind='gru' only; got it with {kind!r}")
+        if kernel_size is None:
+            raise ValueError(f"kind={kind!r} needs kernel_size (an integer or a tuple)")
+        positions = math.prod(conv_tuple("kernel_size", kernel_size, CONV_LSTM_RANKS[kind]))
+        count = 4 * units * (positions * (input_dim + units) + (1 if use_bias else 0))
+        return 2 * count if bidirectional else count
+    if kernel_size is not None:
+        raise ValueError(
+            f"kernel_size applies to the ConvLSTM kinds only; got it with kind={kind!r}"
+        )
     check_kind(kind)
     units = _positive_int("units", units)
     input_dim = _positive_int("input_dim", input_dim)

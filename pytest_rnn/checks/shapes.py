@@ -16,7 +16,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_rnn.checks.params import check_kind
+from pytest_rnn.checks.params import CONV_LSTM_RANKS, check_kind, conv_tuple
 
 Shape = tuple[int | None, ...]
 Structure = list[tuple[str, Shape]]
@@ -26,7 +26,9 @@ STATE_NAMES: dict[str, tuple[str, ...]] = {
     "simple_rnn": ("h",),
     "lstm": ("h", "c"),
     "gru": ("h",),
+    **{kind: ("h", "c") for kind in CONV_LSTM_RANKS},
 }
+_DATA_FORMATS = ("channels_last", "channels_first")
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
@@ -39,6 +41,71 @@ def _dim(name: str, value: Any, *, allow_none: bool = False) -> int | None:
     return int(value)
 
 
+def conv_output_spatial(
+    spatial: Sequence[int | None],
+    kernel_size: int | Sequence[int],
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    dilation_rate: int | Sequence[int] = 1,
+) -> tuple[int | None, ...]:
+    """Spatial shape of a convolution's output, per axis, in closed form.
+
+    ``"valid"``: ``floor((n - d*(k - 1) - 1) / s) + 1`` (the windows that fit);
+    ``"same"``: ``ceil(n / s)`` (whatever the kernel and dilation). An axis of
+    unknown size (None) stays unknown. A ValueError says which axis is smaller than
+    the (dilated) kernel.
+    """
+    rank = len(spatial)
+    kernel = conv_tuple("kernel_size", kernel_size, rank)
+    stride = conv_tuple("strides", strides, rank)
+    dilation = conv_tuple("dilation_rate", dilation_rate, rank)
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}")
+    out: list[int | None] = []
+    for axis, (n, k, s, d) in enumerate(zip(spatial, kernel, stride, dilation, strict=True)):
+        n = _dim(f"spatial axis {axis}", n, allow_none=True)
+        if n is None:
+            out.append(None)
+        elif padding == "same":
+            out.append(-(-n // s))
+        else:
+            size = (n - d * (k - 1) - 1) // s + 1
+            if size < 1:
+                raise ValueError(
+                    f"spatial axis {axis} has {n} positions, fewer than the kernel's {k} "
+                    f"(dilated to {d * (k - 1) + 1}) with padding='valid'"
+                )
+            out.append(size)
+    return tuple(out)
+
+
+def _conv_step_shape(
+    kind: str,
+    units: int,
+    spatial: Sequence[int | None] | None,
+    kernel_size: Any,
+    strides: Any,
+    padding: str,
+    dilation_rate: Any,
+    data_format: str,
+) -> Shape:
+    """Shape of one step of a ConvLSTM's output (and of its states), without the batch."""
+    rank = CONV_LSTM_RANKS[kind]
+    if spatial is None or len(spatial) != rank:
+        raise ValueError(
+            f"kind={kind!r} needs spatial: the input's {rank} spatial size(s); got {spatial!r}"
+        )
+    if kernel_size is None:
+        raise ValueError(f"kind={kind!r} needs kernel_size")
+    if data_format not in _DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {_DATA_FORMATS}; got {data_format!r}")
+    out = conv_output_spatial(
+        spatial, kernel_size, strides=strides, padding=padding, dilation_rate=dilation_rate
+    )
+    return (units, *out) if data_format == "channels_first" else (*out, units)
+
+
 def expected_output_structure(
     kind: str,
     *,
@@ -49,6 +116,12 @@ def expected_output_structure(
     return_state: bool = False,
     bidirectional: bool = False,
     merge_mode: str | None = "concat",
+    spatial: Sequence[int | None] | None = None,
+    kernel_size: int | Sequence[int] | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: str = "valid",
+    dilation_rate: int | Sequence[int] = 1,
+    data_format: str = "channels_last",
 ) -> Structure:
     """``[(name, shape), ...]`` of what a ``kind`` layer returns, in order.
 
@@ -56,25 +129,43 @@ def expected_output_structure(
     ``merge_mode`` only matters with ``bidirectional=True``: ``"concat"`` doubles
     the feature size, ``"sum"``, ``"mul"`` and ``"ave"`` keep it, ``None`` returns
     ``forward output`` and ``backward output`` separately.
+
+    The ConvLSTM kinds (``"conv_lstm1d"`` ...) take ``units`` = ``filters`` and the
+    convolution: ``spatial`` (the input's spatial sizes, without steps and
+    channels), ``kernel_size``, ``strides``, ``padding``, ``dilation_rate`` and
+    ``data_format``. A step of their output, and each state ``h`` and ``c``, is
+    ``(*out, filters)`` (``(filters, *out)`` channels-first) with ``out`` from
+    :func:`conv_output_spatial`.
     """
-    check_kind(kind)
+    conv = kind in CONV_LSTM_RANKS
+    if not conv:
+        check_kind(kind)
     batch = _dim("batch", batch, allow_none=True)
     steps = _dim("steps", steps, allow_none=True)
     units = _dim("units", units)
     if merge_mode not in _MERGE_MODES:
         raise ValueError(f"merge_mode must be one of {_MERGE_MODES}; got {merge_mode!r}")
-    out_units = 2 * units if bidirectional and merge_mode == "concat" else units
-    out_shape: Shape = (batch, steps, out_units) if return_sequences else (batch, out_units)
+    if conv:
+        step: Shape = _conv_step_shape(
+            kind, units, spatial, kernel_size, strides, padding, dilation_rate, data_format
+        )
+        channel = 0 if data_format == "channels_first" else len(step) - 1
+    else:
+        step, channel = (units,), 0
+    doubled = list(step)
+    doubled[channel] = 2 * units
+    out_step = tuple(doubled) if bidirectional and merge_mode == "concat" else step
+    out_shape: Shape = (batch, steps, *out_step) if return_sequences else (batch, *out_step)
     if not bidirectional:
         outputs: Structure = [("output", out_shape)]
-        states = [(name, (batch, units)) for name in STATE_NAMES[kind]]
+        states = [(name, (batch, *step)) for name in STATE_NAMES[kind]]
     else:
         if merge_mode is None:
             outputs = [("forward output", out_shape), ("backward output", out_shape)]
         else:
             outputs = [("output", out_shape)]
         states = [
-            (f"{direction} {name}", (batch, units))
+            (f"{direction} {name}", (batch, *step))
             for direction in ("forward", "backward")
             for name in STATE_NAMES[kind]
         ]
@@ -82,27 +173,45 @@ def expected_output_structure(
 
 
 def expected_structure_of(layer: Any, input_shape: Sequence[int | None]) -> Structure:
-    """:func:`expected_output_structure` for a SimpleRNN/LSTM/GRU layer, or a
-    ``Bidirectional`` wrapping one, read from the layer's configuration."""
+    """:func:`expected_output_structure` for a SimpleRNN/LSTM/GRU or ConvLSTM1D/2D/3D
+    layer, or a ``Bidirectional`` wrapping one, read from the layer's configuration."""
     from pytest_rnn.checks.models import cell_kind
 
+    inner = getattr(layer, "forward_layer", None)
+    bidirectional = inner is not None
+    rnn = inner if bidirectional else layer
+    common = {
+        "batch": input_shape[0] if len(input_shape) > 1 else None,
+        "steps": input_shape[1] if len(input_shape) > 1 else None,
+        "return_sequences": rnn.return_sequences,
+        "return_state": rnn.return_state,
+        "bidirectional": bidirectional,
+        "merge_mode": layer.merge_mode if bidirectional else "concat",
+    }
+    rank = getattr(rnn.cell, "rank", None)
+    if rank is not None and hasattr(rnn.cell, "filters"):  # a ConvLSTM cell
+        if len(input_shape) != rank + 3:
+            raise ValueError(
+                f"input_shape of a rank-{rank} ConvLSTM must have {rank + 3} axes (batch, "
+                f"steps, {rank} spatial and channels); got {tuple(input_shape)!r}"
+            )
+        first = rnn.cell.data_format == "channels_first"
+        return expected_output_structure(
+            f"conv_lstm{rank}d",
+            units=rnn.cell.filters,
+            spatial=tuple(input_shape[3:] if first else input_shape[2:-1]),
+            kernel_size=rnn.cell.kernel_size,
+            strides=rnn.cell.strides,
+            padding=rnn.cell.padding,
+            dilation_rate=rnn.cell.dilation_rate,
+            data_format=rnn.cell.data_format,
+            **common,
+        )
     if len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (batch, steps, features); got {tuple(input_shape)!r}"
         )
-    inner = getattr(layer, "forward_layer", None)
-    bidirectional = inner is not None
-    rnn = inner if bidirectional else layer
-    return expected_output_structure(
-        cell_kind(rnn),
-        batch=input_shape[0],
-        steps=input_shape[1],
-        units=rnn.cell.units,
-        return_sequences=rnn.return_sequences,
-        return_state=rnn.return_state,
-        bidirectional=bidirectional,
-        merge_mode=layer.merge_mode if bidirectional else "concat",
-    )
+    return expected_output_structure(cell_kind(rnn), units=rnn.cell.units, **common)
 
 
 def _is_shape(value: Any) -> bool:
