@@ -135,3 +135,17 @@ class TestBidirectionalGRU(RecurrentLayerContract):
 
     def make_layer(self, **options):
         return keras.layers.Bidirectional(keras.layers.GRU(UNITS, **options))
+
+
+class TestConvLSTM2D(RecurrentLayerContract):
+    """A layer whose steps have three axes: 4x4 images with 2 channels, 2 filters."""
+
+    input_shape_per_step = (4, 4, 2)
+    output_shape_per_step = (4, 4, 2)  # padding="same" keeps the 4x4 positions
+    state_shapes = ((4, 4, 2), (4, 4, 2))  # h, c
+    steps = 4
+    supports_dropout = True
+    param_count = expected_param_count("conv_lstm2d", 2, 2, kernel_size=3)
+
+    def make_layer(self, **options):
+        return keras.layers.ConvLSTM2D(2, 3, padding="same", **options)

@@ -174,6 +174,11 @@ def _contract_class(**attrs):
         ({"param_count": -1}, "param_count must be a non-negative integer"),
         ({"supports_masking": "yes"}, "supports_masking must be True or False"),
         ({"dropout_rate": 1.0}, "dropout_rate must be a number in (0, 1)"),
+        ({"input_shape_per_step": (4, 0, 2)}, "input_shape_per_step must be a non-empty tuple"),
+        ({"output_shape_per_step": 3}, "output_shape_per_step must be a non-empty tuple"),
+        ({"input_dim": 3, "input_shape_per_step": (4, 2)}, "input_dim or input_shape_per_step"),
+        ({"state_shapes": ((4, 2), 3)}, "state_shapes must be a non-empty tuple of shapes"),
+        ({"state_shapes": ((2,),), "state_sizes": (2,)}, "state_sizes or state_shapes, not both"),
     ],
 )
 def test_bad_declarations_fail_when_the_class_is_defined(attrs, message):

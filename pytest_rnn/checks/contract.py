@@ -19,6 +19,16 @@ contract test against your layer::
             return keras.layers.RNN(MyGRUCell(4, dropout=options.pop("dropout", 0.0)),
                                     **options)
 
+A layer whose steps have more than one axis (a ConvLSTM2D reads ``(rows, cols,
+channels)`` per step) declares ``input_shape_per_step`` instead of ``input_dim``,
+and ``output_shape_per_step`` (and ``state_shapes``) instead of ``units`` (and
+``state_sizes``)::
+
+    class TestMyConvLSTM(RecurrentLayerContract):
+        input_shape_per_step = (4, 4, 2)    # rows, cols, channels
+        output_shape_per_step = (4, 4, 3)   # padding="same", 3 filters
+        state_shapes = ((4, 4, 3), (4, 4, 3))
+
 ``make_layer(**options)`` gets only the options a test needs, among
 ``return_sequences=True``, ``return_state=True``, ``stateful=True`` and
 ``dropout=rate``; called without options it must return a layer that outputs the
@@ -116,6 +126,29 @@ def check_declarations(cls: type) -> None:
         problems.append(
             f"batch must be >= 3 (the masking test pads samples 1 and 2); got {cls.batch!r}"
         )
+    for attr in ("input_shape_per_step", "output_shape_per_step"):
+        value = getattr(cls, attr, None)
+        if value is not None and (
+            not isinstance(value, (tuple, list)) or not value or not all(map(_positive_int, value))
+        ):
+            problems.append(f"{attr} must be a non-empty tuple of positive integers; got {value!r}")
+    if getattr(cls, "input_shape_per_step", None) is not None and "input_dim" in vars(cls):
+        problems.append("declare input_dim or input_shape_per_step, not both")
+    shapes = getattr(cls, "state_shapes", None)
+    if shapes is not None and (
+        not isinstance(shapes, (tuple, list))
+        or not shapes
+        or not all(
+            isinstance(shape, (tuple, list)) and shape and all(map(_positive_int, shape))
+            for shape in shapes
+        )
+    ):
+        problems.append(
+            f"state_shapes must be a non-empty tuple of shapes (tuples of positive integers); "
+            f"got {shapes!r}"
+        )
+    if shapes is not None and getattr(cls, "state_sizes", None) is not None:
+        problems.append("declare state_sizes or state_shapes, not both")
     sizes = getattr(cls, "state_sizes", None)
     if sizes is not None and (
         not isinstance(sizes, (tuple, list)) or not sizes or not all(map(_positive_int, sizes))
@@ -139,12 +172,30 @@ def check_declarations(cls: type) -> None:
 
 
 def _difference(
-    name: str, got: np.ndarray, want: np.ndarray, atol: float, steps: Sequence[int] | None = None
+    name: str,
+    got: np.ndarray,
+    want: np.ndarray,
+    atol: float,
+    steps: Sequence[int] | None = None,
+    step_ndim: int = 1,
 ) -> str | None:
     """A line describing how ``got`` differs from ``want`` beyond ``atol``, or None.
 
-    ``steps`` (for one sample's outputs over a selection of steps) names the steps."""
-    axes = ("step", "unit") if steps is not None else None
+    ``steps`` (for one sample's outputs over a selection of steps) names the steps;
+    ``step_ndim`` is the number of axes of one step (3 for a ConvLSTM2D's rows, cols and
+    filters), whose positions then read ``axis k``."""
+    ndim = np.ndim(got)
+    if steps is not None:
+        lead: tuple[str, ...] = ("step",)
+    elif step_ndim > 1:
+        lead = {step_ndim + 2: ("batch", "step"), step_ndim + 1: ("batch",)}.get(ndim, ())
+    else:
+        lead = ()
+    axes = None
+    if lead:
+        trailing = ("unit",) if step_ndim == 1 else tuple(
+            f"axis {k}" for k in range(len(lead), ndim))
+        axes = (lead + trailing)[:ndim] if len(lead + trailing) >= ndim else None
     return compare.difference(name, got, want, atol=atol, axes=axes, steps=steps,
                               labels=("got", "expected"))
 
@@ -195,11 +246,17 @@ class RecurrentLayerContract:
 
     Declarations (class attributes):
 
-    * ``units`` (required): size of the output's last axis.
+    * ``units`` (required unless ``output_shape_per_step`` is given): size of the
+      output's last axis.
     * ``state_sizes``: sizes of the states ``return_state=True`` returns after the
       output, in order (default ``(units,)``; an LSTM has ``(units, units)``).
     * ``input_dim``, ``batch``, ``steps``: the float inputs the contract feeds
       (override :meth:`make_inputs` for other inputs).
+    * ``input_shape_per_step``: the shape of one step of the input when it has more
+      than one axis (``(rows, cols, channels)``); replaces ``input_dim``.
+    * ``output_shape_per_step``: the shape of one step of the output (default
+      ``(units,)``), and ``state_shapes``: the shape of each returned state without
+      the batch (default one ``(size,)`` per ``state_sizes``).
     * ``supports_masking``, ``supports_return_state``, ``supports_stateful``
       (default True, as for any ``keras.layers.RNN``), ``supports_dropout``
       (default False; True means ``make_layer`` accepts ``dropout=rate``).
@@ -217,6 +274,9 @@ class RecurrentLayerContract:
     units: ClassVar[int | None] = None
     state_sizes: ClassVar[tuple[int, ...] | None] = None
     input_dim: ClassVar[int] = 3
+    input_shape_per_step: ClassVar[tuple[int, ...] | None] = None
+    output_shape_per_step: ClassVar[tuple[int, ...] | None] = None
+    state_shapes: ClassVar[tuple[tuple[int, ...], ...] | None] = None
     batch: ClassVar[int] = 3
     steps: ClassVar[int] = 4
     supports_masking: ClassVar[bool] = True
@@ -243,8 +303,9 @@ class RecurrentLayerContract:
             "layer; options are among return_sequences, return_state, stateful, dropout"
         )
 
-    def make_inputs(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
-        """Inputs of ``shape`` = (batch, steps, input_dim) for the layer; float32 normals."""
+    def make_inputs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Inputs of ``shape`` = (batch, steps, input_dim) for the layer (``(batch, steps,
+        *input_shape_per_step)`` when that is declared); float32 normals."""
         return rng.normal(size=shape).astype("float32")
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -256,9 +317,10 @@ class RecurrentLayerContract:
         reason = self.skip_contracts.get(test)
         if reason is not None:
             pytest.skip(f"{type(self).__name__} opts out of {test}: {reason}")
-        if self.units is None:
+        if self.units is None and self.output_shape_per_step is None:
             pytest.fail(
-                f"{type(self).__name__} must declare units (the size of the output's last axis)",
+                f"{type(self).__name__} must declare units (the size of the output's last axis) "
+                "or output_shape_per_step",
                 pytrace=False,
             )
 
@@ -290,7 +352,17 @@ class RecurrentLayerContract:
         )
 
     def _shape(self, batch: int | None = None) -> tuple[int, int, int]:
-        return (self.batch if batch is None else batch, self.steps, self.input_dim)
+        return (self.batch if batch is None else batch, self.steps, *self.step_input_shape)
+
+    @property
+    def step_input_shape(self) -> tuple[int, ...]:
+        """The shape of one step of the input: ``input_shape_per_step`` or ``(input_dim,)``."""
+        return tuple(self.input_shape_per_step or (self.input_dim,))
+
+    @property
+    def step_output_shape(self) -> tuple[int, ...]:
+        """The shape of one step of the output: ``output_shape_per_step`` or ``(units,)``."""
+        return tuple(self.output_shape_per_step or (self.units,))
 
     def _inputs(self, rng: np.random.Generator, batch: int | None = None) -> np.ndarray:
         x = np.asarray(self.make_inputs(rng, self._shape(batch)))
@@ -305,11 +377,12 @@ class RecurrentLayerContract:
         self, *, batch: int | None, return_sequences: bool, return_state: bool
     ) -> Structure:
         """``[(name, shape), ...]`` the layer must return, from the class's declarations."""
-        out = (batch, self.steps, self.units) if return_sequences else (batch, self.units)
+        step = self.step_output_shape
+        out = (batch, self.steps, *step) if return_sequences else (batch, *step)
         structure: Structure = [("output", out)]
         if return_state:
-            sizes = self.state_sizes or (self.units,)
-            structure += [(f"state {i}", (batch, size)) for i, size in enumerate(sizes)]
+            shapes = self.state_shapes or [(size,) for size in self.state_sizes or (self.units,)]
+            structure += [(f"state {i}", (batch, *shape)) for i, shape in enumerate(shapes)]
         return structure
 
     # -- the contract --------------------------------------------------------------------------
@@ -337,7 +410,7 @@ class RecurrentLayerContract:
         _build(layer, self._shape())
         label = self._label(layer, **options)
         for batch in (self.batch, None):
-            shape = (batch, self.steps, self.input_dim)
+            shape = (batch, self.steps, *self.step_input_shape)
             assert_output_structure(
                 layer.compute_output_shape(shape),
                 self.expected_structure(batch=batch, **options),
@@ -354,7 +427,8 @@ class RecurrentLayerContract:
         mask = np.ones(x.shape[:2], dtype=bool)
         mask[1, -2:] = False  # sample 1: the last two steps are padding
         mask[2, :2] = False  # sample 2: the first two steps are padding
-        padded = np.where(mask[:, :, None], x, garbage).astype(x.dtype)
+        per_step = mask.reshape(mask.shape + (1,) * (x.ndim - 2))
+        padded = np.where(per_step, x, garbage).astype(x.dtype)
         seq_out = compare.leaves(seq_layer(padded, mask=mask))
         _build(last_layer, x.shape)
         last_layer.set_weights(seq_layer.get_weights())
@@ -382,7 +456,9 @@ class RecurrentLayerContract:
                     for k in range(len(seq_out) - 1)
                 ]
                 for name, got, want, steps in checks:
-                    line = _difference(name, got, want, self.atol, steps)
+                    line = _difference(
+                        name, got, want, self.atol, steps, len(self.step_output_shape)
+                    )
                     if line:
                         problems.append(f"  {where}, {line}")
         if problems:
@@ -423,7 +499,8 @@ class RecurrentLayerContract:
             for k in range(len(first))
         ]
         problems = [line for name, got, want in checks
-                    if (line := _difference(name, got, want, self.atol))]
+                    if (line := _difference(
+                        name, got, want, self.atol, step_ndim=len(self.step_output_shape)))]
         if problems:
             raise AssertionError(
                 f"{self._label(stateful, stateful=True, **options)} fed steps [0, {half}) then "
