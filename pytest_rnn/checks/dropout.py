@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import cell_kind
+from pytest_rnn.checks.reference import StepMasks, compare_outputs, reference_outputs
 
 #: The two dropout arguments of SimpleRNN, LSTM and GRU.
 WHICH: tuple[str, ...] = ("dropout", "recurrent_dropout")
@@ -60,15 +61,20 @@ __all__ = [
     "DEFAULT_SAMPLES",
     "GATES",
     "WHICH",
+    "CellMasks",
     "DropoutMeasurement",
+    "assert_cell_mask_rates",
+    "assert_cell_masks_sized",
     "assert_dropout_mask_shared_across_time",
     "assert_dropout_rate",
     "assert_inference_ignores_dropout",
     "assert_inverted_dropout_scaling",
     "assert_seed_reproduces_masks",
     "assert_training_applies_dropout",
+    "assert_training_uses_the_drawn_masks",
     "binomial_tolerance",
     "measure_dropout",
+    "record_dropout_masks",
 ]
 
 
@@ -614,3 +620,213 @@ def assert_seed_reproduces_masks(
             f"{label}: a second training call repeats the first call's output exactly; "
             "masks are not redrawn for each call"
         )
+
+
+# --- the masks each cell of a layer draws (stacks of cells) -----------------------------------
+
+
+@dataclass(frozen=True)
+class CellMasks:
+    """The dropout masks one cell of a recurrent layer drew for one training call.
+
+    ``inputs`` / ``recurrent`` hold what the cell's ``get_dropout_mask`` /
+    ``get_recurrent_dropout_mask`` returned (one array per gate, or one for the whole
+    vector), None where the cell drew nothing. ``input_size`` and ``state_size`` are
+    what the masks must be sized to, read from the stack's configuration (the
+    previous cell's output size, this cell's units), not from the masks.
+    """
+
+    index: int
+    cell: str
+    dropout: float
+    recurrent_dropout: float
+    gate_count: int
+    batch: int
+    input_size: int
+    state_size: int
+    inputs: tuple[np.ndarray, ...] | None = field(repr=False)
+    recurrent: tuple[np.ndarray, ...] | None = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.index} ({self.cell})"
+
+    def step_masks(self) -> StepMasks:
+        return StepMasks(self.inputs, self.recurrent)
+
+
+def _cells_of(layer: Any) -> list[Any]:
+    cell = layer.cell
+    return list(cell.cells) if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
+
+
+def _output_size(cell: Any) -> int:
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        size = cell.state_size
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def _recording(cell: Any, name: str, store: dict) -> Callable:
+    original = getattr(cell, name)
+
+    def record(step_input):
+        masks = original(step_input)
+        if masks is not None and name not in store:
+            store[name] = tuple(
+                np.asarray(keras.ops.convert_to_numpy(m)) for m in tf.nest.flatten(masks)
+            )
+        return masks
+
+    return record
+
+
+def record_dropout_masks(layer: Any, x: Any, **call_kwargs: Any) -> tuple[Any, list[CellMasks]]:
+    """Call ``layer(x, training=True)`` and return ``(outputs, [CellMasks per cell])``.
+
+    ``layer`` is a ``keras.layers.RNN`` (over one cell or a list of cells) whose cells
+    are Keras dropout cells. Each cell's mask getters are wrapped for the duration of
+    the call (on the cell object, not its class) and the first masks they hand out,
+    which Keras reuses for every step of the call, are kept. A training call that
+    raises is an AssertionError naming the cells' rates: training with dropout in
+    every cell is documented to work.
+    """
+    if not isinstance(layer, keras.layers.RNN):
+        raise ValueError(f"expected a keras.layers.RNN; got {type(layer).__name__}")
+    cells = _cells_of(layer)
+    stores: list[dict] = [{} for _ in cells]
+    names = ("get_dropout_mask", "get_recurrent_dropout_mask")
+    for cell, store in zip(cells, stores, strict=True):
+        for name in names:
+            if hasattr(cell, name):
+                object.__setattr__(cell, name, _recording(cell, name, store))
+    rates = [(type(c).__name__, getattr(c, "dropout", 0.0), getattr(c, "recurrent_dropout", 0.0))
+             for c in cells]
+    try:
+        outputs = layer(x, training=True, **call_kwargs)
+    except Exception as exc:
+        raise AssertionError(
+            f"{_label(layer)}: a training call with dropout in its cells (cell, dropout, "
+            f"recurrent_dropout: {rates}) raises {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        for cell in cells:
+            for name in names:
+                if name in vars(cell):
+                    object.__delattr__(cell, name)
+    batch = int(np.shape(x)[0])
+    recorded, size = [], int(np.shape(x)[-1])
+    for index, (cell, store) in enumerate(zip(cells, stores, strict=True)):
+        recorded.append(
+            CellMasks(
+                index=index,
+                cell=f"{type(cell).__name__} {cell.name!r}",
+                dropout=float(getattr(cell, "dropout", 0.0)),
+                recurrent_dropout=float(getattr(cell, "recurrent_dropout", 0.0)),
+                gate_count=int(getattr(cell, "dropout_mask_count", None) or 1),
+                batch=batch,
+                input_size=size,
+                state_size=_output_size(cell),
+                inputs=store.get("get_dropout_mask"),
+                recurrent=store.get("get_recurrent_dropout_mask"),
+            )
+        )
+        size = _output_size(cell)
+    return outputs, recorded
+
+
+def assert_cell_masks_sized(recorded: Sequence[CellMasks]) -> None:
+    """Assert every cell with a rate drew its masks, one per gate (one for the whole vector
+    where the cell has no ``dropout_mask_count``), each ``(batch, its own input size)``
+    for ``dropout`` and ``(batch, its own units)`` for ``recurrent_dropout``."""
+    problems = []
+    for cell in recorded:
+        for which, rate, masks, size in (
+            ("dropout", cell.dropout, cell.inputs, cell.input_size),
+            ("recurrent_dropout", cell.recurrent_dropout, cell.recurrent, cell.state_size),
+        ):
+            if not 0 < rate < 1:
+                continue
+            if masks is None:
+                problems.append(f"{cell.label} {which}={rate:g} drew no mask in training")
+                continue
+            if len(masks) != cell.gate_count:
+                problems.append(
+                    f"{cell.label} {which}: {len(masks)} masks, expected {cell.gate_count} "
+                    "(one per gate)"
+                )
+            want = (cell.batch, size)
+            wrong = [tuple(m.shape) for m in masks if tuple(m.shape) != want]
+            if wrong:
+                what = "its input" if which == "dropout" else "its state"
+                problems.append(
+                    f"{cell.label} {which}: masks of shape {wrong[0]}, expected {want} "
+                    f"(batch, the size of {what})"
+                )
+    if problems:
+        raise AssertionError(
+            "dropout masks are not sized to each cell's own input and state:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+def assert_cell_mask_rates(recorded: Sequence[CellMasks], *, sigmas: float = 5.0) -> None:
+    """Assert each cell's masks hold only 0 and ``1 / (1 - rate)``, and drop a fraction of
+    their units within :func:`binomial_tolerance` of the rate (the gates' masks are
+    independent draws, so their units are pooled)."""
+    problems = []
+    for cell in recorded:
+        for which, rate, masks in (
+            ("dropout", cell.dropout, cell.inputs),
+            ("recurrent_dropout", cell.recurrent_dropout, cell.recurrent),
+        ):
+            if not 0 < rate < 1 or masks is None:
+                continue
+            values = np.concatenate([m.ravel() for m in masks]).astype(np.float64)
+            scale = 1.0 / (1.0 - rate)
+            odd = ~(np.isclose(values, 0.0) | np.isclose(values, scale, rtol=1e-6))
+            if odd.any():
+                problems.append(
+                    f"{cell.label} {which}={rate:g}: {int(odd.sum())} of {values.size} mask "
+                    f"values are neither 0 nor 1/(1-rate) = {scale:.4f} (e.g. "
+                    f"{values[odd][0]:.4g})"
+                )
+                continue
+            dropped = int(np.isclose(values, 0.0).sum())
+            bound = binomial_tolerance(values.size, rate, sigmas=sigmas)
+            if abs(dropped / values.size - rate) > bound:
+                problems.append(
+                    f"{cell.label} {which}={rate:g}: dropped {dropped} of {values.size} units "
+                    f"= {dropped / values.size:.4f}, expected {rate:g} +- {bound:.4f} "
+                    f"({sigmas:g}-sigma binomial bound)"
+                )
+    if problems:
+        raise AssertionError("dropout masks do not match the documented rates:\n  "
+                             + "\n  ".join(problems))
+
+
+def assert_training_uses_the_drawn_masks(
+    layer: Any,
+    x: Any,
+    outputs: Any,
+    recorded: Sequence[CellMasks],
+    *,
+    atol: float = 1e-5,
+) -> None:
+    """Assert a training call's ``outputs`` equal the NumPy reference
+    (:func:`pytest_rnn.checks.reference.reference_outputs`) of every cell fed the masks
+    it drew: each mask multiplies its gate's input (or state) at every step, and
+    nothing else is dropped."""
+    masks = [cell.step_masks() for cell in recorded]
+    stacked = isinstance(layer.cell, keras.layers.StackedRNNCells)
+    reference = reference_outputs(
+        layer, x, training=True, dropout_masks=masks if stacked else masks[0]
+    )
+    compare_outputs(
+        outputs,
+        reference,
+        atol=atol,
+        rtol=0.0,
+        what=f"{_label(layer)} in training, against the reference fed the masks its cells drew",
+        sequence_ndim=np.ndim(x),
+    )
