@@ -37,7 +37,14 @@ from pytest_rnn import (
     expected_output_structure,
     expected_param_count,
 )
-from pytest_rnn.checks.dropout import assert_dropout_mask_shared_across_time, measure_dropout
+from pytest_rnn.checks.dropout import (
+    assert_cell_mask_rates,
+    assert_cell_masks_sized,
+    assert_dropout_mask_shared_across_time,
+    assert_training_uses_the_drawn_masks,
+    measure_dropout,
+    record_dropout_masks,
+)
 from pytest_rnn.checks.models import build_random
 from pytest_rnn.checks.shapes import expected_structure_of
 
@@ -261,20 +268,45 @@ def measured():
 
 
 @pytest.mark.parametrize("which", sorted(DROPOUT_SETTINGS))
-def test_every_gate_drops_its_own_mask_at_the_rate(which, measured):
-    """Four gates, four masks (one per gate, as for LSTM implementation 1), each dropping
-    ``RATE`` of the units within the 5-sigma binomial bound; two gates sharing one mask
-    would agree on every unit, independent masks agree on about ``p^2 + (1-p)^2`` = 58%."""
+def test_every_gate_drops_units_at_the_rate(which, measured):
+    """Four gates (i, f, c, o), each dropping ``RATE`` of its units within the 5-sigma
+    binomial bound, as measured on the probe."""
     layer, measurements = measured(which)
-    assert [m.gate for m in measurements] == ["i", "f", "c", "o"], "a mask per gate"
+    assert [m.gate for m in measurements] == ["i", "f", "c", "o"], "a measurement per gate"
     assert_dropout_rate(layer, which, measurements=measurements)
-    for a, first in enumerate(measurements):
-        for second in measurements[a + 1 :]:
-            same = (first.first_step == second.first_step).mean()
-            assert same < 0.9, (
-                f"{first.layer} {which}: gates {first.gate} and {second.gate} drop the same "
-                f"units ({same:.1%} agree); each gate must draw its own mask"
-            )
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    """One training call of a ConvLSTM2D with both dropouts, and the masks its cell drew."""
+    rng = np.random.default_rng(20240613)
+    shape = (8, STEPS, SIZE, SIZE, CHANNELS)
+    layer = build_random(
+        conv_lstm(2, padding="same", return_sequences=True, return_state=True, seed=SEED,
+                  dropout=RATE, recurrent_dropout=RATE),
+        shape,
+        rng,
+    )
+    x = rng.normal(size=shape).astype("float32")
+    outputs, masks = record_dropout_masks(layer, x)
+    return layer, x, outputs, masks
+
+
+def test_each_gate_draws_its_own_mask_sized_to_the_input_and_state(drawn):
+    """Four masks for the input, four for the state (one per gate, none shared), each of the
+    shape of what it multiplies: ``(batch, rows, cols, channels)`` and ``(batch, rows,
+    cols, filters)``."""
+    _, _, _, masks = drawn
+    assert_cell_masks_sized(masks)
+    assert_cell_mask_rates(masks)
+
+
+def test_training_output_applies_the_drawn_masks(drawn):
+    """The training call equals the reference fed the masks the cell drew (each gate's
+    input and state multiplied by its own mask, at every step). Twice the reference
+    tolerance: kept units are scaled by 1/(1 - 0.3) < 1.5, so each product is below 3."""
+    layer, x, outputs, masks = drawn
+    assert_training_uses_the_drawn_masks(layer, x, outputs, masks, atol=2 * reference_atol(layer))
 
 
 @pytest.mark.parametrize("which", sorted(DROPOUT_SETTINGS))

@@ -86,7 +86,7 @@ def recorded():
 @pytest.mark.parametrize("stack", sorted(STACKS))
 def test_every_cell_draws_masks_sized_to_its_own_input_and_state(stack, recorded):
     _, _, _, masks = recorded(stack)
-    assert [m.input_size for m in masks][1:] == [m.state_size for m in masks][:-1], (
+    assert [m.input_shape for m in masks][1:] == [m.state_shape for m in masks][:-1], (
         "the stack feeds each cell the previous cell's output"
     )
     assert_cell_masks_sized(masks)
