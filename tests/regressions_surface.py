@@ -207,7 +207,7 @@ def _stack_training_reaches_the_first_cell_only(mp):
     def make(original):
         def patched(self, inputs, states, training=False, **kwargs):
             cells = self.cells
-            saved = [getattr(c, "call") for c in cells[1:]]
+            saved = [c.call for c in cells[1:]]
             for cell in cells[1:]:
                 inner = type(cell).call
 
@@ -335,7 +335,9 @@ REGRESSIONS: tuple[Regression, ...] = (
             STACKED + "test_every_cell_draws_masks_sized_to_its_own_input_and_state",
             STACKED + "test_training_output_applies_the_masks_each_cell_drew",
         ),
-        passes=(STACKED + "test_return_state_shapes_agree_eager_symbolic_and_compute_output_shape",),
+        passes=(
+            STACKED + "test_return_state_shapes_agree_eager_symbolic_and_compute_output_shape",
+        ),
         pattern=r"a training call with dropout in its cells .* raises",
     ),
     Regression(

@@ -213,7 +213,8 @@ class CellMath:
         (x_z, rec_z), (x_r, rec_r) = (self._gate_inputs(x, h_prev, masks, g) for g in (0, 1))
         x_h = masks.apply_input(x, 2) @ self.kernel[:, 2 * u :]
         if input_bias is not None:
-            x_z, x_r, x_h = x_z + input_bias[:u], x_r + input_bias[u : 2 * u], x_h + input_bias[2 * u :]
+            x_z, x_r = x_z + input_bias[:u], x_r + input_bias[u : 2 * u]
+            x_h = x_h + input_bias[2 * u :]
         if recurrent_bias is not None:
             rec_z, rec_r = rec_z + recurrent_bias[:u], rec_r + recurrent_bias[u : 2 * u]
         z = self.recurrent_activation(x_z + rec_z)
