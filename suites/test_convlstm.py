@@ -48,9 +48,6 @@ from pytest_rnn.checks.dropout import (
 from pytest_rnn.checks.models import build_random
 from pytest_rnn.checks.shapes import expected_structure_of
 
-# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 BATCH, STEPS, CHANNELS, FILTERS, SIZE = 2, 3, 2, 2, 4
 EPS32 = float(np.finfo(np.float32).eps)
 LAYERS = {1: keras.layers.ConvLSTM1D, 2: keras.layers.ConvLSTM2D, 3: keras.layers.ConvLSTM3D}

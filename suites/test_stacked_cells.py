@@ -34,9 +34,6 @@ from pytest_rnn.checks.dropout import (
 )
 from pytest_rnn.checks.models import build_random
 
-# outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 STEPS, FEATURES, BATCH, MASK_BATCH = 3, 5, 2, 64
 RATE, RECURRENT_RATE = 0.3, 0.4
 ATOL = STEPS * 3 * (FEATURES + 4 + 1) * float(np.finfo(np.float32).eps)
