@@ -675,7 +675,7 @@ def _recording(cell: Any, name: str, store: dict) -> Callable:
         masks = original(step_input)
         if masks is not None and name not in store:
             store[name] = tuple(
-                np.asarray(keras.ops.convert_to_numpy(m)) for m in tf.nest.flatten(masks)
+                compare.to_numpy(m) for m in keras.tree.flatten(masks)
             )
         return masks
 
