@@ -12,7 +12,9 @@ start beside the in-process tests (see subprocess_runs).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,8 +33,7 @@ def _surface_run(workdir: Path, session: pytest.Session) -> subprocess_runs.Comm
     )
 
 
-@pytest.fixture(scope="module")
-def surface_outcomes(request: pytest.FixtureRequest) -> dict:
+def _read_outcomes(request: pytest.FixtureRequest) -> dict:
     finished = subprocess_runs.result(request)
     out = finished.workdir / "outcomes.json"
     if finished.proc.returncode != 0 or not out.is_file():
@@ -41,6 +42,34 @@ def surface_outcomes(request: pytest.FixtureRequest) -> dict:
             f"{finished.proc.stdout[-3000:]}\n{finished.proc.stderr[-5000:]}"
         )
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def surface_outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """Outcomes of the control and every regression, computed once per run; under xdist the
+    first worker to take the lock runs the subprocess and the others read its result."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        return _read_outcomes(request)
+    shared = tmp_path_factory.getbasetemp().parent / f"surface-sensitivity-{run_id}"
+    shared.mkdir(exist_ok=True)
+    out = shared / "outcomes.json"
+    try:
+        os.close(os.open(shared / "lock", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not out.is_file():
+            if time.monotonic() > deadline:
+                pytest.fail(f"no surface sensitivity outcomes from another worker at {out}")
+            time.sleep(0.5)
+        return json.loads(out.read_text())
+    found = _read_outcomes(request)
+    partial = shared / "outcomes.partial.json"
+    partial.write_text(json.dumps(found))
+    partial.replace(out)
+    return found
 
 
 def test_each_regression_names_failing_targets_and_a_pattern():
