@@ -115,6 +115,18 @@ def test_the_catalogue_holds_many_distinct_regressions():
     assert not twice, f"entries that name the same failing tests (merge them): {twice}"
 
 
+def test_readme_gives_the_catalogue_size():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Proof of sensitivity"):]
+    section = section[:section.index("\n## ")]
+    found = re.findall(r"\b(\d+) plausible release regressions|# all (\d+) \+ control", section)
+    stated = {int(entries or run) for entries, run in found}
+    assert stated == {len(REGRESSIONS)}, (
+        f"README's Proof of sensitivity section gives {sorted(stated)} regressions; the "
+        f"catalogue holds {len(REGRESSIONS)}"
+    )
+
+
 @pytest.mark.parametrize("regression", REGRESSIONS, ids=lambda r: r.id)
 def test_every_pattern_names_a_behaviour_not_any_failure(regression: Regression):
     generic = {
