@@ -93,7 +93,7 @@ def problems(regression: Any, groups: Groups, *, control: bool = True) -> list[s
     if group is None:
         return [f"{rid}: was not run"]
     if "patch_error" in group:
-        return [f"{rid}: could not inject it:\n{group['patch_error']}"]
+        return [f"{rid}: could not be injected or run:\n{group['patch_error']}"]
     tests = group["tests"]
     baseline = groups.get("control", {}).get("tests", {})
     found = []
