@@ -1037,7 +1037,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(SERIAL + "test_keras_file_save_and_load_reproduces_settings_and_outputs[gru]",),
         gap=(
             "the round-trip test copies the weights (set_weights) before it compares the "
-            "settings, so the (1, 9) vs (2, 9) bias mismatch raises ValueError first: a crash, "
+            "settings, so the (9,) vs (2, 9) bias shapes raise ValueError first: a crash, "
             "not a catch. Comparing the settings before set_weights in "
             "suites/test_serialization.py closes it."
         ),
