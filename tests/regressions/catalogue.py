@@ -1,37 +1,43 @@
-"""A catalogue of plausible Keras regressions, and the runner that injects them.
+"""The catalogue: plausible Keras regressions and the suite tests that must catch each one.
 
-Each :class:`Regression` is something a TensorFlow/Keras release could ship: a
-changed default, swapped gates or states, dropout leaking into inference, a mask
-or initial state ignored, a direction flag lost, a weight frozen, a config key no
-longer serialized ... It is applied by monkeypatching Keras *classes* (so every
-layer the suites build afterwards has it, however they imported Keras), and names
-the suite tests that must go red (``fails``) and neighbours that must stay green
-(``passes``), which shows the suites fail for the right reason and not because
-everything broke.
+Each :class:`Regression` is something a TensorFlow/Keras release could ship: a changed
+default, swapped gates or states, dropout leaking into inference, a mask or initial state
+ignored, a direction flag lost, a weight frozen, a config key no longer serialized ... Its
+``apply(monkeypatch)`` injects it with the helpers of :mod:`regressions.patches`. It names
+the suite tests that must go red (``fails``), the regular expression their failure
+messages must match (``message``, or per test in ``messages``), and neighbours that must
+stay green (``passes``): together they show the suites fail for the right reason, on their
+assertion about that behaviour, and not because everything broke.
 
-``python tests/keras_regressions.py OUT.json [ID ...]`` starts one pytest session
-over the targets (TensorFlow imported and tests collected once), runs them
-without a patch (the control), then for each regression applies it, runs only
-its targets, undoes it, and writes every test's outcome to ``OUT.json``.
-``tests/test_proof_of_sensitivity.py`` runs this once and asserts per regression.
+:data:`REGRESSIONS` is proven by ``tests/test_proof_of_sensitivity.py`` (fast suites);
+:data:`TRAINING_REGRESSIONS` by ``tests/test_accuracy_sensitivity.py`` (slow: the toy
+tasks train again); :data:`PROBES` are not regressions but checks of the judge itself.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
-import sys
-import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import importlib
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from regressions.patches import (
+    Apply,
+    after_build,
+    cells,
+    change_default,
+    keras_internals,
+    replace,
+    returning,
+    swap_blocks,
+    with_attribute,
+    with_kwargs,
+    with_states,
+    with_weights,
+    wrap,
+)
 
 CUDNN = "suites/test_cudnn_eligibility.py::"
 DROPOUT = "suites/test_dropout.py::"
@@ -41,163 +47,60 @@ SERIAL = "suites/test_serialization.py::"
 SHAPES = "suites/test_shapes_and_states.py::"
 TIME = "suites/test_time_and_state.py::"
 TRAIN = "suites/test_trainability.py::"
+TOY = "suites/test_accuracy_toy.py::"
+
+#: What the NumPy-reference comparison of :mod:`pytest_rnn.reference` says when a layer's
+#: output departs from the equations.
+DIFFERS_FROM_REFERENCE = r"differs from the NumPy reference"
 
 
 @dataclass(frozen=True)
 class Regression:
-    """One injected regression: ``apply(monkeypatch)`` and the tests that must notice."""
+    """One injected regression and what must notice it.
+
+    ``message`` is a regular expression (``re.search``) that the failure message of every
+    ``fails`` test must match; ``messages`` overrides it for single selectors. ``gap``,
+    when set, says why the suites do not yet catch the regression on an assertion: its
+    proof is then an expected failure (strict, so it turns red once the gap is closed).
+    """
 
     id: str
     description: str
-    apply: Callable[[pytest.MonkeyPatch], None]
+    apply: Apply
     fails: tuple[str, ...]
+    message: str
     passes: tuple[str, ...] = ()
+    messages: Mapping[str, str] = field(default_factory=dict)
+    gap: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", types.MappingProxyType(dict(self.messages)))
+        stray = sorted(set(self.messages) - set(self.fails))
+        if stray:
+            raise ValueError(f"{self.id}: messages for selectors not in fails: {stray}")
+        for pattern in (self.message, *self.messages.values()):
+            re.compile(pattern)  # a typo fails at import, not as a confusing mismatch
 
     @property
     def targets(self) -> tuple[str, ...]:
         return self.fails + self.passes
 
-
-# --- patching helpers -------------------------------------------------------------------------
-
-
-def _keras():
-    """Keras's internal modules (imported when a patch is applied, not at collection)."""
-    from keras.src import backend, ops
-    from keras.src.layers.core.embedding import Embedding
-    from keras.src.layers.rnn import bidirectional, dropout_rnn_cell, gru, lstm, rnn, simple_rnn
-
-    return {
-        "backend": backend,
-        "ops": ops,
-        "RNN": rnn.RNN,
-        "SimpleRNN": simple_rnn.SimpleRNN,
-        "SimpleRNNCell": simple_rnn.SimpleRNNCell,
-        "LSTM": lstm.LSTM,
-        "LSTMCell": lstm.LSTMCell,
-        "GRU": gru.GRU,
-        "GRUCell": gru.GRUCell,
-        "Bidirectional": bidirectional.Bidirectional,
-        "DropoutRNNCell": dropout_rnn_cell.DropoutRNNCell,
-        "Embedding": Embedding,
-    }
+    def pattern(self, selector: str) -> str:
+        """The regular expression the failure message of the tests ``selector`` names
+        must match."""
+        return self.messages.get(selector, self.message)
 
 
-def wrap(mp: pytest.MonkeyPatch, cls: type, name: str, make: Callable[[Callable], Callable]):
-    """Replace ``cls.name`` by ``make(original)``, keeping the original's signature (Keras
-    inspects ``call`` signatures for ``training`` and ``mask``)."""
-    original = getattr(cls, name)
-    replacement = functools.wraps(original)(make(original))
-    mp.setattr(cls, name, replacement)
+# --- patch functions ------------------------------------------------------------------------
 
 
-def change_default(mp: pytest.MonkeyPatch, func: Callable, param: str, value: Any) -> None:
-    """Change the default of ``param`` in ``func``'s signature, as a release would."""
-    params = list(inspect.signature(func).parameters.values())
-    positional = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
-    ]
-    if param in positional:
-        defaults = list(func.__defaults__)
-        defaults[positional.index(param)] = value
-        mp.setattr(func, "__defaults__", tuple(defaults))
-    else:
-        mp.setattr(func, "__kwdefaults__", {**func.__kwdefaults__, param: value})
+def _defaults(*changes: tuple[str, str, Any]) -> Apply:
+    """Constructor defaults changed: ``(class name, parameter, new default)`` each."""
 
-
-def with_attribute(mp: pytest.MonkeyPatch, cls: type, method: str, attr: str, value_of):
-    """Run ``cls.method`` with ``self.attr`` temporarily set to ``value_of(self)``."""
-
-    def make(original):
-        def patched(self, *args, **kwargs):
-            saved = getattr(self, attr)
-            object.__setattr__(self, attr, value_of(self, saved))
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                object.__setattr__(self, attr, saved)
-
-        return patched
-
-    wrap(mp, cls, method, make)
-
-
-def with_weights(mp: pytest.MonkeyPatch, cls: type, edit: Callable[[Any, dict], dict]) -> None:
-    """Run ``cls.call`` with some weight values temporarily replaced: ``edit(cell, values)``
-    gets ``{"kernel": array, ...}`` and returns the arrays to use (a computation that reads
-    gates from the wrong columns, drops or doubles a bias ...)."""
-    import numpy as np
-
-    def make(original):
-        def patched(self, *args, **kwargs):
-            names = [
-                n
-                for n in ("kernel", "recurrent_kernel", "bias")
-                if getattr(self, n, None) is not None
-            ]
-            saved = {n: np.array(getattr(self, n).numpy()) for n in names}
-            edited = edit(self, {n: v.copy() for n, v in saved.items()})
-            for n in names:
-                getattr(self, n).assign(edited[n])
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                for n in names:
-                    getattr(self, n).assign(saved[n])
-
-        return patched
-
-    wrap(mp, cls, "call", make)
-
-
-def swap_blocks(array, units: int, a: int, b: int, axis: int = -1):
-    """``array`` with gate column blocks ``a`` and ``b`` swapped."""
-    import numpy as np
-
-    index = np.arange(array.shape[axis])
-    index[a * units : (a + 1) * units], index[b * units : (b + 1) * units] = (
-        np.arange(b * units, (b + 1) * units),
-        np.arange(a * units, (a + 1) * units),
-    )
-    return np.take(array, index, axis=axis)
-
-
-def returning(mp: pytest.MonkeyPatch, cls: type, method: str, transform) -> None:
-    """Pass ``cls.method``'s result through ``transform(self, result)``."""
-
-    def make(original):
-        def patched(self, *args, **kwargs):
-            return transform(self, original(self, *args, **kwargs))
-
-        return patched
-
-    wrap(mp, cls, method, make)
-
-
-def with_kwargs(mp: pytest.MonkeyPatch, cls: type, method: str, edit) -> None:
-    """Call ``cls.method`` with keyword arguments edited by ``edit(self, kwargs)``."""
-
-    def make(original):
-        def patched(self, *args, **kwargs):
-            return original(self, *args, **edit(self, kwargs))
-
-        return patched
-
-    wrap(mp, cls, method, make)
-
-
-def _cells(k: dict) -> tuple[type, ...]:
-    return (k["SimpleRNNCell"], k["LSTMCell"], k["GRUCell"])
-
-
-# --- the regressions --------------------------------------------------------------------------
-
-
-def _default(layer: str, param: str, value: Any):
     def apply(mp):
-        change_default(mp, _keras()[layer].__init__, param, value)
+        k = keras_internals()
+        for layer, param, value in changes:
+            change_default(mp, k[layer].__init__, param, value)
 
     return apply
 
@@ -210,16 +113,14 @@ def _lstm_swap_i_f(mp):
 
         return patched
 
-    wrap(mp, _keras()["LSTMCell"], "_compute_carry_and_output_fused", make)
+    wrap(mp, keras_internals()["LSTMCell"], "_compute_carry_and_output_fused", make)
 
 
 def _gru_swap_z_r(mp):
     def edit(cell, values):
-        units = cell.units
-        out = {n: swap_blocks(v, units, 0, 1) for n, v in values.items()}
-        return out
+        return {n: swap_blocks(v, cell.units, 0, 1) for n, v in values.items()}
 
-    with_weights(mp, _keras()["GRUCell"], edit)
+    with_weights(mp, keras_internals()["GRUCell"], edit)
 
 
 def _gru_drop_recurrent_bias(mp):
@@ -228,7 +129,7 @@ def _gru_drop_recurrent_bias(mp):
             values["bias"][1] = 0.0
         return values
 
-    with_weights(mp, _keras()["GRUCell"], edit)
+    with_weights(mp, keras_internals()["GRUCell"], edit)
 
 
 def _simple_rnn_bias_twice(mp):
@@ -237,11 +138,12 @@ def _simple_rnn_bias_twice(mp):
             values["bias"] = 2 * values["bias"]
         return values
 
-    with_weights(mp, _keras()["SimpleRNNCell"], edit)
+    with_weights(mp, keras_internals()["SimpleRNNCell"], edit)
 
 
 def _lstm_activation_ignored(mp):
-    with_attribute(mp, _keras()["LSTMCell"], "call", "activation", lambda self, old: lambda x: x)
+    with_attribute(mp, keras_internals()["LSTMCell"], "call", "activation",
+                   lambda self, old: lambda x: x)
 
 
 def _lstm_impl1_drops_output_bias(mp):
@@ -250,7 +152,7 @@ def _lstm_impl1_drops_output_bias(mp):
             values["bias"][3 * cell.units :] = 0.0
         return values
 
-    with_weights(mp, _keras()["LSTMCell"], edit)
+    with_weights(mp, keras_internals()["LSTMCell"], edit)
 
 
 def _lstm_state_order(mp):
@@ -260,26 +162,24 @@ def _lstm_state_order(mp):
             return output, c, h
         return result
 
-    returning(mp, _keras()["LSTM"], "call", transform)
+    returning(mp, keras_internals()["LSTM"], "call", transform)
 
 
-def _force_training(value: bool):
+def _force_training(value: bool) -> Apply:
     def apply(mp):
-        k = _keras()
-        for cls in _cells(k):
+        def edit(self, kwargs):
+            if self.dropout or self.recurrent_dropout:
+                kwargs["training"] = value
+            return kwargs
 
-            def edit(self, kwargs):
-                if self.dropout or self.recurrent_dropout:
-                    kwargs["training"] = value
-                return kwargs
-
+        for cls in cells():
             with_kwargs(mp, cls, "call", edit)
 
     return apply
 
 
 def _recurrent_dropout_ignored(mp):
-    k = _keras()
+    k = keras_internals()
     ops = k["ops"]
 
     def transform(self, mask):
@@ -297,7 +197,7 @@ def _dropout_rate_is_keep_probability(mp):
 
         return patched
 
-    wrap(mp, _keras()["DropoutRNNCell"], "_create_dropout_mask", make)
+    wrap(mp, keras_internals()["DropoutRNNCell"], "_create_dropout_mask", make)
 
 
 def _dropout_not_rescaled(mp):
@@ -309,7 +209,7 @@ def _dropout_not_rescaled(mp):
 
         return patched
 
-    wrap(mp, _keras()["DropoutRNNCell"], "_create_dropout_mask", make)
+    wrap(mp, keras_internals()["DropoutRNNCell"], "_create_dropout_mask", make)
 
 
 def _dropout_mask_per_step(mp):
@@ -320,11 +220,11 @@ def _dropout_mask_per_step(mp):
 
         return patched
 
-    wrap(mp, _keras()["DropoutRNNCell"], "get_dropout_mask", make)
+    wrap(mp, keras_internals()["DropoutRNNCell"], "get_dropout_mask", make)
 
 
 def _seed_ignored(mp):
-    k = _keras()
+    k = keras_internals()
     backend, ops = k["backend"], k["ops"]
 
     def unseeded(self, step_input, dropout_rate):
@@ -336,7 +236,7 @@ def _seed_ignored(mp):
 
         return draw() if count is None else [draw() for _ in range(count)]
 
-    wrap(mp, k["DropoutRNNCell"], "_create_dropout_mask", lambda original: unseeded)
+    replace(mp, k["DropoutRNNCell"], "_create_dropout_mask", unseeded)
 
 
 def _bidirectional_no_training(mp):
@@ -344,23 +244,23 @@ def _bidirectional_no_training(mp):
         kwargs["training"] = False
         return kwargs
 
-    with_kwargs(mp, _keras()["Bidirectional"], "call", edit)
+    with_kwargs(mp, keras_internals()["Bidirectional"], "call", edit)
 
 
-def _rnn_call_kwarg(name: str, value: Any):
+def _rnn_call_kwarg(name: str, value: Any) -> Apply:
     def apply(mp):
         def edit(self, kwargs):
             kwargs[name] = value
             return kwargs
 
-        with_kwargs(mp, _keras()["RNN"], "call", edit)
+        with_kwargs(mp, keras_internals()["RNN"], "call", edit)
 
     return apply
 
 
-def _rnn_attribute_off(attr: str):
+def _rnn_attribute_off(attr: str) -> Apply:
     def apply(mp):
-        with_attribute(mp, _keras()["RNN"], "call", attr, lambda self, old: False)
+        with_attribute(mp, keras_internals()["RNN"], "call", attr, lambda self, old: False)
 
     return apply
 
@@ -374,15 +274,15 @@ def _stateful_not_carried(mp):
 
         return patched
 
-    wrap(mp, _keras()["RNN"], "call", make)
+    wrap(mp, keras_internals()["RNN"], "call", make)
 
 
 def _reset_state_no_op(mp):
-    mp.setattr(_keras()["RNN"], "reset_state", lambda self: None)
+    replace(mp, keras_internals()["RNN"], "reset_state", lambda self: None)
 
 
 def _go_backwards_input_order(mp):
-    ops = _keras()["ops"]
+    ops = keras_internals()["ops"]
 
     def transform(self, result):
         if not (self.go_backwards and self.return_sequences):
@@ -391,11 +291,11 @@ def _go_backwards_input_order(mp):
             return (ops.flip(result[0], axis=1), *result[1:])
         return ops.flip(result, axis=1)
 
-    returning(mp, _keras()["RNN"], "call", transform)
+    returning(mp, keras_internals()["RNN"], "call", transform)
 
 
 def _bidirectional_concat_backward_first(mp):
-    ops = _keras()["ops"]
+    ops = keras_internals()["ops"]
 
     def transform(self, result):
         if self.merge_mode != "concat":
@@ -405,7 +305,7 @@ def _bidirectional_concat_backward_first(mp):
         output = ops.concatenate([output[..., half:], output[..., :half]], axis=-1)
         return (output, *result[1:]) if self.return_state else output
 
-    returning(mp, _keras()["Bidirectional"], "call", transform)
+    returning(mp, keras_internals()["Bidirectional"], "call", transform)
 
 
 def _bidirectional_states_backward_first(mp):
@@ -417,17 +317,12 @@ def _bidirectional_states_backward_first(mp):
         half = len(states) // 2
         return (*outputs, *states[half:], *states[:half])
 
-    returning(mp, _keras()["Bidirectional"], "call", transform)
+    returning(mp, keras_internals()["Bidirectional"], "call", transform)
 
 
 def _bidirectional_ave_is_sum(mp):
-    with_attribute(
-        mp,
-        _keras()["Bidirectional"],
-        "call",
-        "merge_mode",
-        lambda self, old: "sum" if old == "ave" else old,
-    )
+    with_attribute(mp, keras_internals()["Bidirectional"], "call", "merge_mode",
+                   lambda self, old: "sum" if old == "ave" else old)
 
 
 def _bidirectional_backward_reads_forward(mp):
@@ -437,86 +332,75 @@ def _bidirectional_backward_reads_forward(mp):
 
         return patched
 
-    wrap(mp, _keras()["Bidirectional"], "_verify_layer_config", make)
+    wrap(mp, keras_internals()["Bidirectional"], "_verify_layer_config", make)
 
 
 def _embedding_mask_lost(mp):
-    mp.setattr(_keras()["Embedding"], "compute_mask", lambda self, inputs, mask=None: None)
+    replace(mp, keras_internals()["Embedding"], "compute_mask",
+            lambda self, inputs, mask=None: None)
 
 
 def _unroll_ignores_mask(mp):
-    k = _keras()
-    original = k["backend"].rnn
+    def make(original):
+        def patched(*args, **kwargs):
+            if kwargs.get("unroll"):
+                kwargs["mask"] = None
+            return original(*args, **kwargs)
 
-    @functools.wraps(original)
-    def patched(*args, **kwargs):
-        if kwargs.get("unroll"):
-            kwargs["mask"] = None
-        return original(*args, **kwargs)
+        return patched
 
-    mp.setattr(k["backend"], "rnn", patched)
+    wrap(mp, keras_internals()["backend"], "rnn", make)
 
 
 def _compute_output_shape_drops_states(mp):
     def transform(self, shapes):
         return shapes[0] if self.return_state else shapes
 
-    returning(mp, _keras()["RNN"], "compute_output_shape", transform)
+    returning(mp, keras_internals()["RNN"], "compute_output_shape", transform)
 
 
 def _initial_state_ones(mp):
-    ops = _keras()["ops"]
-
-    def transform(self, states):
-        return [ops.ones_like(s) for s in states]
-
-    returning(mp, _keras()["RNN"], "get_initial_state", transform)
+    ops = keras_internals()["ops"]
+    returning(mp, keras_internals()["RNN"], "get_initial_state",
+              lambda self, states: [ops.ones_like(s) for s in states])
 
 
-def _after_build(cls_name: str, action: Callable[[Any], None]):
-    def apply(mp):
-        def make(original):
-            def patched(self, *args, **kwargs):
-                original(self, *args, **kwargs)
-                action(self)
+def _freeze_recurrent_kernel(mp):
+    def freeze(cell):
+        cell.recurrent_kernel.trainable = False
 
-            return patched
-
-        wrap(mp, _keras()[cls_name], "build", make)
-
-    return apply
+    after_build(mp, keras_internals()["LSTMCell"], freeze)
 
 
-def _freeze_recurrent_kernel(cell) -> None:
-    cell.recurrent_kernel.trainable = False
+def _add_unused_bias(mp):
+    def add(cell):
+        cell.extra_bias = cell.add_weight(shape=(cell.units,), name="extra_bias",
+                                          initializer="zeros")
 
-
-def _add_unused_bias(cell) -> None:
-    cell.extra_bias = cell.add_weight(shape=(cell.units,), name="extra_bias", initializer="zeros")
+    after_build(mp, keras_internals()["SimpleRNNCell"], add)
 
 
 def _gru_recurrent_kernel_gradient_blocked(mp):
-    k = _keras()
+    k = keras_internals()
     ops = k["ops"]
-    with_attribute(
-        mp, k["GRUCell"], "call", "recurrent_kernel", lambda self, old: ops.stop_gradient(old)
-    )
+    with_attribute(mp, k["GRUCell"], "call", "recurrent_kernel",
+                   lambda self, old: ops.stop_gradient(old))
 
 
-def _get_config_without(cls_name: str, key: str):
+def _get_config_without(cls_name: str, key: str) -> Apply:
     def apply(mp):
         def transform(self, config):
             config = dict(config)
             config.pop(key, None)
             return config
 
-        returning(mp, _keras()[cls_name], "get_config", transform)
+        returning(mp, keras_internals()[cls_name], "get_config", transform)
 
     return apply
 
 
 def _gru_from_config_ignores_reset_after(mp):
-    gru = _keras()["GRU"]
+    gru = keras_internals()["GRU"]
     original = gru.from_config.__func__
 
     def from_config(cls, config):
@@ -524,46 +408,68 @@ def _gru_from_config_ignores_reset_after(mp):
         config.pop("reset_after", None)
         return original(cls, config)
 
-    mp.setattr(gru, "from_config", classmethod(from_config))
+    replace(mp, gru, "from_config", classmethod(from_config))
 
 
-def _cudnn_rule_without(kind: str, argument: str):
-    """cuDNN dispatch forgets one of its disqualifying arguments (``unroll``, ``reset_after``)."""
+def _cudnn_rules_without(*rules: tuple[str, str]) -> Apply:
+    """cuDNN dispatch forgets disqualifying arguments: ``(kernel, argument)`` each, with
+    ``argument`` one of ``unroll`` and ``reset_after``."""
 
     def apply(mp):
-        import importlib
-
         module = importlib.import_module("keras.src.backend.tensorflow.rnn")
-        name = f"_do_{kind}_arguments_support_cudnn"
-        original = getattr(module, name)
-        neutral = {"unroll": False, "reset_after": True}[argument]
+        for kind, argument in rules:
+            neutral = {"unroll": False, "reset_after": True}[argument]
 
-        @functools.wraps(original)
-        def patched(*args, **kwargs):
-            kwargs[argument] = neutral
-            return original(*args, **kwargs)
+            def make(original, argument=argument, neutral=neutral):
+                def patched(*args, **kwargs):
+                    kwargs[argument] = neutral
+                    return original(*args, **kwargs)
 
-        mp.setattr(module, name, patched)
+                return patched
+
+            wrap(mp, module, f"_do_{kind}_arguments_support_cudnn", make)
 
     return apply
 
 
 def _use_cudnn_true_falls_back(mp):
-    with_attribute(
-        mp,
-        _keras()["LSTM"],
-        "inner_loop",
-        "use_cudnn",
-        lambda self, old: "auto" if old is True else old,
-    )
+    with_attribute(mp, keras_internals()["LSTM"], "inner_loop", "use_cudnn",
+                   lambda self, old: "auto" if old is True else old)
 
+
+def _cells_see_states(transform_name: str) -> Apply:
+    """Every built-in cell receives its incoming states through ``keras.ops.<name>``."""
+
+    def apply(mp):
+        import keras
+
+        transform = getattr(keras.ops, transform_name)
+        for cls in cells():
+            with_states(mp, cls, transform)
+
+    return apply
+
+
+def _crash_in_simple_rnn_cell(mp):
+    def make(original):
+        def patched(self, *args, **kwargs):
+            # worded like the assertion the target would make: only the exception type
+            # and phase tell this crash from a catch
+            raise TypeError("SimpleRNN differs from the NumPy reference (an injected crash)")
+
+        return patched
+
+    wrap(mp, keras_internals()["SimpleRNNCell"], "call", make)
+
+
+# --- the catalogue ---------------------------------------------------------------------------
 
 REGRESSIONS: tuple[Regression, ...] = (
     # --- changed defaults
     Regression(
         "gru_reset_after_default_false",
         "GRU's reset_after defaults to False again (the Keras 2.2 default)",
-        _default("GRU", "reset_after", False),
+        _defaults(("GRU", "reset_after", False)),
         fails=(
             REFERENCE + "test_gru_signature_keeps_the_documented_parameters_order_and_defaults",
             REFERENCE
@@ -571,52 +477,60 @@ REGRESSIONS: tuple[Regression, ...] = (
             REFERENCE + "test_gru_default_bias_is_two_rows_of_zeros",
             PARAMS + "test_imdb_gru8_has_624_params_because_reset_after_adds_a_second_bias_row",
         ),
+        message=r"reset_after'?(=|: )False",
+        messages={
+            REFERENCE + "test_gru_default_bias_is_two_rows_of_zeros":
+                r"bias should be zeros of shape \(2, 12\); got \(12,\)",
+            PARAMS + "test_imdb_gru8_has_624_params_because_reset_after_adds_a_second_bias_row":
+                r"has 600 parameters, expected 624",
+        },
         passes=(PARAMS + "test_imdb_gru8_with_reset_after_false_has_600_params",),
     ),
     Regression(
         "lstm_unit_forget_bias_default_false",
         "LSTM's unit_forget_bias defaults to False: the forget-gate bias starts at 0",
-        _default("LSTM", "unit_forget_bias", False),
+        _defaults(("LSTM", "unit_forget_bias", False)),
         fails=(REFERENCE + "test_lstm_unit_forget_bias_puts_ones_in_the_forget_gate_bias",),
+        message=r"unit_forget_bias no longer defaults to True",
         passes=(REFERENCE + "test_lstm_without_unit_forget_bias_starts_at_zero_bias",),
     ),
     Regression(
         "lstm_recurrent_initializer_default_glorot",
         "LSTM's recurrent_initializer defaults to glorot_uniform instead of orthogonal",
-        _default("LSTM", "recurrent_initializer", "glorot_uniform"),
+        _defaults(("LSTM", "recurrent_initializer", "glorot_uniform")),
         fails=(
             REFERENCE + "test_default_weights_are_glorot_kernel_orthogonal_recurrent_kernel[lstm]",
         ),
+        message=r"lstm recurrent kernel rows are not orthonormal",
         passes=(
             REFERENCE + "test_default_weights_are_glorot_kernel_orthogonal_recurrent_kernel[gru]",
         ),
     ),
     Regression(
-        "lstm_recurrent_activation_default_hard_sigmoid",
-        "LSTM's recurrent_activation defaults to hard_sigmoid (the Keras 2 default)",
-        _default("LSTM", "recurrent_activation", "hard_sigmoid"),
-        fails=(REFERENCE + "test_lstm_and_simple_rnn_default_activations",),
-        passes=(
-            REFERENCE
-            + "test_gru_default_config_is_tanh_sigmoid_glorot_orthogonal_zeros_reset_after",
-        ),
-    ),
-    Regression(
-        "gru_recurrent_activation_default_hard_sigmoid",
-        "GRU's recurrent_activation defaults to hard_sigmoid",
-        _default("GRU", "recurrent_activation", "hard_sigmoid"),
+        # one entry for LSTM and GRU: the same default, reverted the same way
+        "recurrent_activation_default_hard_sigmoid",
+        "LSTM's and GRU's recurrent_activation default to hard_sigmoid (the Keras 2 default)",
+        _defaults(("LSTM", "recurrent_activation", "hard_sigmoid"),
+                  ("GRU", "recurrent_activation", "hard_sigmoid")),
         fails=(
+            REFERENCE + "test_lstm_and_simple_rnn_default_activations",
             REFERENCE + "test_gru_signature_keeps_the_documented_parameters_order_and_defaults",
             REFERENCE
             + "test_gru_default_config_is_tanh_sigmoid_glorot_orthogonal_zeros_reset_after",
         ),
-        passes=(REFERENCE + "test_lstm_and_simple_rnn_default_activations",),
+        message=r"recurrent_activation'?(=|: )'hard_sigmoid'",
+        messages={
+            REFERENCE + "test_lstm_and_simple_rnn_default_activations":
+                r"default activations changed: LSTM \(tanh, hard_sigmoid\)",
+        },
+        passes=(REFERENCE + "test_gru_default_bias_is_two_rows_of_zeros",),
     ),
     Regression(
         "simple_rnn_activation_default_relu",
         "SimpleRNN's activation defaults to relu instead of tanh",
-        _default("SimpleRNN", "activation", "relu"),
+        _defaults(("SimpleRNN", "activation", "relu")),
         fails=(REFERENCE + "test_lstm_and_simple_rnn_default_activations",),
+        message=r"default activations changed: .*SimpleRNN relu",
         passes=(
             REFERENCE
             + "test_gru_default_config_is_tanh_sigmoid_glorot_orthogonal_zeros_reset_after",
@@ -625,15 +539,17 @@ REGRESSIONS: tuple[Regression, ...] = (
     Regression(
         "gru_bias_initializer_default_ones",
         "GRU's bias_initializer defaults to ones",
-        _default("GRU", "bias_initializer", "ones"),
+        _defaults(("GRU", "bias_initializer", "ones")),
         fails=(REFERENCE + "test_gru_default_bias_is_two_rows_of_zeros",),
+        message=r"bias should be zeros of shape \(2, 12\); got \(2, 12\): \[\[1\.",
         passes=(REFERENCE + "test_lstm_without_unit_forget_bias_starts_at_zero_bias",),
     ),
     Regression(
         "zero_output_for_mask_default_true",
         "RNN layers zero masked outputs by default instead of repeating the previous output",
-        _default("RNN", "zero_output_for_mask", True),
+        _defaults(("RNN", "zero_output_for_mask", True)),
         fails=(TIME + "test_masked_steps_repeat_the_previous_output_by_default[lstm]",),
+        message=r"zero_output_for_mask default changed",
         passes=(TIME + "test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest[lstm]",),
     ),
     Regression(
@@ -644,6 +560,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             SHAPES + "test_default_initial_state_is_zeros_of_batch_by_units[gru]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",
         ),
+        message=r"initial state 0 is not zeros",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]":
+                DIFFERS_FROM_REFERENCE,
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[gru-initial_state]",),
     ),
     # --- gate and state order, the equations
@@ -655,6 +576,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             SHAPES + "test_lstm_returns_h_then_c_and_c_is_the_cell_state",
             REFERENCE + "test_layer_matches_the_numpy_reference[lstm-sequences_and_states]",
         ),
+        message=r"second return value should be h",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[lstm-sequences_and_states]":
+                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*h: \d+ of \d+ values differ",
+        },
         passes=(SHAPES + "test_layer_returns_output_then_its_states[lstm-seq1-state1]",),
     ),
     Regression(
@@ -665,6 +591,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",
             TIME + "test_implementation_1_equals_implementation_2[lstm]",
         ),
+        message=r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        messages={
+            TIME + "test_implementation_1_equals_implementation_2[lstm]":
+                r"lstm implementation 1 vs 2",
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",),
     ),
     Regression(
@@ -675,6 +606,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru_reset_before-last_output]",
         ),
+        message=r"GRU .*" + DIFFERS_FROM_REFERENCE,
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",),
     ),
     Regression(
@@ -682,6 +614,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "GRU with reset_after ignores its second (recurrent) bias row",
         _gru_drop_recurrent_bias,
         fails=(REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",),
+        message=r"GRU .*" + DIFFERS_FROM_REFERENCE,
         passes=(
             REFERENCE + "test_layer_matches_the_numpy_reference[gru_reset_before-last_output]",
         ),
@@ -691,6 +624,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "SimpleRNN adds its bias twice",
         _simple_rnn_bias_twice,
         fails=(REFERENCE + "test_layer_matches_the_numpy_reference[simple_rnn-last_output]",),
+        message=r"SimpleRNN .*" + DIFFERS_FROM_REFERENCE,
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[simple_rnn-no_bias]",),
     ),
     Regression(
@@ -698,6 +632,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "LSTM skips its activation (h = o * c)",
         _lstm_activation_ignored,
         fails=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-sequences_and_states]",),
+        message=r"LSTM .*" + DIFFERS_FROM_REFERENCE,
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[simple_rnn-last_output]",),
     ),
     Regression(
@@ -705,6 +640,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "LSTM implementation=1 forgets the output gate's bias; implementation 2 is right",
         _lstm_impl1_drops_output_bias,
         fails=(TIME + "test_implementation_1_equals_implementation_2[lstm]",),
+        message=r"lstm implementation 1 vs 2",
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",),
     ),
     # --- dropout
@@ -716,6 +652,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[lstm]",
             DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",
         ),
+        message=r"dropout leaks into inference",
         passes=(DROPOUT + "test_training_output_differs_from_inference[lstm-dropout]",),
     ),
     Regression(
@@ -727,6 +664,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT + "test_training_output_differs_from_inference[lstm-recurrent_dropout]",
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
+        message=r"dropout is not applied in training",
+        messages={
+            DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]":
+                r"does not match the dropout rate[\s\S]*dropped 0 of",
+        },
         passes=(DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",),
     ),
     Regression(
@@ -738,6 +680,12 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-recurrent_dropout]",
         ),
+        message=r"dropout is not applied in training",
+        messages={
+            DROPOUT
+            + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-recurrent_dropout]":
+                r"does not match the recurrent_dropout rate[\s\S]*dropped 0 of",
+        },
         passes=(DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-dropout]",),
     ),
     Regression(
@@ -749,6 +697,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-recurrent_dropout]",
         ),
+        message=r"dropped fraction does not match the (recurrent_)?dropout rate",
         passes=(DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",),
     ),
     Regression(
@@ -760,6 +709,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_kept_units_are_scaled_by_one_over_keep_probability[gru-recurrent_dropout]",
         ),
+        message=r"kept units are not scaled by 1 / \(1 - rate\)",
         passes=(DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-dropout]",),
     ),
     Regression(
@@ -771,6 +721,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_one_input_mask_is_reused_at_every_time_step[lstm-dropout_with_recurrent]",
         ),
+        message=r"draws a new input-dropout mask within one call",
         passes=(
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
@@ -784,6 +735,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_same_seed_reproduces_the_masks_and_each_call_draws_new_ones[simple_rnn]",
         ),
+        message=r"the seed does not fix the dropout masks",
         passes=(
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
@@ -793,6 +745,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "Bidirectional calls its layers with training=False, so no dropout in training",
         _bidirectional_no_training,
         fails=(DROPOUT + "test_bidirectional_training_applies_dropout_in_both_directions[lstm]",),
+        message=r"dropout is not applied to this direction in training",
         passes=(DROPOUT + "test_training_output_differs_from_inference[lstm-dropout]",),
     ),
     # --- masks, direction, carried state, code paths
@@ -804,6 +757,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_masked_steps_repeat_the_previous_output_by_default[simple_rnn]",
             REFERENCE + "test_layer_matches_the_numpy_reference[lstm-mask]",
         ),
+        message=r"masked outputs",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[lstm-mask]":
+                r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",),
     ),
     Regression(
@@ -811,6 +769,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "Embedding(mask_zero=True) no longer produces a mask",
         _embedding_mask_lost,
         fails=(TIME + "test_mask_zero_padding_equals_the_unpadded_sequence[lstm-post]",),
+        message=r"post-padded with mask_zero",
         passes=(TIME + "test_masked_steps_repeat_the_previous_output_by_default[lstm]",),
     ),
     Regression(
@@ -821,6 +780,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest[gru]",
             TIME + "test_bidirectional_zeroes_masked_steps_of_both_directions[lstm]",
         ),
+        message=r"non-zero outputs at masked steps",
         passes=(TIME + "test_masked_steps_repeat_the_previous_output_by_default[gru]",),
     ),
     Regression(
@@ -831,6 +791,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_initial_state_continues_a_sequence[lstm]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-initial_state]",
         ),
+        message=r"initial_state changes the output",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[gru-initial_state]":
+                r"GRU .*" + DIFFERS_FROM_REFERENCE,
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",),
     ),
     Regression(
@@ -841,6 +806,12 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores[gru]",
             REFERENCE + "test_stateful_layer_continues_from_its_state_as_the_reference_does[lstm]",
         ),
+        message=r"carried state",
+        messages={
+            REFERENCE
+            + "test_stateful_layer_continues_from_its_state_as_the_reference_does[lstm]":
+                r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        },
         passes=(TIME + "test_stateful_layer_rejects_a_different_batch_size",),
     ),
     Regression(
@@ -850,6 +821,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         fails=(
             TIME + "test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores[lstm]",
         ),
+        message=r"not zero after reset_state",
         passes=(
             REFERENCE + "test_stateful_layer_continues_from_its_state_as_the_reference_does[lstm]",
         ),
@@ -862,6 +834,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_go_backwards_equals_the_layer_on_reversed_input[simple_rnn]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-go_backwards]",
         ),
+        message=r"reading backwards changes",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[gru-go_backwards]":
+                r"GRU .*" + DIFFERS_FROM_REFERENCE,
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",),
     ),
     Regression(
@@ -872,6 +849,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_go_backwards_equals_the_layer_on_reversed_input[gru]",
             REFERENCE + "test_layer_matches_the_numpy_reference[lstm-go_backwards]",
         ),
+        message=r"go_backwards sequence \(processing order\)",
+        messages={
+            REFERENCE + "test_layer_matches_the_numpy_reference[lstm-go_backwards]":
+                r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        },
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",),
     ),
     Regression(
@@ -882,6 +864,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             TIME + "test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer[gru]",
             SHAPES + "test_bidirectional_states_are_forward_then_backward[lstm]",
         ),
+        message=r"vs forward layer \+ reversed backward layer",
+        messages={
+            SHAPES + "test_bidirectional_states_are_forward_then_backward[lstm]":
+                r"forward half at the last step",
+        },
         passes=(REFERENCE + "test_bidirectional_matches_the_reference[simple_rnn-sum]",),
     ),
     Regression(
@@ -892,6 +879,11 @@ REGRESSIONS: tuple[Regression, ...] = (
             SHAPES + "test_bidirectional_states_are_forward_then_backward[gru]",
             REFERENCE + "test_bidirectional_matches_the_reference[lstm-sum]",
         ),
+        message=r"forward half at the last step",
+        messages={
+            REFERENCE + "test_bidirectional_matches_the_reference[lstm-sum]":
+                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*forward h: \d+ of \d+ values differ",
+        },
         passes=(
             SHAPES
             + "test_bidirectional_returns_merged_output_then_forward_then_backward_states"
@@ -903,6 +895,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "Bidirectional merge_mode='ave' sums instead of averaging",
         _bidirectional_ave_is_sum,
         fails=(SHAPES + "test_bidirectional_merge_modes_combine_the_two_directions[gru]",),
+        message=r"merge_mode='ave'",
         passes=(REFERENCE + "test_bidirectional_matches_the_reference[lstm-sum]",),
     ),
     Regression(
@@ -912,6 +905,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         fails=(
             TIME + "test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer[gru]",
         ),
+        message=r"vs forward layer \+ reversed backward layer",
         passes=(TIME + "test_go_backwards_equals_the_layer_on_reversed_input[gru]",),
     ),
     Regression(
@@ -919,6 +913,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "unroll=True drops the mask; the symbolic loop keeps it",
         _unroll_ignores_mask,
         fails=(TIME + "test_unroll_equals_the_symbolic_loop[lstm-masked]",),
+        message=r"unroll=True vs loop",
         passes=(TIME + "test_unroll_equals_the_symbolic_loop[lstm-unmasked]",),
     ),
     Regression(
@@ -926,27 +921,33 @@ REGRESSIONS: tuple[Regression, ...] = (
         "compute_output_shape leaves out the state shapes with return_state",
         _compute_output_shape_drops_states,
         fails=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state1]",),
+        message=r"compute_output_shape returned a single tensor .* where a list of 2 was expected",
         passes=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state0]",),
     ),
     # --- cuDNN dispatch
     Regression(
-        "gru_reset_before_routed_to_cudnn",
-        "GRU with reset_after=False is sent to the cuDNN kernel, which computes reset_after",
-        _cudnn_rule_without("gru", "reset_after"),
+        # one entry for both rules: the dispatcher forgetting an argument that disqualifies
+        # cuDNN, seen by the same mirror test whichever argument it is
+        "cudnn_dispatch_forgets_disqualifying_arguments",
+        "GRU with reset_after=False and LSTM with unroll=True are sent to the cuDNN kernel",
+        _cudnn_rules_without(("gru", "reset_after"), ("lstm", "unroll")),
         fails=(
             CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-reset_before]",
+            CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-unroll]",
             CUDNN
             + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host"
             + "[gru-reset_before]",
         ),
-        passes=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-relu]",),
-    ),
-    Regression(
-        "lstm_unroll_routed_to_cudnn",
-        "LSTM with unroll=True is sent to the cuDNN kernel",
-        _cudnn_rule_without("lstm", "unroll"),
-        fails=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-unroll]",),
-        passes=(CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-no_bias]",),
+        message=r"predicts 'generic' on a GPU host but Keras reached the cuDNN kernel",
+        messages={
+            CUDNN
+            + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host"
+            + "[gru-reset_before]": r"reached cuDNN although it disqualifies it",
+        },
+        passes=(
+            CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-relu]",
+            CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-no_bias]",
+        ),
     ),
     Regression(
         "use_cudnn_true_falls_back_silently",
@@ -956,6 +957,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             CUDNN
             + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host[lstm-relu]",
         ),
+        message=r"DID NOT RAISE.*ValueError",
         passes=(
             CUDNN
             + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host[gru-relu]",
@@ -965,13 +967,19 @@ REGRESSIONS: tuple[Regression, ...] = (
     Regression(
         "lstm_recurrent_kernel_frozen",
         "LSTM creates its recurrent kernel with trainable=False",
-        _after_build("LSTMCell", _freeze_recurrent_kernel),
+        _freeze_recurrent_kernel,
         fails=(
             TRAIN + "test_every_weight_is_trainable[lstm]",
             TRAIN + "test_one_training_step_moves_every_weight_and_lowers_the_loss[lstm]",
             PARAMS
             + "test_layer_count_matches_the_closed_form_and_all_weights_train[lstm-u3-d4-bias]",
         ),
+        message=r"not trainable: \[[^\]]*recurrent_kernel",
+        messages={
+            PARAMS
+            + "test_layer_count_matches_the_closed_form_and_all_weights_train[lstm-u3-d4-bias]":
+                r"has 60 trainable parameters, expected 96",
+        },
         passes=(TRAIN + "test_every_weight_is_trainable[gru]",),
     ),
     Regression(
@@ -979,6 +987,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         "GRU's recurrent kernel is trainable but receives no gradient",
         _gru_recurrent_kernel_gradient_blocked,
         fails=(TRAIN + "test_one_training_step_moves_every_weight_and_lowers_the_loss[gru]",),
+        message=r"no gradient \(not connected to the loss\): \[[^\]]*recurrent_kernel",
         passes=(
             TRAIN + "test_every_weight_is_trainable[gru]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",
@@ -987,13 +996,19 @@ REGRESSIONS: tuple[Regression, ...] = (
     Regression(
         "simple_rnn_extra_unused_bias",
         "SimpleRNN creates an extra bias weight that the computation never uses",
-        _after_build("SimpleRNNCell", _add_unused_bias),
+        _add_unused_bias,
         fails=(
             PARAMS
             + "test_layer_count_matches_the_closed_form_and_all_weights_train"
             + "[simple_rnn-u3-d4-bias]",
             TRAIN + "test_one_training_step_moves_every_weight_and_lowers_the_loss[simple_rnn]",
         ),
+        message=r"no gradient \(not connected to the loss\): \[[^\]]*extra_bias",
+        messages={
+            PARAMS
+            + "test_layer_count_matches_the_closed_form_and_all_weights_train"
+            + "[simple_rnn-u3-d4-bias]": r"has 27 parameters, expected 24",
+        },
         passes=(TRAIN + "test_every_weight_is_trainable[simple_rnn]",),
     ),
     # --- serialization
@@ -1006,6 +1021,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             + "test_get_config_from_config_round_trip_keeps_settings_and_outputs[simple_rnn]",
             SERIAL + "test_keras_file_save_and_load_reproduces_settings_and_outputs[simple_rnn]",
         ),
+        message=r"changed settings \(original, restored\): \{'go_backwards': \(True, False\)\}",
         passes=(SERIAL + "test_get_config_from_config_round_trip_keeps_settings_and_outputs[gru]",),
     ),
     Regression(
@@ -1015,153 +1031,71 @@ REGRESSIONS: tuple[Regression, ...] = (
         fails=(
             SERIAL
             + "test_get_config_from_config_round_trip_keeps_settings_and_outputs[gru_reset_before]",
-            SERIAL
-            + "test_keras_file_save_and_load_reproduces_settings_and_outputs[gru_reset_before]",
         ),
+        message=r"changed settings \(original, restored\): \{.*'cell\.reset_after': "
+        r"\(False, True\)",
         passes=(SERIAL + "test_keras_file_save_and_load_reproduces_settings_and_outputs[gru]",),
+        gap=(
+            "the round-trip test copies the weights (set_weights) before it compares the "
+            "settings, so the (9,) vs (2, 9) bias shapes raise ValueError first: a crash, "
+            "not a catch. Comparing the settings before set_weights in "
+            "suites/test_serialization.py closes it."
+        ),
     ),
     Regression(
         "lstm_get_config_drops_seed",
         "LSTM.get_config no longer writes the dropout seed",
         _get_config_without("LSTM", "seed"),
         fails=(SERIAL + "test_get_config_keeps_the_dropout_seed[lstm]",),
+        message=r"dropout seed None, expected 1234",
         passes=(SERIAL + "test_get_config_keeps_the_dropout_seed[gru]",),
     ),
 )
 
-BY_ID = {r.id: r for r in REGRESSIONS}
-assert len(BY_ID) == len(REGRESSIONS), "duplicate regression ids"
+#: What a threshold failure of the toy-task suite says (its own assertions and
+#: ``rnn_baseline``'s band check).
+TOY_THRESHOLD_FAILURE = (
+    r"outside its baseline band|not even 3 x chance|better than chance|does not beat chance"
+    r"|no longer clearly worse"
+)
 
+#: Regressions that only training notices, proven by the slow accuracy-sensitivity check.
+TRAINING_REGRESSIONS: tuple[Regression, ...] = (
+    Regression(
+        "gradients_cut_through_time",
+        "cells stop the gradient at their incoming state: the forward pass is unchanged but "
+        "training sees one step back",
+        _cells_see_states("stop_gradient"),
+        fails=(
+            TOY + "test_gru_stack_solves_marked_product",
+            TOY + "test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind",
+            TOY + "test_task_reaches_baseline[copy_memory]",
+            TOY + "test_task_reaches_baseline[sine]",
+        ),
+        message=TOY_THRESHOLD_FAILURE,
+    ),
+    Regression(
+        "cells_carry_no_state",
+        "cells receive a zero state at every step: the layer keeps no memory",
+        _cells_see_states("zeros_like"),
+        fails=(TOY + "test_task_reaches_baseline[parity]",),
+        message=TOY_THRESHOLD_FAILURE,
+    ),
+)
 
-# --- the runner -------------------------------------------------------------------------------
+#: Not regressions: entries the judge must reject, run beside the catalogue so the proof
+#: shows on a real run that a crash in the named test is not counted as a catch.
+PROBES: tuple[Regression, ...] = (
+    Regression(
+        "probe_crash_is_not_a_catch",
+        "SimpleRNNCell.call raises TypeError (a crash, worded like the expected assertion)",
+        _crash_in_simple_rnn_cell,
+        fails=(REFERENCE + "test_layer_matches_the_numpy_reference[simple_rnn-last_output]",),
+        message=r"SimpleRNN .*" + DIFFERS_FROM_REFERENCE,
+    ),
+)
 
-
-def selects(selector: str, nodeid: str) -> bool:
-    """Whether ``selector`` (a node id, with or without its ``[params]``) names ``nodeid``."""
-    return nodeid == selector or (nodeid.startswith(selector + "[") and "[" not in selector)
-
-
-class SensitivityLoop:
-    """pytest plugin replacing the run loop: every ``fails`` target runs once without a
-    patch (``control``), then, per regression, its targets run with the patch applied.
-
-    One session, one collection: re-running an item is supported by pytest (its
-    request is re-initialised), and the last item of each group is run with
-    ``nextitem=None`` so every fixture, module-scoped ones included, is torn down
-    before the next patch.
-    """
-
-    def __init__(self, regressions: list[Regression]) -> None:
-        self.regressions = regressions
-        self.current = "control"
-        self.results: dict[str, dict[str, Any]] = {}
-
-    def _group(self, label: str, items: list, apply=None) -> None:
-        started = time.perf_counter()
-        self.current = label
-        group = self.results[label] = {"tests": {}}
-        monkeypatch = pytest.MonkeyPatch()
-        try:
-            if apply is not None:
-                apply(monkeypatch)
-            for index, item in enumerate(items):
-                nextitem = items[index + 1] if index + 1 < len(items) else None
-                item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-        except Exception:  # a patch that cannot be applied is reported, not fatal
-            group["patch_error"] = traceback.format_exc()
-        finally:
-            monkeypatch.undo()
-        group["seconds"] = round(time.perf_counter() - started, 3)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> bool:
-        if session.testsfailed and not session.config.option.continue_on_collection_errors:
-            return False  # collection errors: pytest reports them
-
-        def chosen(selectors: tuple[str, ...]) -> list:
-            return [i for i in session.items if any(selects(s, i.nodeid) for s in selectors)]
-
-        # the control proves each `fails` target passes without its patch
-        self._group("control", chosen(tuple(t for r in self.regressions for t in r.fails)))
-        for regression in self.regressions:
-            self._group(regression.id, chosen(regression.targets), regression.apply)
-        return True
-
-    def pytest_runtest_logreport(self, report) -> None:
-        tests = self.results[self.current]["tests"]
-        entry = tests.setdefault(report.nodeid, {"outcome": "passed", "message": "", "seconds": 0})
-        entry["seconds"] = round(entry["seconds"] + report.duration, 4)
-        if report.failed:
-            entry["outcome"] = "failed"
-            crash = getattr(report.longrepr, "reprcrash", None)
-            entry["message"] = (crash.message if crash else str(report.longrepr))[:400]
-        elif report.skipped and entry["outcome"] == "passed":
-            entry["outcome"] = "skipped"
-
-
-def _describe(tests: dict, nodeids: list[str]) -> str:
-    return "\n".join(
-        f"    {n} -> {tests[n]['outcome']} {tests[n]['message'][:200]!r}" for n in nodeids
-    )
-
-
-def problems(regression: Regression, groups: dict[str, dict[str, Any]]) -> list[str]:
-    """Why ``regression`` is not proven caught by the runner's ``groups``; empty when it is.
-
-    Proven means: every test each ``fails`` selector names failed with the patch and
-    passed in the control run, every test a ``passes`` selector names passed with
-    the patch, and every selector named at least one test.
-    """
-    group = groups.get(regression.id)
-    if group is None:
-        return [f"  {regression.id} was not run"]
-    if "patch_error" in group:
-        return [f"  could not inject it:\n{group['patch_error']}"]
-    tests, control = group["tests"], groups.get("control", {}).get("tests", {})
-    found = []
-    for selector in regression.fails:
-        matched = [n for n in tests if selects(selector, n)]
-        if not matched:
-            found.append(f"  {selector}: selects no test")
-        stayed_green = [n for n in matched if tests[n]["outcome"] != "failed"]
-        if stayed_green:
-            found.append(f"  did not fail:\n{_describe(tests, stayed_green)}")
-        red_anyway = [n for n in matched if control.get(n, {}).get("outcome") != "passed"]
-        if red_anyway:
-            shown = {n: control.get(n, {"outcome": "not run", "message": ""}) for n in red_anyway}
-            found.append(f"  not green without the patch:\n{_describe(shown, red_anyway)}")
-    for selector in regression.passes:
-        matched = [n for n in tests if selects(selector, n)]
-        if not matched:
-            found.append(f"  {selector}: selects no test")
-        broken = [n for n in matched if tests[n]["outcome"] != "passed"]
-        if broken:
-            found.append(f"  unrelated tests broke too:\n{_describe(tests, broken)}")
-    return found
-
-
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__)
-        return 2
-    out, ids = Path(argv[0]), argv[1:] or list(BY_ID)
-    unknown = [i for i in ids if i not in BY_ID]
-    if unknown:
-        print(f"unknown regression ids: {unknown}; known: {sorted(BY_ID)}", file=sys.stderr)
-        return 2
-    chosen = [BY_ID[i] for i in ids]
-    loop = SensitivityLoop(chosen)
-    targets = list(dict.fromkeys(t for r in chosen for t in r.targets))
-    started = time.perf_counter()
-    code = pytest.main(
-        [*targets, "-q", "--no-header", "-p", "no:cacheprovider", "--tb=no", "-rN"],
-        plugins=[loop],
-    )
-    summary = {"exit_code": int(code), "seconds": round(time.perf_counter() - started, 3)}
-    out.write_text(json.dumps({"run": summary, "groups": loop.results}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    raise SystemExit(main(sys.argv[1:]))
+BY_ID: dict[str, Regression] = {r.id: r for r in (*REGRESSIONS, *TRAINING_REGRESSIONS, *PROBES)}
+assert len(BY_ID) == len(REGRESSIONS) + len(TRAINING_REGRESSIONS) + len(PROBES), (
+    "duplicate regression ids"
+)
