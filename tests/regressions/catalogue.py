@@ -1035,12 +1035,6 @@ REGRESSIONS: tuple[Regression, ...] = (
         message=r"changed settings \(original, restored\): \{.*'cell\.reset_after': "
         r"\(False, True\)",
         passes=(SERIAL + "test_keras_file_save_and_load_reproduces_settings_and_outputs[gru]",),
-        gap=(
-            "the round-trip test copies the weights (set_weights) before it compares the "
-            "settings, so the (9,) vs (2, 9) bias shapes raise ValueError first: a crash, "
-            "not a catch. Comparing the settings before set_weights in "
-            "suites/test_serialization.py closes it."
-        ),
     ),
     Regression(
         "lstm_get_config_drops_seed",
