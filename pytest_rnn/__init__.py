@@ -5,6 +5,8 @@ Subpackages (the imports flow one way: runtime <- store <- plugin, runtime <- ch
 * :mod:`pytest_rnn.plugin`: the pytest hooks, options, fixtures, markers, records, report;
 * :mod:`pytest_rnn.store`: the baseline store (files, keys, bands), without pytest;
 * :mod:`pytest_rnn.runtime`: versions, devices, seeds and thread caps of this process;
+* :mod:`pytest_rnn.backends`: what differs per Keras backend (gradients, compilation),
+  one module per backend behind a small seam;
 * :mod:`pytest_rnn.checks`: the Keras checks (reference math, shapes, parameter
   counts, dropout, cuDNN routing, the layer contract) and the model builders;
 * :mod:`pytest_rnn.data`: IMDB subsets, toy tasks, the training routine;
@@ -70,10 +72,13 @@ _EXPORTS = {
     "expected_kernel": "pytest_rnn.checks.cudnn",
     "mask_allows_cudnn": "pytest_rnn.checks.cudnn",
     "simulated_gpu_routing": "pytest_rnn.checks.cudnn",
+    "assert_gradients_match_reference": "pytest_rnn.checks.reference_grad",
+    "reference_gradients": "pytest_rnn.checks.reference_grad",
+    "assert_gradients_match_finite_differences": "pytest_rnn.checks.finite_differences",
 }
 
 #: Subpackages reachable as attributes after ``import pytest_rnn`` (imported on first use).
-SUBPACKAGES = ("bench", "checks", "data", "plugin", "runtime", "store")
+SUBPACKAGES = ("backends", "bench", "checks", "data", "plugin", "runtime", "store")
 
 #: Module paths of the first release's flat layout -> where each module lives now.
 _MOVED = {

@@ -470,7 +470,7 @@ def run_recurrence(
     return stacked[:, -1], stacked, states
 
 
-def _check_kwargs(layer: Any, call_kwargs: dict[str, Any], dropout_masks: Any = None) -> None:
+def check_call_kwargs(layer: Any, call_kwargs: dict[str, Any], dropout_masks: Any = None) -> None:
     unknown = sorted(set(call_kwargs) - {"initial_state", "mask", "training"})
     if unknown:
         raise ValueError(
@@ -546,7 +546,7 @@ def reference_outputs(
     cells drew (:class:`StepMasks`, a list of one per cell for a stack), as
     :func:`pytest_rnn.checks.dropout.record_dropout_masks` observes them.
     """
-    _check_kwargs(layer, {"training": training}, dropout_masks)
+    check_call_kwargs(layer, {"training": training}, dropout_masks)
     x = compare.to_numpy(inputs).astype(np.float64)
     rank = getattr(getattr(getattr(layer, "forward_layer", layer), "cell", None), "rank", 0)
     if x.ndim != 3 + rank:
@@ -638,7 +638,7 @@ def assert_matches_reference(
     by how much, and the first step where the sequence starts to differ.
     Returns the reference's ``[(name, array), ...]``.
     """
-    _check_kwargs(layer, call_kwargs)
+    check_call_kwargs(layer, call_kwargs)
     x = np.asarray(compare.to_numpy(inputs), dtype=np.float32)
     if not layer.built:
         layer.build(x.shape)

@@ -1,0 +1,87 @@
+"""What differs per Keras backend, behind one small seam.
+
+Checks never import TensorFlow, JAX or PyTorch themselves: they ask this module,
+which dispatches on ``keras.backend.backend()`` to one module per backend
+(:mod:`.tensorflow`, :mod:`.jax`, :mod:`.torch`). Importing this package imports
+neither Keras nor a backend (the plugin stays a good guest); each function does
+when called.
+
+Gradients:
+
+* :func:`value_and_grad` ``(loss_fn, variables, inputs)`` calls ``loss_fn(*inputs)``
+  (a scalar built from Keras layers that read ``variables``) and returns the loss
+  and its gradients with respect to every variable and every input, as float64
+  NumPy arrays (``None`` where the loss does not depend on one), using the
+  backend's documented mechanism: ``tf.GradientTape``, ``jax.value_and_grad`` over
+  the variables' values inside a ``keras.StatelessScope``, ``torch.autograd.grad``.
+* :func:`gradients` ``(loss_fn, variables)``: the same without inputs, returning
+  ``(loss, [grad per variable])``.
+
+Compilation: :func:`compile_function` ``(fn, jit_compile=False, input_signature=None)``
+returns ``fn`` traced into a graph (TensorFlow: ``tf.function``); other backends
+raise :class:`Unsupported` with a reason, which tests turn into a skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class Unsupported(RuntimeError):
+    """The current backend has no equivalent of what was asked; the message says why."""
+
+
+def name() -> str:
+    """The active Keras backend (``keras.backend.backend()``)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def module(backend: str | None = None):
+    """The module of ``backend`` (default: the active one)."""
+    backend = backend or name()
+    if backend not in BACKENDS:
+        raise Unsupported(f"pytest-rnn has no module for Keras backend {backend!r}; "
+                          f"supported: {', '.join(BACKENDS)}")
+    return importlib.import_module(f"{__name__}.{backend}")
+
+
+def value_and_grad(
+    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any] = ()
+) -> tuple[float, list[Any], list[Any]]:
+    """``(loss, variable gradients, input gradients)`` of ``loss_fn(*inputs)``; NumPy float64
+    arrays, ``None`` for a variable or input the loss does not depend on."""
+    return module().value_and_grad(loss_fn, list(variables), list(inputs))
+
+
+def gradients(loss_fn: Callable[[], Any], variables: Sequence[Any]) -> tuple[float, list[Any]]:
+    """``(loss, [gradient of each variable])`` of ``loss_fn()``; see :func:`value_and_grad`."""
+    loss, grads, _ = value_and_grad(lambda: loss_fn(), variables, ())
+    return loss, grads
+
+
+def compile_function(
+    fn: Callable[..., Any], *, jit_compile: bool = False, input_signature: Any = None
+) -> Callable[..., Any]:
+    """``fn`` compiled into a graph by the backend (``tf.function`` on TensorFlow).
+
+    ``input_signature``: ``[(shape, dtype), ...]`` with ``None`` for dynamic dimensions."""
+    backend = module()
+    if not hasattr(backend, "compile_function"):
+        raise Unsupported(f"compiling a Python function with stateful Keras layers is "
+                          f"TensorFlow's tf.function; the {name()} backend has no equivalent "
+                          "that keeps variable updates")
+    return backend.compile_function(fn, jit_compile=jit_compile, input_signature=input_signature)
+
+
+def xla_available() -> tuple[bool, str]:
+    """Whether :func:`compile_function` supports ``jit_compile=True`` here, and why not."""
+    backend = module()
+    if not hasattr(backend, "xla_available"):
+        return False, f"no XLA-compiled tf.function on the {name()} backend"
+    return backend.xla_available()

@@ -1,0 +1,31 @@
+"""JAX: gradients through ``jax.value_and_grad`` of the variables' values.
+
+Keras variables on JAX are immutable arrays; layers read them through the
+current ``keras.StatelessScope``, so the loss is re-run as a pure function of the
+variables' values (``state_mapping``), which is what ``jax.grad`` differentiates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+
+def value_and_grad(
+    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any]
+) -> tuple[float, list[Any], list[Any]]:
+    values = [jnp.asarray(v.value) for v in variables]
+    arrays = [jnp.asarray(x) for x in inputs]
+
+    def pure(values, arrays):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return loss_fn(*arrays)
+
+    loss, (g_vars, g_inputs) = jax.value_and_grad(pure, argnums=(0, 1))(values, arrays)
+    as_np = [np.asarray(g).astype(np.float64) for g in g_vars]
+    return float(loss), as_np, [np.asarray(g).astype(np.float64) for g in g_inputs]

@@ -1,0 +1,50 @@
+"""TensorFlow: gradients through ``tf.GradientTape``; compilation through ``tf.function``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+
+def _numpy(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, tf.IndexedSlices):
+        value = tf.convert_to_tensor(value)
+    return np.asarray(value).astype(np.float64)
+
+
+def value_and_grad(
+    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any]
+) -> tuple[float, list[Any], list[Any]]:
+    tensors = [tf.convert_to_tensor(x) for x in inputs]
+    with tf.GradientTape(persistent=False, watch_accessed_variables=False) as tape:
+        for v in variables:
+            tape.watch(v.value)  # the tf.Variable behind a keras.Variable, trainable or not
+        for t in tensors:
+            tape.watch(t)
+        loss = loss_fn(*tensors)
+    grads = tape.gradient(loss, [v.value for v in variables] + tensors)
+    grads = [_numpy(g) for g in grads]
+    return float(loss), grads[: len(variables)], grads[len(variables) :]
+
+
+def compile_function(
+    fn: Callable[..., Any], *, jit_compile: bool = False, input_signature: Any = None
+) -> Callable[..., Any]:
+    signature = None
+    if input_signature is not None:
+        signature = [tf.TensorSpec(shape, dtype) for shape, dtype in input_signature]
+    return tf.function(fn, jit_compile=jit_compile, input_signature=signature,
+                       reduce_retracing=False)
+
+
+def xla_available() -> tuple[bool, str]:
+    try:
+        tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
+    except Exception as exc:  # an XLA-less TensorFlow build
+        return False, f"this TensorFlow cannot XLA-compile ({type(exc).__name__}: {exc})"
+    return True, ""

@@ -1,0 +1,118 @@
+"""The backend seam takes gradients right, and importing it imports no framework.
+
+Checked on a Dense layer, whose gradients are known in closed form: for
+``L = sum(W * (x K + b))``, ``dL/dK = x^T W``, ``dL/db = sum_batch W`` and
+``dL/dx = W K^T``. Inputs and weights are small integers, so float32 computes
+every product and sum exactly and the comparison is exact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dense_case():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, size=(2, 3)).astype("float32")
+    w = rng.integers(-3, 4, size=(2, 4)).astype("float32")
+    layer = keras.layers.Dense(4)
+    layer.build((2, 3))
+    layer.set_weights([rng.integers(-2, 3, size=(3, 4)).astype("float32"),
+                       rng.integers(-2, 3, size=(4,)).astype("float32")])
+    return layer, x, w
+
+
+def test_value_and_grad_gives_the_closed_form_gradients():
+    import keras
+
+    from pytest_rnn import backends
+
+    layer, x, w = _dense_case()
+    kernel = layer.kernel.numpy()
+    unused = keras.Variable(np.ones(2, dtype="float32"), trainable=False)
+
+    def loss_fn(inputs):
+        return keras.ops.sum(layer(inputs) * w)
+
+    loss, g_vars, g_inputs = backends.value_and_grad(
+        loss_fn, [layer.kernel, layer.bias, unused], [x])
+    np.testing.assert_array_equal(g_vars[0], x.T @ w)
+    np.testing.assert_array_equal(g_vars[1], w.sum(axis=0))
+    assert g_vars[2] is None, "a variable the loss never reads must have no gradient"
+    np.testing.assert_array_equal(g_inputs[0], w @ kernel.T)
+    assert loss == float(np.sum((x @ kernel + layer.bias.numpy()) * w))
+    assert all(g.dtype == np.float64 for g in (g_vars[0], g_vars[1], g_inputs[0]))
+
+
+def test_gradients_without_inputs_and_an_unknown_backend_is_refused():
+    import keras
+
+    from pytest_rnn import backends
+
+    layer, x, w = _dense_case()
+    _, grads = backends.gradients(lambda: keras.ops.sum(layer(x) * w), [layer.bias])
+    np.testing.assert_array_equal(grads[0], w.sum(axis=0))
+    with pytest.raises(backends.Unsupported, match="no module for Keras backend 'mxnet'"):
+        backends.module("mxnet")
+
+
+def test_compile_function_traces_once_and_matches_eager():
+    from pytest_rnn import backends
+
+    if backends.name() != "tensorflow":
+        with pytest.raises(backends.Unsupported, match="tf.function"):
+            backends.compile_function(lambda v: v)
+        return
+    layer, x, _ = _dense_case()
+    traced = backends.compile_function(lambda v: layer(v), input_signature=[((None, 3),
+                                                                              "float32")])
+    np.testing.assert_array_equal(np.asarray(traced(x)), np.asarray(layer(x)))
+    np.testing.assert_array_equal(np.asarray(traced(x[:1])), np.asarray(layer(x[:1])))
+
+
+def test_importing_the_seam_imports_no_framework():
+    code = textwrap.dedent("""
+        import sys
+        import pytest_rnn.backends
+        loaded = [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]
+        print(",".join(loaded))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=60)
+    assert out.stdout.strip() == "", f"importing pytest_rnn.backends imported {out.stdout}"
+
+
+@pytest.mark.slow
+def test_the_jax_backend_gives_the_same_gradients_as_the_closed_form():
+    """JAX in a subprocess (Keras picks its backend at import): jax.value_and_grad over the
+    variables' values in a StatelessScope, through the same seam."""
+    pytest.importorskip("jax", reason="jax is not installed; pip install jax to run this")
+    code = textwrap.dedent("""
+        import numpy as np, keras
+        from tests.test_backends import _dense_case
+        from pytest_rnn import backends
+        assert backends.name() == "jax", backends.name()
+        layer, x, w = _dense_case()
+        loss, gv, gi = backends.value_and_grad(
+            lambda v: keras.ops.sum(layer(v) * w), [layer.kernel, layer.bias], [x])
+        np.testing.assert_array_equal(gv[0], x.T @ w)
+        np.testing.assert_array_equal(gv[1], w.sum(axis=0))
+        np.testing.assert_array_equal(gi[0], w @ np.asarray(layer.kernel).T)
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
