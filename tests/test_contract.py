@@ -10,6 +10,8 @@ would only add its import time.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_rnn.contract import CONTRACT_TESTS, RecurrentLayerContract, check_declarations
@@ -101,7 +103,7 @@ def _outcomes(reprec) -> dict[str, tuple[str, str]]:
 def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pytester):
     pytester.makepyfile(test_broken=BROKEN_LAYER)
     outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider"))
-    assert len(outcomes) == 14, sorted(outcomes)
+    assert len(outcomes) == 15, sorted(outcomes)
     failed = {nodeid.split("::")[1] for nodeid, (o, _) in outcomes.items() if o == "failed"}
     assert failed == set(EXPECTED_FAILURES), (
         f"contract tests failing on the broken layer: {sorted(failed)}; expected exactly "
@@ -125,11 +127,70 @@ def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytes
     ).replace("class TestBrokenCell(", "class BrokenBase(") + OPTED_OUT.replace(
         "TestBrokenCell", "BrokenBase"))
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(passed=1, skipped=13)
+    result.assert_outcomes(passed=1, skipped=14)
     result.stdout.fnmatch_lines([
         "*SKIPPED*TestOptedOut opts out of test_masking_equivalence: known defect, reason #2*",
         "*SKIPPED*TestOptedOut opts out of test_param_count: known defect, reason #7*",
     ])
+
+
+WRONG_BACKWARD = '''
+import keras
+from keras import ops
+
+from pytest_rnn import RecurrentLayerContract
+
+
+@keras.saving.register_keras_serializable(package="contract_tests")
+class HalfGradientCell(keras.layers.Layer):
+    """h = tanh(x K + h R + b) forward; its backward pass halves dh/dz (a custom-gradient
+    bug), which forward values, shapes, masks and serialization cannot show."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = self.state_size = self.output_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
+                                                name="recurrent_kernel")
+        self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="ones")
+
+    def call(self, inputs, states, training=False):
+        h = ops.tanh(ops.matmul(inputs, self.kernel)
+                     + ops.matmul(states[0], self.recurrent_kernel) + self.bias)
+        h = ops.stop_gradient(h) + 0.5 * (h - ops.stop_gradient(h))  # same value, half grad
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class TestHalfGradientCell(RecurrentLayerContract):
+    units = 3
+
+    def make_layer(self, **options):
+        return keras.layers.RNN(HalfGradientCell(3), **options)
+'''
+
+
+def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
+    pytester: pytest.Pytester,
+):
+    pytester.makepyfile(test_wrong_backward=WRONG_BACKWARD)
+    outcomes = _outcomes(pytester.inline_run(
+        "-p", "no:cacheprovider", "-k", "finite_differences or trainability or masking"))
+    assert {k: v[0] for k, v in outcomes.items()} == {
+        "TestHalfGradientCell::test_gradients_match_finite_differences": "failed",
+        "TestHalfGradientCell::test_trainability": "passed",
+        "TestHalfGradientCell::test_masking_equivalence": "passed",
+    }, outcomes
+    text = outcomes["TestHalfGradientCell::test_gradients_match_finite_differences"][1]
+    for words in ("disagrees with central differences", "backward pass is wrong",
+                  "all trainable weights together", r"half_gradient_cell\w*/kernel: columns "
+                  r"\(units\) \[0, 1, 2\] of 3 differ", "inputs at step 0",
+                  "input gradients differ at steps"):
+        assert re.search(words, text), f"{words!r} missing from the failure:\n{text}"
 
 
 def test_unsupported_features_skip_and_say_which_declaration(pytester: pytest.Pytester):

@@ -55,11 +55,13 @@ import keras
 import numpy as np
 import pytest
 
+from pytest_rnn import backends
 from pytest_rnn.checks import compare
 from pytest_rnn.checks.dropout import (
     assert_inference_ignores_dropout,
     assert_training_applies_dropout,
 )
+from pytest_rnn.checks.finite_differences import assert_gradients_match_finite_differences
 from pytest_rnn.checks.params import assert_param_count
 from pytest_rnn.checks.shapes import Structure, assert_output_structure
 
@@ -78,6 +80,9 @@ CONTRACT_TESTS: dict[str, str] = {
     "test_dropout_train_vs_inference": "dropout changes training calls and leaves inference "
     "untouched",
     "test_param_count": "the layer has the declared number of parameters",
+    "test_gradients_match_finite_differences": "the backend's gradients of a fixed loss with "
+    "respect to every weight and each step's inputs equal float64 central differences of the "
+    "layer's own forward pass",
 }
 
 _SUPPORTS = ("supports_masking", "supports_return_state", "supports_stateful", "supports_dropout")
@@ -578,8 +583,6 @@ class RecurrentLayerContract:
         ]
 
     def test_trainability(self, rnn_seed: int):
-        import tensorflow as tf
-
         rng = np.random.default_rng(rnn_seed)
         layer = self._layer(return_sequences=True)
         label = self._label(layer, return_sequences=True)
@@ -592,14 +595,16 @@ class RecurrentLayerContract:
         if not weights:
             raise AssertionError(f"{label} has no trainable weights; nothing can learn")
         target = rng.normal(size=y.shape).astype("float32")
-        with tf.GradientTape() as tape:
+
+        def mse():
             out = keras.tree.flatten(layer(x, training=True))[0]
-            loss = tf.reduce_mean(tf.square(out - target))
-        grads = tape.gradient(loss, weights)
+            return keras.ops.mean(keras.ops.square(out - target))
+
+        loss, grads = backends.gradients(mse, weights)
         before = [np.array(compare.to_numpy(w)) for w in weights]
-        for weight, grad in zip(weights, grads, strict=True):
+        for weight, grad, old in zip(weights, grads, before, strict=True):
             if grad is not None:
-                weight.assign(weight - LEARNING_RATE * tf.convert_to_tensor(grad))
+                weight.assign((old - LEARNING_RATE * grad).astype(old.dtype))
         after = [compare.to_numpy(w) for w in weights]
         problems = []
         for weight, grad, old, new in zip(weights, grads, before, after, strict=True):
@@ -608,7 +613,7 @@ class RecurrentLayerContract:
                 problems.append(f"{name} {tuple(weight.shape)}: no gradient (the forward pass "
                                 "never uses it)")
                 continue
-            g = compare.to_numpy(grad)
+            g = grad
             if not np.isfinite(g).all():
                 problems.append(f"{name}: {int((~np.isfinite(g)).sum())} NaN/Inf gradient values")
             elif not g.any():
@@ -642,6 +647,22 @@ class RecurrentLayerContract:
                 "rate from get_config() (a 'dropout' or 'recurrent_dropout' key) and rebuilds "
                 "a dropout-free twin from it"
             ) from None
+
+    def test_gradients_match_finite_differences(self, rnn_seed: int):
+        """A float64 copy of the layer (rebuilt from its config, same weights): the gradient
+        the backend takes of ``L = sum_k sum(W_k * returned_k)`` along a random direction
+        per weight and per input step equals the central difference of the loss; step and
+        tolerance are derived in :mod:`pytest_rnn.checks.finite_differences`."""
+        rng = np.random.default_rng(rnn_seed)
+        options = {"return_sequences": True, "return_state": self.supports_return_state}
+        layer = self._layer(**options)
+        x = self._inputs(rng)
+        layer(x)
+        try:
+            assert_gradients_match_finite_differences(
+                layer, x, seed=rnn_seed, custom_objects=self.custom_objects)
+        except ValueError as exc:  # no float64 copy: a hard-coded dtype
+            raise AssertionError(f"{self._label(layer, **options)}: {exc}") from None
 
     def test_param_count(self):
         if self.param_count is None:
