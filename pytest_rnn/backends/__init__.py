@@ -18,8 +18,10 @@ Gradients:
   ``(loss, [grad per variable])``.
 
 Compilation: :func:`compile_function` ``(fn, jit_compile=False, input_signature=None)``
-returns ``fn`` traced into a graph (TensorFlow: ``tf.function``); other backends
-raise :class:`Unsupported` with a reason, which tests turn into a skip.
+returns ``fn`` traced into a graph (TensorFlow: ``tf.function``, XLA with
+``jit_compile=True``), and :func:`compiled_value_and_grad` the gradients computed inside
+such a graph; other backends raise :class:`Unsupported` with a reason, which tests
+turn into a skip.
 """
 
 from __future__ import annotations
@@ -77,6 +79,28 @@ def compile_function(
                           f"TensorFlow's tf.function; the {name()} backend has no equivalent "
                           "that keeps variable updates")
     return backend.compile_function(fn, jit_compile=jit_compile, input_signature=input_signature)
+
+
+def compiled_value_and_grad(
+    loss_fn: Callable[..., Any],
+    variables: Sequence[Any],
+    *,
+    jit_compile: bool = False,
+    input_signature: Any = None,
+    has_aux: bool = False,
+) -> Callable[..., tuple[Any, ...]]:
+    """:func:`value_and_grad` with the loss and its gradients traced into one compiled graph
+    (TensorFlow: ``tf.GradientTape`` inside ``tf.function``); the returned function takes the
+    inputs and returns ``(loss, variable gradients, input gradients)`` as NumPy float64.
+    With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and the function
+    ``(loss, aux, variable gradients, input gradients)``, ``aux`` as NumPy arrays (one
+    trace computes both)."""
+    backend = module()
+    if not hasattr(backend, "compiled_value_and_grad"):
+        raise Unsupported(f"compiled gradients are tested through tf.function; the {name()} "
+                          "backend has no equivalent here")
+    return backend.compiled_value_and_grad(loss_fn, list(variables), jit_compile=jit_compile,
+                                           input_signature=input_signature, has_aux=has_aux)
 
 
 def xla_available() -> tuple[bool, str]:

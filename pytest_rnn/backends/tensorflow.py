@@ -42,6 +42,37 @@ def compile_function(
                        reduce_retracing=False)
 
 
+def compiled_value_and_grad(
+    loss_fn: Callable[..., Any],
+    variables: Sequence[Any],
+    *,
+    jit_compile: bool = False,
+    input_signature: Any = None,
+    has_aux: bool = False,
+) -> Callable[..., tuple[Any, ...]]:
+    def step(*tensors):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            for v in variables:
+                tape.watch(v.value)
+            for t in tensors:
+                tape.watch(t)
+            loss, aux = loss_fn(*tensors) if has_aux else (loss_fn(*tensors), ())
+        return loss, aux, tape.gradient(loss, [v.value for v in variables] + list(tensors))
+
+    compiled = compile_function(step, jit_compile=jit_compile, input_signature=input_signature)
+
+    def run(*inputs):
+        loss, aux, grads = compiled(*[tf.convert_to_tensor(x) for x in inputs])
+        grads = [_numpy(g) for g in grads]
+        result = (float(loss), grads[: len(variables)], grads[len(variables) :])
+        if has_aux:
+            aux = tf.nest.map_structure(lambda t: np.asarray(t), aux)
+            return (result[0], aux, *result[1:])
+        return result
+
+    return run
+
+
 def xla_available() -> tuple[bool, str]:
     try:
         tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
