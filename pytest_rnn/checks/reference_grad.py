@@ -705,7 +705,7 @@ def compare_gradients(
             continue
         ref = want[name]
         if value is None:
-            problems.append(f"  {name}: no gradient at all (the loss does not depend on it); "
+            problems.append(f"  dL/d {name}: no gradient at all (the loss does not depend on it); "
                             f"the reference's largest is {np.abs(ref).max():.3g}")
             continue
         value = np.asarray(value, dtype=np.float64)
