@@ -2,9 +2,9 @@
 
 A release that freezes a weight (``trainable=False``), cuts its gradient or adds
 a weight the computation never uses still builds and runs; only a training step
-shows it. Each case takes one SGD step on a random regression target through a
-``GradientTape`` (eager: no ``compile``/``fit`` tracing) and checks, weight by
-weight, that the weight is trainable, got a finite non-zero gradient and moved,
+shows it. Each case takes one SGD step on a random regression target with a gradient
+taken eagerly through :mod:`pytest_rnn.backends` (no ``compile``/``fit`` tracing) and
+checks, weight by weight, that the weight is trainable, got a finite non-zero gradient and moved,
 and that the step lowered the loss (checked without dropout, whose masks change per call).
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-
 from pytest_rnn.models import build_random, imdb_classifier, rnn_cell, rnn_layer
+
+from pytest_rnn import backends
 
 BATCH, STEPS, FEATURES, UNITS = 3, 4, 3, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
@@ -82,22 +82,18 @@ def training_step(model, inputs, target, *, loss_fn, **call_kwargs):
     loss after, gradients by weight path, values before by weight path)."""
     weights = list(model.trainable_weights)
     before = {w.path: np.array(w.numpy()) for w in model.weights}
-    with tf.GradientTape() as tape:
-        loss = loss_fn(model(inputs, training=True, **call_kwargs), target)
-    grads = tape.gradient(loss, weights)
+    loss, grads = backends.gradients(
+        lambda: loss_fn(model(inputs, training=True, **call_kwargs), target), weights)
     for weight, grad in zip(weights, grads, strict=True):
         if grad is not None:  # plain SGD: w <- w - lr * g
-            weight.assign_sub(LEARNING_RATE * tf.convert_to_tensor(grad))
+            weight.assign((before[weight.path] - LEARNING_RATE * grad).astype(weight.dtype))
     after_loss = loss_fn(model(inputs, training=True, **call_kwargs), target)
-    gradients = {
-        w.path: None if g is None else np.asarray(tf.convert_to_tensor(g))
-        for w, g in zip(weights, grads, strict=True)
-    }
+    gradients = {w.path: g for w, g in zip(weights, grads, strict=True)}
     return float(loss), float(after_loss), gradients, before
 
 
-def mse(output, target) -> tf.Tensor:
-    return tf.reduce_mean(tf.square(output - target))
+def mse(output, target):
+    return keras.ops.mean(keras.ops.square(output - target))
 
 
 def assert_every_weight_moves(

@@ -54,11 +54,19 @@ def module(backend: str | None = None):
 
 
 def value_and_grad(
-    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any] = ()
-) -> tuple[float, list[Any], list[Any]]:
+    loss_fn: Callable[..., Any],
+    variables: Sequence[Any],
+    inputs: Sequence[Any] = (),
+    *,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
     """``(loss, variable gradients, input gradients)`` of ``loss_fn(*inputs)``; NumPy float64
-    arrays, ``None`` for a variable or input the loss does not depend on."""
-    return module().value_and_grad(loss_fn, list(variables), list(inputs))
+    arrays, ``None`` for a variable or input the loss does not depend on (JAX gives zeros).
+
+    With ``has_aux``, ``loss_fn`` returns ``(loss, aux)`` and the result is
+    ``(loss, aux, variable gradients, input gradients)`` with ``aux`` as NumPy arrays: what
+    the same call computed besides the loss (outputs under random dropout masks, say)."""
+    return module().value_and_grad(loss_fn, list(variables), list(inputs), has_aux=has_aux)
 
 
 def gradients(loss_fn: Callable[[], Any], variables: Sequence[Any]) -> tuple[float, list[Any]]:

@@ -17,8 +17,12 @@ import numpy as np
 
 
 def value_and_grad(
-    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any]
-) -> tuple[float, list[Any], list[Any]]:
+    loss_fn: Callable[..., Any],
+    variables: Sequence[Any],
+    inputs: Sequence[Any],
+    *,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
     values = [jnp.asarray(v.value) for v in variables]
     arrays = [jnp.asarray(x) for x in inputs]
 
@@ -26,6 +30,17 @@ def value_and_grad(
         with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
             return loss_fn(*arrays)
 
-    loss, (g_vars, g_inputs) = jax.value_and_grad(pure, argnums=(0, 1))(values, arrays)
-    as_np = [np.asarray(g).astype(np.float64) for g in g_vars]
-    return float(loss), as_np, [np.asarray(g).astype(np.float64) for g in g_inputs]
+    (loss, *aux), (g_vars, g_inputs) = _normalise(
+        jax.value_and_grad(pure, argnums=(0, 1), has_aux=has_aux)(values, arrays), has_aux)
+    result = (float(loss), [np.asarray(g).astype(np.float64) for g in g_vars],
+              [np.asarray(g).astype(np.float64) for g in g_inputs])
+    if has_aux:
+        return (result[0], jax.tree_util.tree_map(np.asarray, aux[0]), *result[1:])
+    return result
+
+
+def _normalise(out, has_aux):
+    """``((loss, aux...), grads)`` from jax.value_and_grad's ``(loss, grads)`` or
+    ``((loss, aux), grads)``."""
+    value, grads = out
+    return ((value[0], value[1]) if has_aux else (value,)), grads

@@ -18,18 +18,25 @@ def _numpy(value: Any) -> np.ndarray | None:
 
 
 def value_and_grad(
-    loss_fn: Callable[..., Any], variables: Sequence[Any], inputs: Sequence[Any]
-) -> tuple[float, list[Any], list[Any]]:
+    loss_fn: Callable[..., Any],
+    variables: Sequence[Any],
+    inputs: Sequence[Any],
+    *,
+    has_aux: bool = False,
+) -> tuple[Any, ...]:
     tensors = [tf.convert_to_tensor(x) for x in inputs]
     with tf.GradientTape(persistent=False, watch_accessed_variables=False) as tape:
         for v in variables:
             tape.watch(v.value)  # the tf.Variable behind a keras.Variable, trainable or not
         for t in tensors:
             tape.watch(t)
-        loss = loss_fn(*tensors)
+        loss, aux = loss_fn(*tensors) if has_aux else (loss_fn(*tensors), None)
     grads = tape.gradient(loss, [v.value for v in variables] + tensors)
     grads = [_numpy(g) for g in grads]
-    return float(loss), grads[: len(variables)], grads[len(variables) :]
+    result = (float(loss), grads[: len(variables)], grads[len(variables) :])
+    if has_aux:
+        return (result[0], tf.nest.map_structure(np.asarray, aux), *result[1:])
+    return result
 
 
 def compile_function(
@@ -66,7 +73,7 @@ def compiled_value_and_grad(
         grads = [_numpy(g) for g in grads]
         result = (float(loss), grads[: len(variables)], grads[len(variables) :])
         if has_aux:
-            aux = tf.nest.map_structure(lambda t: np.asarray(t), aux)
+            aux = tf.nest.map_structure(np.asarray, aux)
             return (result[0], aux, *result[1:])
         return result
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from pytest_rnn import backends
 from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import cell_kind
 from pytest_rnn.checks.reference import StepMasks, compare_outputs, reference_outputs
@@ -324,41 +324,40 @@ def measure_dropout(
     weights = _probe_weights(dropping, which, len(gates), group, rng)
     dropping.set_weights(weights)
     clean.set_weights(weights)
-    x = tf.constant(rng.normal(size=shape).astype("float32"))
+    x = rng.normal(size=shape).astype("float32")
     n_states = 2 if kind in ("lstm", "conv_lstm") else 1
     state_shape = (batch, *layout(units))
-    states = [
-        tf.constant(rng.uniform(-1, 1, state_shape).astype("float32")) for _ in range(n_states)
-    ]
+    states = [rng.uniform(-1, 1, state_shape).astype("float32") for _ in range(n_states)]
     upstream = rng.uniform(0.5, 1.5, state_shape).astype("float32")
     if which == "recurrent_dropout":  # only the watched units (no own carry) count
         upstream = channels_last(upstream, 1).copy()
         upstream[..., :observed] = 0.0
         upstream = channels_back(upstream, 1)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        tape.watch(states[0])
+
+    def loss_fn(x, *states):  # the output comes back too: its masks are this call's
         output = dropping(x, initial_state=list(states), training=True)
-        loss = tf.reduce_sum(output * upstream)
-    grad = tape.gradient(loss, x if which == "dropout" else states[0])
+        return keras.ops.sum(output * upstream), output
+
+    _, output, _, input_grads = backends.value_and_grad(
+        loss_fn, [], [x, *states], has_aux=True)
+    grad = input_grads[0] if which == "dropout" else input_grads[1]
     if grad is None:
         raise AssertionError(
             f"{_label(layer)}: the output does not depend on the "
             f"{'input' if which == 'dropout' else 'initial state'} at all (no gradient)"
         )
-    grad = grad.numpy()
     if which == "dropout":
         kept = channels_last(grad != 0, 2)  # (batch, steps, *spatial, channels)
-        scaled_x = x.numpy() * channels_back(kept, 2) / (1 - rate)
+        scaled_x = x * channels_back(kept, 2) / (1 - rate)
         scaled_states = states
     else:
         kept = channels_last(grad, 1)[..., :observed] != 0  # (batch, *spatial, channels)
-        h0 = channels_last(states[0].numpy(), 1).copy()
+        h0 = channels_last(states[0], 1).copy()
         h0[..., :observed] *= kept / (1 - rate)
-        scaled_x, scaled_states = x, [tf.constant(channels_back(h0, 1))] + states[1:]
+        scaled_x, scaled_states = x, [channels_back(h0, 1)] + states[1:]
     reference = clean(scaled_x, initial_state=list(scaled_states), training=False)
     watched = upstream != 0
-    error = np.abs(np.asarray(output) - np.asarray(reference))[watched]
+    error = np.abs(output - compare.to_numpy(reference))[watched]
     scaling_error = float(np.nanmax(np.where(np.isnan(error), np.inf, error)))
     return [
         DropoutMeasurement(

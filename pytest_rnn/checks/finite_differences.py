@@ -8,7 +8,9 @@ the backward pass is wrong.
 
 How: a float64 twin of the layer is rebuilt from its serialized config with every
 ``dtype`` set to ``"float64"`` and given the layer's weights, so both the gradient and
-the differences are computed in double precision. The loss is the fixed
+the differences are computed in double precision (a backend that computes it in float32
+anyway, JAX without ``JAX_ENABLE_X64``, gets the float32 step and tolerance, and the
+message says so). The loss is the fixed
 ``L = sum_k sum(W_k * returned_k)`` of :mod:`pytest_rnn.checks.reference_grad`
 (``W_k`` standard normals from ``numpy.random.default_rng(seed)``). For each trainable
 weight, and for the inputs of each time step separately, a random unit direction
@@ -24,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-#: float64 unit roundoff
+#: unit roundoff of float64 and float32
 EPS64 = 2.0**-53
+EPS32 = 2.0**-24
 
 #: operations a float64 loss value has passed through, as a generous count (matmuls of
 #: length <= 64 per step, <= 16 steps, elementwise work and the final sum)
@@ -36,11 +39,19 @@ ROUNDING_DEPTH = 1000
 #: <= 1 and the weights of a tiny test layer are O(1))
 THIRD_DERIVATIVE_GAIN = 27.0
 
-#: central-difference step: minimises truncation h**2 G S / 6 + rounding c eps S / h
-STEP = (3.0 * ROUNDING_DEPTH * EPS64 / THIRD_DERIVATIVE_GAIN) ** (1.0 / 3.0)
 
 
-def fd_tolerance(scale: float, step: float = STEP) -> float:
+def central_step(eps: float = EPS64) -> float:
+    """The central-difference step minimising truncation ``h**2 G S / 6`` plus rounding
+    ``c eps S / h``: ``h = (3 c eps / G)**(1/3)`` (see :func:`fd_tolerance`)."""
+    return (3.0 * ROUNDING_DEPTH * eps / THIRD_DERIVATIVE_GAIN) ** (1.0 / 3.0)
+
+
+#: the float64 step, about 2.3e-5
+STEP = central_step(EPS64)
+
+
+def fd_tolerance(scale: float, eps: float = EPS64) -> float:
     """Absolute tolerance of one directional check, for a loss whose terms sum to ``scale``.
 
     Derivation: the central difference of ``L`` along a unit direction errs by the
@@ -52,9 +63,14 @@ def fd_tolerance(scale: float, step: float = STEP) -> float:
     times that bound (and at least 1e-9 for a loss near zero); the backend's float64
     gradient itself errs by about ``c eps S``, negligible beside it. A wrong backward
     pass changes a directional derivative by a fraction of S, 1e5 times more.
+
+    Where the backend cannot compute in float64 (JAX without ``JAX_ENABLE_X64``), the
+    same formulas with ``eps = 2**-24`` give ``h`` about 0.019 and a tolerance of about
+    0.05 S: still far below a dropped or halved gradient term, but blind to small errors.
     """
+    step = central_step(eps)
     s = max(scale, 1.0)
-    bound = step**2 / 6.0 * THIRD_DERIVATIVE_GAIN * s + ROUNDING_DEPTH * EPS64 * s / step
+    bound = step**2 / 6.0 * THIRD_DERIVATIVE_GAIN * s + ROUNDING_DEPTH * eps * s / step
     return 10.0 * bound
 
 
@@ -152,13 +168,19 @@ def assert_gradients_match_finite_differences(
     call_kwargs.setdefault("training", False)
     returned = [np.asarray(keras.ops.convert_to_numpy(r))
                 for r in keras.tree.flatten(twin(x, **call_kwargs))]
+    in_float64 = all(r.dtype == np.float64 for r in returned)
+    eps, dtype = (EPS64, "float64") if in_float64 else (EPS32, "float32")
+    precision = dtype if in_float64 else (
+        f"float32 (the {keras.backend.backend()} backend computes the float64 copy in "
+        f"{returned[0].dtype}; with JAX set JAX_ENABLE_X64=1 for float64)")
+    step = central_step(eps)
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=r.shape) for r in returned]
-    w_tensors = [keras.ops.convert_to_tensor(w, dtype="float64") for w in weights]
+    w_tensors = [keras.ops.convert_to_tensor(w, dtype=dtype) for w in weights]
 
     def loss_fn(xx):
         outs = keras.tree.flatten(twin(xx, **call_kwargs))
-        return sum(keras.ops.sum(keras.ops.cast(o, "float64") * w)
+        return sum(keras.ops.sum(keras.ops.cast(o, dtype) * w)
                    for o, w in zip(outs, w_tensors, strict=True))
 
     def loss_value() -> float:
@@ -176,7 +198,7 @@ def assert_gradients_match_finite_differences(
                 for i in range(len(copies))]
 
     scale = float(sum(np.sum(np.abs(w * r)) for w, r in zip(weights, returned, strict=True)))
-    tol = fd_tolerance(scale)
+    tol = fd_tolerance(scale, eps)
     variables = list(twin.trainable_weights)
     # messages name the caller's weights (the twin's paths carry other name suffixes)
     originals = list(layer.trainable_weights)
@@ -191,7 +213,7 @@ def assert_gradients_match_finite_differences(
         for sign in (1.0, -1.0):
             for var, base, d in zip(variables, bases, directions, strict=True):
                 if d is not None:
-                    var.assign(base + sign * STEP * d)
+                    var.assign(base + sign * step * d)
             numeric.append(loss_value())
             for var, base, d in zip(variables, bases, directions, strict=True):
                 if d is not None:
@@ -199,7 +221,7 @@ def assert_gradients_match_finite_differences(
         for grad, d in zip(g_vars, directions, strict=True):
             if d is not None and grad is not None:
                 analytic += float(np.sum(grad * d))
-        return _Check(name, analytic, (numeric[0] - numeric[1]) / (2 * STEP), tol)
+        return _Check(name, analytic, (numeric[0] - numeric[1]) / (2 * step), tol)
 
     checks: list[_Check] = []
     details: list[str] = []
@@ -235,11 +257,11 @@ def assert_gradients_match_finite_differences(
             directions.append((f"inputs at step {t}", d))
     else:
         directions.append(("inputs", _unit(rng, x.shape)))
-    copies = [x + sign * STEP * d for _, d in directions for sign in (1.0, -1.0)]
+    copies = [x + sign * step * d for _, d in directions for sign in (1.0, -1.0)]
     values = losses_of_copies(copies)
     step_checks = [
         _Check(name, float(np.sum(g_inputs[0] * d)),
-               (values[2 * i] - values[2 * i + 1]) / (2 * STEP), tol)
+               (values[2 * i] - values[2 * i + 1]) / (2 * step), tol)
         for i, (name, d) in enumerate(directions)
     ]
     checks += step_checks
@@ -266,8 +288,8 @@ def assert_gradients_match_finite_differences(
         lines.append(story)
     raise AssertionError(
         f"{label}: the backend's gradient disagrees with central differences of its own "
-        f"forward pass in float64 (loss L = sum_k sum(W_k * returned_k), W_k standard normals "
+        f"forward pass in {precision} (loss L = sum_k sum(W_k * returned_k), W_k standard normals "
         f"seeded {seed}; directional derivatives along random unit directions; step "
-        f"{STEP:.3g}, tolerance {tol:.3g}), so its backward pass is wrong:\n"
+        f"{step:.3g}, tolerance {tol:.3g}), so its backward pass is wrong:\n"
         + "\n".join(lines + details)
     )
