@@ -29,10 +29,9 @@ import numpy as np
 import pytest
 
 from pytest_rnn import backends
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import build_random
 from pytest_rnn.checks.reference_grad import UNIT_ROUNDOFF_FLOAT32, gradient_tolerance
-
-pytestmark = pytest.mark.usefixtures("rnn_float32")
 
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 3
 FAN_IN = 4 * UNITS  # widest matmul: the LSTM's four gates
@@ -65,16 +64,12 @@ def _compiler(mode: str):
 
 
 def assert_close(what: str, got, want, tol: float = TOL) -> None:
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape}, eager {want.shape}"
-    diff = np.abs(got - want)
-    limit = tol * max(1.0, float(np.abs(want).max(initial=0.0)))
-    if not (diff <= limit).all():
-        worst = np.unravel_index(np.nanargmax(np.where(diff <= limit, -1.0, diff)), diff.shape)
-        raise AssertionError(
-            f"{what} differs from eager execution: {int((~(diff <= limit)).sum())} of "
-            f"{diff.size} values beyond {limit:.3g}; worst at index {tuple(map(int, worst))}: "
-            f"{got[worst]:.6g} vs eager {want[worst]:.6g}")
+    """``got`` equals eager execution's ``want`` within ``tol * max(1, max|want|)``."""
+    want = np.asarray(compare.to_numpy(want), dtype=np.float64)
+    atol = tol * max(1.0, float(np.abs(want).max(initial=0.0)))
+    line = compare.difference(what, got, want, atol=atol, labels=("traced", "eager"))
+    if line is not None:
+        raise AssertionError(f"{what} differs from eager execution: {line}")
 
 
 class Bundle:

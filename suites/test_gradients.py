@@ -19,8 +19,6 @@ import pytest
 from pytest_rnn import assert_gradients_match_reference
 from pytest_rnn.checks.models import build_random
 
-pytestmark = pytest.mark.usefixtures("rnn_float32")
-
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 3
 POST = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)  # post-padded sample 0
 PRE = np.array([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=bool)  # pre-padded sample 0

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import pytest
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.models import build_random
 from pytest_rnn.checks.reference import reference_outputs
 
@@ -47,20 +48,14 @@ def _dtype(value) -> str:
 
 def assert_near_reference(what: str, got, reference, policy: str, steps: int) -> None:
     tol = tolerance(policy, steps)
-    problems = []
-    for value, (name, ref) in zip(got, reference, strict=True):
-        value = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(value, "float32")),
-                           dtype=np.float64)
-        limit = tol * max(1.0, float(np.abs(ref).max()))
-        diff = np.abs(value - ref)
-        if not (diff <= limit).all():
-            worst = np.unravel_index(np.nanargmax(np.where(diff <= limit, -1.0, diff)),
-                                     diff.shape)
-            problems.append(f"  {name}: worst at index {tuple(map(int, worst))}: "
-                            f"{value[worst]:.5g} vs reference {ref[worst]:.5g} "
-                            f"(|diff| {diff[worst]:.3g} > {limit:.3g})")
+    problems = [
+        line for value, (name, ref) in zip(got, reference, strict=True)
+        if (line := compare.difference(
+            name, compare.to_numpy(keras.ops.cast(value, "float32")), ref,
+            atol=tol * max(1.0, float(np.abs(ref).max())), labels=(policy, "reference")))
+    ]
     assert not problems, (f"{what} under {policy} is further from the float64 reference than "
-                          f"{policy}'s rounding explains:\n" + "\n".join(problems))
+                          f"{policy}'s rounding explains:\n  " + "\n  ".join(problems))
 
 
 def assert_policy_dtypes(what: str, layer, returned, policy: str) -> None:

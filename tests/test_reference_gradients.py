@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks import reference as fwd
 from pytest_rnn.checks.models import build_random
 from pytest_rnn.checks.reference_grad import DERIVATIVES, reference_gradients
@@ -94,11 +95,9 @@ def _central(f, value: np.ndarray) -> np.ndarray:
 
 
 def _assert_close(name: str, got: np.ndarray, want: np.ndarray) -> None:
-    diff = np.abs(got - want)
-    bad = diff > TOL + TOL * np.abs(want)
-    assert not bad.any(), (
-        f"{name}: the backward pass differs from central differences at "
-        f"{[tuple(map(int, i)) for i in np.argwhere(bad)][:5]}; max |diff| {diff.max():.3g}")
+    line = compare.difference(name, got, want, atol=TOL, rtol=TOL,
+                              labels=("backward pass", "central difference"))
+    assert line is None, line
 
 
 @pytest.mark.parametrize("case", list(CASES))

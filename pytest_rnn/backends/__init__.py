@@ -30,7 +30,11 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pytest_rnn import lazy_submodules
+
 BACKENDS = ("tensorflow", "jax", "torch")
+
+__getattr__ = lazy_submodules(__name__, BACKENDS)
 
 
 class Unsupported(RuntimeError):

@@ -45,16 +45,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from pytest_rnn.checks import compare
 from pytest_rnn.checks import reference as fwd
 from pytest_rnn.checks.models import cell_kind
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(value))
-
-
-def _flatten(value: Any) -> list[Any]:
-    return keras.tree.flatten(value)
 
 # ---------------------------------------------------------------------------------------------
 # activations and their derivatives (as functions of the activation's argument)
@@ -435,7 +428,7 @@ def _layer_pass(layer, x, init, mask):
     if init is not None:
         states = [np.asarray(s, dtype=np.float64) for s in init]
     elif getattr(layer, "stateful", False) and layer.states is not None:
-        states = [_to_numpy(v).astype(np.float64) for v in _flatten(layer.states)]
+        states = [compare.to_numpy(v).astype(np.float64) for v in compare.flatten(layer.states)]
     else:
         states = [np.zeros((batch, c.units)) for c in (math.cells if isinstance(math, StackGrad)
                                                         else [math]) for _ in c.state_names]
@@ -472,16 +465,16 @@ def reference_gradients(
     Accepts the layers :func:`reference.reference_outputs` accepts (built). See the module
     docstring for the loss and the derivatives.
     """
-    x = _to_numpy(inputs).astype(np.float64)
+    x = compare.to_numpy(inputs).astype(np.float64)
     if x.ndim != 3:
         raise ValueError(f"inputs must be (batch, steps, features); got shape {x.shape}")
     m = None
     if mask is not None:
-        m = _to_numpy(mask).astype(bool)
+        m = compare.to_numpy(mask).astype(bool)
         if m.shape != x.shape[:2]:
             raise ValueError(f"mask must have shape {x.shape[:2]} (batch, steps); got {m.shape}")
     init = None if initial_state is None else [
-        _to_numpy(s).astype(np.float64) for s in _flatten(initial_state)]
+        compare.to_numpy(s).astype(np.float64) for s in compare.flatten(initial_state)]
     outputs = fwd.reference_outputs(layer, x, initial_state=init, mask=m)
     weights = loss_weights_for([a.shape for _, a in outputs], seed)
     loss = float(sum(np.sum(w * a) for w, (_, a) in zip(weights, outputs, strict=True)))
@@ -604,7 +597,7 @@ def layer_gradients(
     from pytest_rnn import backends
 
     states = [] if initial_state is None else [
-        np.asarray(_to_numpy(s), dtype=np.float32) for s in _flatten(initial_state)]
+        np.asarray(compare.to_numpy(s), dtype=np.float32) for s in compare.flatten(initial_state)]
     weights = [keras.ops.convert_to_tensor(np.asarray(w, dtype=np.float32))
                for w in loss_weights]
 
@@ -627,7 +620,7 @@ def layer_gradients(
             total = total + keras.ops.sum(keras.ops.cast(value, "float32") * w)
         return total
 
-    x = np.asarray(_to_numpy(inputs), dtype=np.float32)
+    x = np.asarray(compare.to_numpy(inputs), dtype=np.float32)
     variables = list(layer.trainable_weights)
     loss, g_vars, g_inputs = backends.value_and_grad(loss_fn, variables, [x, *states])
     named = [("inputs", g_inputs[0])]
@@ -636,23 +629,22 @@ def layer_gradients(
     return loss, named
 
 
-def _weight_where(name: str, index: tuple[int, ...], shape: tuple[int, ...],
-                  cells: dict[str, tuple[str, int]]) -> str:
-    """``row 2, column 7 (gate c, unit 1)`` for a weight element."""
+def _gate_of(name: str, column: int, cells: dict[str, tuple[str, int]]) -> str:
+    """``column 7 is gate c, unit 1`` for a weight column (kernels put gates side by side)."""
     kind, units = cells.get(name, ("", 0))
     gates = GATES.get(kind, ("",))
-    col = index[-1]
-    gate = ""
-    if units and len(gates) > 1 and col < len(gates) * units:
-        gate = f" (gate {gates[col // units]}, unit {col % units})"
-    elif units:
-        gate = f" (unit {col % units})"
-    if len(shape) == 1:
-        return f"element {col}{gate}"
-    row_label = "row"
-    if name.endswith("bias") and len(shape) == 2:
-        row_label = "row (0 input bias, 1 recurrent bias)"
-    return f"{row_label} {index[0]}, column {col}{gate}"
+    if units and len(gates) > 1 and column < len(gates) * units:
+        return f"column {column} is gate {gates[column // units]}, unit {column % units}"
+    return f"column {column} is unit {column % units}" if units else ""
+
+
+def _worst(value: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> tuple[int, ...]:
+    """Index of the largest difference among those beyond ``atol + rtol |ref|`` (the element
+    :func:`compare.difference` reports as worst)."""
+    diff = np.abs(value - ref)
+    bad = ~(diff <= atol + rtol * np.abs(ref))
+    return tuple(int(i) for i in np.unravel_index(
+        int(np.argmax(np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0))), diff.shape))
 
 
 def _step_story(bad_steps: np.ndarray, order: list[int]) -> str:
@@ -664,7 +656,7 @@ def _step_story(bad_steps: np.ndarray, order: list[int]) -> str:
             break
         good_tail.append(t)
     first_bad = [t for t in reversed(order) if bad_steps[t]][0]
-    story = f"differs at steps {sorted(bad)} of {len(order)}; first differing step {min(bad)}"
+    story = f"differing steps {sorted(bad)} of {len(order)}"
     if good_tail:
         story += (
             f"; going back in time from the last processed step {order[-1]}, gradients agree "
@@ -709,26 +701,24 @@ def compare_gradients(
                             f"the reference's largest is {np.abs(ref).max():.3g}")
             continue
         value = np.asarray(value, dtype=np.float64)
-        if value.shape != ref.shape:
-            problems.append(f"  {name}: shape {value.shape}, reference {ref.shape}")
-            continue
-        diff = np.abs(value - ref)
-        scale = max(1.0, float(np.abs(ref).max()))
-        bad = ~(diff <= atol * scale + rtol * np.abs(ref))
-        if not bad.any():
-            continue
-        worst = np.unravel_index(np.nanargmax(np.where(bad, diff, -1.0)), diff.shape)
+        tol = atol * max(1.0, float(np.abs(ref).max()))  # relative to the tensor's scale
         if name == "inputs":
-            where = f"batch {worst[0]}, step {worst[1]}, feature {worst[2]}"
+            axes = ("batch", "step", "feature")
         elif name.startswith("initial_state"):
-            where = f"batch {worst[0]}, unit {worst[1]}"
+            axes = ("batch", "unit")
         else:
-            where = _weight_where(name, worst, ref.shape, cells)
-        line = (f"  dL/d {name}: {int(bad.sum())} of {bad.size} values differ; worst at {where}: "
-                f"layer {value[worst]:.6g}, reference {ref[worst]:.6g} (|diff| {diff[worst]:.3g})")
-        if name == "inputs":
-            bad_steps = bad.any(axis=(0, 2))
-            line += "; " + _step_story(bad_steps, order)
+            axes = {1: ("column",), 2: ("row", "column")}.get(ref.ndim)
+        line = compare.difference(f"dL/d {name}", value, ref, atol=tol, rtol=rtol, axes=axes,
+                                  labels=("layer", "reference"))
+        if line is None:
+            continue
+        if value.shape == ref.shape and name != "inputs" and \
+                not name.startswith("initial_state"):
+            gate = _gate_of(name, _worst(value, ref, tol, rtol)[-1], cells)
+            line += f" ({gate})" if gate else ""
+        if name == "inputs" and value.shape == ref.shape:
+            bad = ~(np.abs(value - ref) <= tol + rtol * np.abs(ref))
+            line += "; " + _step_story(bad.any(axis=(0, 2)), order)
             if mask is not None:
                 leak = bad & ~mask[:, :, None]
                 if leak.any() and not (bad & mask[:, :, None]).any():
@@ -736,12 +726,12 @@ def compare_gradients(
                     line += (f"; every differing value is at a masked (padded) step, where the "
                              f"reference gradient is exactly 0: gradient leaks into padded "
                              f"steps (e.g. batch {b}, step {t})")
-        problems.append(line)
+        problems.append("  " + line)
     if problems:
         raise AssertionError(
             f"{what}: gradients of L = sum_k sum(W_k * returned_k) (W_k fixed standard normals) "
-            f"differ from the float64 NumPy backward pass through time (tolerance {atol:.3g} "
-            f"* max(1, max|ref|) + {rtol:.3g} * |ref|):\n" + "\n".join(problems)
+            f"differ from the float64 NumPy backward pass through time (atol {atol:.3g} "
+            f"* max(1, max|ref|) per tensor, rtol {rtol:.3g}):\n" + "\n".join(problems)
         )
 
 
@@ -772,11 +762,11 @@ def assert_gradients_match_reference(
     Returns the reference's :class:`ReferenceGradients`.
     """
     fwd.check_call_kwargs(layer, call_kwargs)
-    x = np.asarray(_to_numpy(inputs), dtype=np.float32)
+    x = np.asarray(compare.to_numpy(inputs), dtype=np.float32)
     if not layer.built:
         layer.build(x.shape)
     mask = call_kwargs.get("mask")
-    mask = None if mask is None else np.asarray(_to_numpy(mask), dtype=bool)
+    mask = None if mask is None else np.asarray(compare.to_numpy(mask), dtype=bool)
     init = call_kwargs.get("initial_state")
     reference = reference_gradients(layer, x, initial_state=init, mask=mask, seed=seed)
     _, got = layer_gradients(layer, x, reference.loss_weights, initial_state=init, mask=mask,
