@@ -3,12 +3,13 @@
 Models train in compiled code, yet the other suites call layers eagerly. A release
 whose graph or XLA path differs from eager (a mask or state dropped when traced, a
 stateful layer that cannot run with a dynamic batch dimension) passes them all. Here
-each layer kind computes outputs, states and the gradients of the fixed loss
-``L = sum_k sum(W_k * returned_k)`` eagerly, in ``tf.function`` and in
-``tf.function(jit_compile=True)``; a compiled model's ``predict``, ``train_on_batch``
-and one ``fit`` step are held to the eager forward pass and gradient; ``training`` is
-honoured in every mode; a stateful layer carries and resets its state in every mode,
-with a fixed and with a dynamic batch dimension.
+each layer kind (SimpleRNN, LSTM, GRU) computes outputs, states and the gradients of the
+fixed loss ``L = sum_k sum(W_k * returned_k)`` eagerly and in ``tf.function``, the LSTM
+also in ``tf.function(jit_compile=True)`` (see :data:`MODE_KINDS` for why only it); a
+compiled model's ``predict``, ``train_on_batch`` and one ``fit`` step are held to the eager
+forward pass and gradient; ``training=False`` and ``training=True`` are honoured when
+traced (eagerly, the dropout suites pin them); a stateful LSTM carries and resets its
+state eagerly, traced with a fixed and with a dynamic batch dimension, and under XLA.
 
 Tolerance: both computations are float32 approximations of the same value, each within
 :func:`pytest_rnn.checks.reference_grad.gradient_tolerance` of it (relative to
@@ -73,20 +74,23 @@ def assert_close(what: str, got, want, tol: float = TOL) -> None:
 
 
 class Bundle:
-    """Every kind of KIND_CASES on the same inputs, plus a GRU with dropout called with
-    ``training=False`` and ``training=True`` and its dropout-free twin: one traced function
-    per mode covers all of them."""
+    """Layers of KIND_CASES on the same inputs, plus (``with_dropout``) a GRU with dropout
+    called with ``training=False`` and ``training=True`` and its dropout-free twin: one
+    traced function per mode covers all of them."""
 
-    def __init__(self, rng: np.random.Generator, kinds: tuple[str, ...]):
+    def __init__(self, rng: np.random.Generator, kinds: tuple[str, ...], with_dropout: bool):
         shape = (BATCH, STEPS, FEATURES)
         self.layers = {k: build_random(KIND_CASES[k][0](), shape, rng) for k in kinds}
         self.masks = {k: KIND_CASES[k][1] for k in kinds}
-        self.dropout = build_random(keras.layers.GRU(UNITS, dropout=0.5, recurrent_dropout=0.5,
-                                                     seed=3, return_sequences=True), shape, rng)
-        twin = build_random(keras.layers.GRU(UNITS, return_sequences=True), shape, rng)
-        twin.set_weights(self.dropout.get_weights())
         self.x = rng.normal(size=shape).astype("float32")
-        self.inference = keras.ops.convert_to_numpy(twin(self.x))
+        self.dropout = None
+        if with_dropout:
+            self.dropout = build_random(keras.layers.GRU(
+                UNITS, dropout=0.5, recurrent_dropout=0.5, seed=3, return_sequences=True),
+                shape, rng)
+            twin = build_random(keras.layers.GRU(UNITS, return_sequences=True), shape, rng)
+            twin.set_weights(self.dropout.get_weights())
+            self.inference = keras.ops.convert_to_numpy(twin(self.x))
         self.names = [f"{k} {'output' if i == 0 else f'state {i - 1}'}"
                       for k, layer in self.layers.items()
                       for i, _ in enumerate(keras.tree.flatten(layer(self.x)))]
@@ -103,29 +107,35 @@ class Bundle:
                                                         strict=True))
 
     def dropout_calls(self, x):
+        if self.dropout is None:
+            return ()
         return self.dropout(x, training=False), self.dropout(x, training=True)
 
 
-#: mode -> kinds traced together. XLA compiles each recurrent loop and its gradient for
-#: about a second of CPU, so XLA runs the LSTM (the kind with the most gate arithmetic;
-#: the stateful test runs its forward pass under XLA too) and graph mode runs every kind.
-MODE_KINDS = {"graph": tuple(KIND_CASES), "xla": ("lstm",)}
+#: mode -> (kinds traced together, whether the dropout GRU's training flag is checked).
+#: Tracing a recurrent loop and its gradient costs about half a second of CPU per layer,
+#: XLA compilation a second more, so graph mode runs one layer of each kind (GRU with
+#: reset_after=True; reset_after=False differs only inside the cell, which the eager
+#: gradient suite covers) and the training flag, and XLA the LSTM (the kind with the most
+#: gate arithmetic; the stateful test runs its forward pass under XLA too).
+MODE_KINDS = {"graph": (("simple_rnn", "lstm", "gru"), True), "xla": (("lstm",), False)}
 
 
 @pytest.mark.parametrize("mode", list(MODE_KINDS))
 def test_kinds_agree_with_eager_and_honour_training(mode, rnn_rng):
     """Outputs, states and gradients (inputs and every weight) of each kind, traced, equal
-    eager execution; the dropout GRU's ``training=False`` call equals its dropout-free twin
-    and its ``training=True`` call differs."""
+    eager execution; in graph mode the dropout GRU's ``training=False`` call equals its
+    dropout-free twin and its ``training=True`` call differs."""
     jit = _compiler(mode)
-    bundle = Bundle(rnn_rng, MODE_KINDS[mode])
+    kinds, with_dropout = MODE_KINDS[mode]
+    bundle = Bundle(rnn_rng, kinds, with_dropout)
     x = bundle.x
     eager_out = [keras.ops.convert_to_numpy(o) for o in bundle.outputs(x)]
     eager_loss, eager_gv, eager_gx = backends.value_and_grad(bundle.loss, bundle.variables, [x])
     def loss_and_outputs(v):  # one trace: forward, backward and the dropout calls
         return bundle.loss(v), (bundle.outputs(v), *bundle.dropout_calls(v))
 
-    loss, (outs, infer, train), gv, gx = backends.compiled_value_and_grad(
+    loss, (outs, *dropout_calls), gv, gx = backends.compiled_value_and_grad(
         loss_and_outputs, bundle.variables, jit_compile=jit, has_aux=True)(x)
     for name, got, want in zip(bundle.names, outs, eager_out, strict=True):
         assert_close(f"{name} under {mode}", got, want)
@@ -134,6 +144,9 @@ def test_kinds_agree_with_eager_and_honour_training(mode, rnn_rng):
     for var, got, want in zip(bundle.variables, gv, eager_gv, strict=True):
         assert got is not None, f"under {mode}: no gradient for {var.path}"
         assert_close(f"dL/d {var.path} under {mode}", got, want)
+    if not with_dropout:
+        return
+    infer, train = dropout_calls
     assert_close(f"dropout GRU, training=False under {mode}", infer, bundle.inference)
     trained = np.asarray(train)
     assert np.abs(trained - bundle.inference).max() > 100 * TOL, (
