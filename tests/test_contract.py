@@ -103,7 +103,7 @@ def _outcomes(reprec) -> dict[str, tuple[str, str]]:
 def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pytester):
     pytester.makepyfile(test_broken=BROKEN_LAYER)
     outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider"))
-    assert len(outcomes) == 15, sorted(outcomes)
+    assert len(outcomes) == 16, sorted(outcomes)
     failed = {nodeid.split("::")[1] for nodeid, (o, _) in outcomes.items() if o == "failed"}
     assert failed == set(EXPECTED_FAILURES), (
         f"contract tests failing on the broken layer: {sorted(failed)}; expected exactly "
@@ -127,7 +127,7 @@ def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytes
     ).replace("class TestBrokenCell(", "class BrokenBase(") + OPTED_OUT.replace(
         "TestBrokenCell", "BrokenBase"))
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(passed=1, skipped=14)
+    result.assert_outcomes(passed=1, skipped=15)
     result.stdout.fnmatch_lines([
         "*SKIPPED*TestOptedOut opts out of test_masking_equivalence: known defect, reason #2*",
         "*SKIPPED*TestOptedOut opts out of test_param_count: known defect, reason #7*",
@@ -191,6 +191,59 @@ def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
                   r"\(units\) \[0, 1, 2\] of 3 differ", "inputs at step 0",
                   "input gradients differ at steps"):
         assert re.search(words, text), f"{words!r} missing from the failure:\n{text}"
+
+
+PYTHON_STATE_CELL = '''
+import keras
+from keras import ops
+
+from pytest_rnn import RecurrentLayerContract
+
+
+@keras.saving.register_keras_serializable(package="contract_tests")
+class StepCountingCell(keras.layers.Layer):
+    """Scales odd steps' inputs by 2, counting steps in a Python attribute: eagerly the time
+    loop runs the Python body every step, traced it runs once, so the graph scales all
+    steps alike (or none)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = self.state_size = self.output_size = units
+        self.seen = 0
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states, training=False):
+        self.seen += 1
+        scale = 2.0 if self.seen % 2 else 1.0
+        h = ops.tanh(ops.matmul(scale * inputs, self.kernel)
+                     + ops.matmul(states[0], self.recurrent_kernel))
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class TestStepCountingCell(RecurrentLayerContract):
+    units = 3
+
+    def make_layer(self, **options):
+        return keras.layers.RNN(StepCountingCell(3), **options)
+'''
+
+
+def test_python_state_in_call_fails_the_traced_contract(pytester: pytest.Pytester):
+    pytester.makepyfile(test_python_state=PYTHON_STATE_CELL)
+    outcomes = _outcomes(pytester.inline_run(
+        "-p", "no:cacheprovider", "-k", "traced or output_shapes"))
+    failed = {k for k, (o, _) in outcomes.items() if o == "failed"}
+    assert failed == {"TestStepCountingCell::test_traced_call_matches_eager"}, outcomes
+    text = outcomes["TestStepCountingCell::test_traced_call_matches_eager"][1]
+    assert "computes something else than eagerly" in text, text
+    assert re.search(r"output: \d+ of \d+ values differ .*traced .*eager", text), text
 
 
 def test_unsupported_features_skip_and_say_which_declaration(pytester: pytest.Pytester):

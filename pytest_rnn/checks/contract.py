@@ -83,6 +83,8 @@ CONTRACT_TESTS: dict[str, str] = {
     "test_gradients_match_finite_differences": "the backend's gradients of a fixed loss with "
     "respect to every weight and each step's inputs equal float64 central differences of the "
     "layer's own forward pass",
+    "test_traced_call_matches_eager": "traced into a graph (tf.function), the layer returns "
+    "the outputs, states and gradients eager execution gives",
 }
 
 _SUPPORTS = ("supports_masking", "supports_return_state", "supports_stateful", "supports_dropout")
@@ -663,6 +665,65 @@ class RecurrentLayerContract:
                 layer, x, seed=rnn_seed, custom_objects=self.custom_objects)
         except ValueError as exc:  # no float64 copy: a hard-coded dtype
             raise AssertionError(f"{self._label(layer, **options)}: {exc}") from None
+
+    def test_traced_call_matches_eager(self, rnn_seed: int):
+        """One ``tf.function`` trace (through :mod:`pytest_rnn.backends`) of the call and of
+        the gradients of ``L = sum_k sum(W_k * returned_k)`` with respect to the inputs and
+        every trainable weight equals eager execution within ``atol * max(1, max|eager|)``
+        (both are float32 computations of the same values; tracing may only reorder them).
+        Python control flow on tensors, state kept in Python attributes or a call that
+        reads ``training`` wrongly when traced shows here. Skips off TensorFlow."""
+        try:
+            backends.compile_function(lambda v: v)
+        except backends.Unsupported as exc:
+            pytest.skip(str(exc))
+        rng = np.random.default_rng(rnn_seed)
+        options = {"return_sequences": True, "return_state": self.supports_return_state}
+        layer = self._layer(**options)
+        label = self._label(layer, **options)
+        x = self._inputs(rng)
+        eager_out = compare.leaves(layer(x, training=False))
+        weights = [rng.normal(size=e.shape).astype("float32") for e in eager_out]
+        variables = list(layer.trainable_weights)
+
+        def loss_and_outputs(v):
+            outs = keras.tree.flatten(layer(v, training=False))
+            loss = sum(keras.ops.sum(keras.ops.cast(o, "float32") * w)
+                       for o, w in zip(outs, weights, strict=True))
+            return loss, outs
+
+        _, _, eager_gv, eager_gx = backends.value_and_grad(
+            loss_and_outputs, variables, [x], has_aux=True)
+        try:
+            _, traced_out, traced_gv, traced_gx = backends.compiled_value_and_grad(
+                loss_and_outputs, variables, has_aux=True)(x)
+        except Exception as exc:
+            raise AssertionError(f"{label} cannot be traced into a graph (tf.function): "
+                                 f"{type(exc).__name__}: {exc}") from None
+        names = ["output"] + [f"state {k}" for k in range(len(eager_out) - 1)]
+        pairs = list(zip(names, traced_out, eager_out, strict=False))
+        pairs.append(("dL/d inputs", traced_gx[0], eager_gx[0]))
+        pairs += [(f"dL/d {v.path}", t, e)
+                  for v, t, e in zip(variables, traced_gv, eager_gv, strict=True)]
+        problems = []
+        if len(traced_out) != len(eager_out):
+            problems.append(f"traced it returns {len(traced_out)} tensors, eagerly "
+                            f"{len(eager_out)}")
+        for name, got, want in pairs:
+            if got is None or want is None:
+                if (got is None) != (want is None):
+                    problems.append(f"{name}: {'no gradient' if got is None else 'a gradient'} "
+                                    f"traced, {'none' if want is None else 'one'} eagerly")
+                continue
+            atol = self.atol * max(1.0, float(np.abs(want).max(initial=0.0)))
+            line = compare.difference(name, got, want, atol=atol, labels=("traced", "eager"))
+            if line:
+                problems.append(line)
+        if problems:
+            raise AssertionError(
+                f"{label}: traced into a graph (tf.function) it computes something else than "
+                "eagerly (same weights, same inputs, training=False):\n  "
+                + "\n  ".join(problems))
 
     def test_param_count(self):
         if self.param_count is None:
