@@ -49,7 +49,10 @@ def test_value_and_grad_gives_the_closed_form_gradients():
         loss_fn, [layer.kernel, layer.bias, unused], [x])
     np.testing.assert_array_equal(g_vars[0], x.T @ w)
     np.testing.assert_array_equal(g_vars[1], w.sum(axis=0))
-    assert g_vars[2] is None, "a variable the loss never reads must have no gradient"
+    if backends.name() == "jax":  # jax.grad differentiates a pure function: zeros
+        assert not g_vars[2].any(), "a variable the loss never reads must have zero gradient"
+    else:
+        assert g_vars[2] is None, "a variable the loss never reads must have no gradient"
     np.testing.assert_array_equal(g_inputs[0], w @ kernel.T)
     assert loss == float(np.sum((x @ kernel + layer.bias.numpy()) * w))
     assert all(g.dtype == np.float64 for g in (g_vars[0], g_vars[1], g_inputs[0]))
