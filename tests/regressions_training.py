@@ -1,50 +1,45 @@
 """Injected regressions of the training path: gradients, compiled execution, mixed precision.
 
-Entries in the form of :mod:`keras_regressions` (to be merged into its catalogue), each
-with a ``pattern``: a regular expression the failure message of every ``fails`` test
-must match, so a test that fails for another reason (a crash, a different assertion)
-does not count as a catch. Every patch keeps forward values bit-identical where the
-regression is about gradients (``s -> stop_gradient(s) + a * (s - stop_gradient(s))``
-has the value of ``s`` and the gradient ``a``), so only the new checks can notice.
+Entries of :class:`regressions.catalogue.Regression` (patch, the tests that must fail and
+the message they must give, neighbours that must pass), kept in their own module to be
+merged into the catalogue. Patches about gradients keep forward values bit-identical
+(``s -> stop_gradient(s) + a * (s - stop_gradient(s))`` has the value of ``s`` and the
+gradient ``a``); patches about compiled code change only what runs inside a trace; so
+only the new checks can notice.
 
 ``python tests/regressions_training.py OUT.json [ID ...]`` runs the control and each
-regression in one pytest session (as ``keras_regressions.py`` does), keeping failure
-messages whole so the patterns can be checked.
+regression in one pytest session with :class:`regressions.runner.SensitivityLoop` (GPUs
+hidden, as the catalogue's runner does); :mod:`regressions.judge` gives the verdict in
+``tests/test_training_regressions.py``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from keras_regressions import Regression, SensitivityLoop, returning, with_kwargs, wrap
+if __package__ in (None, ""):  # run as a file: tests/ must be importable for `regressions`
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest  # noqa: E402
+from regressions.catalogue import Regression  # noqa: E402
+from regressions.patches import (  # noqa: E402
+    cells,
+    keras_internals,
+    returning,
+    with_kwargs,
+    with_states,
+    wrap,
+)
+from regressions.runner import HIDDEN_GPUS, ROOT, SensitivityLoop  # noqa: E402
 
 GRADIENTS = "suites/test_gradients.py::test_gradients_match_the_numpy_backward_pass_through_time"
 MODES = "suites/test_execution_modes.py::"
 MIXED = "suites/test_mixed_precision.py::"
 REFERENCE = "suites/test_reference_math.py::test_layer_matches_the_numpy_reference"
-
-
-@dataclass(frozen=True)
-class PatternRegression(Regression):
-    """A :class:`Regression` whose ``fails`` tests must fail with a message matching
-    ``pattern`` (``re.search``, DOTALL)."""
-
-    pattern: str = ""
-
-
-def _keras():
-    from keras.src import ops
-    from keras.src.layers.rnn import gru, lstm, rnn, simple_rnn
-
-    return {"ops": ops, "RNN": rnn.RNN, "cells": (simple_rnn.SimpleRNNCell, lstm.LSTMCell,
-                                                  gru.GRUCell)}
 
 
 def _scaled_gradient(ops, value, factor: float):
@@ -57,32 +52,23 @@ def _states_through_time(factor: float):
     step: ``factor`` 0 cuts the gradient through time, 0 < factor < 1 damps it."""
 
     def apply(mp):
-        k = _keras()
-        ops = k["ops"]
-        for cls in k["cells"]:
-            def make(original):
-                def patched(self, inputs, states, training=False):
-                    if isinstance(states, (list, tuple)):
-                        states = [_scaled_gradient(ops, s, factor) for s in states]
-                    else:
-                        states = _scaled_gradient(ops, states, factor)
-                    return original(self, inputs, states, training=training)
-
-                return patched
-
-            wrap(mp, cls, "call", make)
+        ops = keras_internals()["ops"]
+        for cls in cells():
+            with_states(mp, cls, lambda s: _scaled_gradient(ops, s, factor))
 
     return apply
 
 
 def _initial_state_gradient_dropped(mp):
-    k = _keras()
+    from keras import tree
+
+    k = keras_internals()
     ops = k["ops"]
 
     def edit(self, kwargs):
         if kwargs.get("initial_state") is not None:
-            kwargs["initial_state"] = [ops.stop_gradient(s) for s in
-                                       __import__("keras").tree.flatten(kwargs["initial_state"])]
+            kwargs["initial_state"] = tree.map_structure(ops.stop_gradient,
+                                                         kwargs["initial_state"])
         return kwargs
 
     with_kwargs(mp, k["RNN"], "call", edit)
@@ -91,7 +77,7 @@ def _initial_state_gradient_dropped(mp):
 def _mask_leaks_gradient(mp):
     """Padded steps' inputs get gradient 1 per unit of the output's cotangent; forward values
     stay exact (``leak - stop_gradient(leak)`` is 0)."""
-    k = _keras()
+    k = keras_internals()
     ops = k["ops"]
 
     def make(original):
@@ -121,7 +107,7 @@ def _graph_mode_drops_mask(mp):
             kwargs["mask"] = None
         return kwargs
 
-    with_kwargs(mp, _keras()["RNN"], "call", edit)
+    with_kwargs(mp, keras_internals()["RNN"], "call", edit)
 
 
 def _graph_mode_stateful_not_written(mp):
@@ -143,23 +129,23 @@ def _graph_mode_stateful_not_written(mp):
 
         return patched
 
-    wrap(mp, _keras()["RNN"], "call", make)
+    wrap(mp, keras_internals()["RNN"], "call", make)
 
 
 def _states_in_variable_dtype(mp):
     """Under a mixed policy, returned states come back in the variable dtype (float32)."""
-    ops = _keras()["ops"]
+    ops = keras_internals()["ops"]
 
     def transform(self, result):
         if not (self.return_state and self.compute_dtype != self.variable_dtype):
             return result
         return (result[0], *[ops.cast(s, self.variable_dtype) for s in result[1:]])
 
-    returning(mp, _keras()["RNN"], "call", transform)
+    returning(mp, keras_internals()["RNN"], "call", transform)
 
 
 REGRESSIONS = (
-    PatternRegression(
+    Regression(
         "gradient_cut_through_time",
         "every cell's incoming states pass no gradient back to the previous step (forward "
         "values unchanged)",
@@ -168,9 +154,9 @@ REGRESSIONS = (
                GRADIENTS + "[simple_rnn_sequences_post_mask]"),
         passes=(REFERENCE + "[lstm-sequences_and_states]",
                 REFERENCE + "[gru-sequences_and_states]"),
-        pattern=r"dL/d inputs: .*gradient stops flowing back beyond step",
+        message=r"dL/d inputs: .*gradient stops flowing back beyond step",
     ),
-    PatternRegression(
+    Regression(
         "gradient_damped_through_time",
         "gradients through the recurrent states are damped by 0.9 per step (forward values "
         "unchanged)",
@@ -178,10 +164,10 @@ REGRESSIONS = (
         fails=(GRADIENTS + "[gru_reset_before_sequences_pre_mask]",
                GRADIENTS + "[bidirectional_lstm_concat]", GRADIENTS + "[rnn_over_stacked_cells]"),
         passes=(REFERENCE + "[gru_reset_before-mask]",),
-        pattern=r"differ from the float64 NumPy backward pass through time.*dL/d inputs: "
+        message=r"(?s)differ from the float64 NumPy backward pass through time.*dL/d inputs: "
                 r"\d+ of \d+ values differ \(atol [^)]*\); worst at batch \d+, step \d+",
     ),
-    PatternRegression(
+    Regression(
         "initial_state_gradient_dropped",
         "RNN.call stops the gradient of the initial_state it is given",
         _initial_state_gradient_dropped,
@@ -189,9 +175,9 @@ REGRESSIONS = (
         passes=(GRADIENTS + "[bidirectional_simple_rnn_ave]",
                 REFERENCE + "[lstm-initial_state]"),
         # TensorFlow gives no gradient at all; a backend that gives zeros differs everywhere
-        pattern=r"dL/d initial_state h: (no gradient at all|\d+ of \d+ values differ)",
+        message=r"dL/d initial_state h: (no gradient at all|\d+ of \d+ values differ)",
     ),
-    PatternRegression(
+    Regression(
         "mask_leaks_gradient_into_padded_steps",
         "a masked RNN lets gradient reach the inputs of padded steps (forward values "
         "unchanged)",
@@ -199,10 +185,10 @@ REGRESSIONS = (
         fails=(GRADIENTS + "[simple_rnn_sequences_post_mask]",
                GRADIENTS + "[gru_reset_before_sequences_pre_mask]"),
         passes=(GRADIENTS + "[lstm_initial_state]", REFERENCE + "[simple_rnn-mask]"),
-        pattern=r"dL/d inputs: .*every differing value is at a masked \(padded\) step.*"
+        message=r"dL/d inputs: .*every differing value is at a masked \(padded\) step.*"
                 r"gradient leaks into padded steps",
     ),
-    PatternRegression(
+    Regression(
         "compiled_path_drops_the_mask",
         "under tf.function and XLA the time loop runs without the mask; eager keeps it",
         _graph_mode_drops_mask,
@@ -210,9 +196,9 @@ REGRESSIONS = (
         fails=(MODES + "test_kinds_agree_with_eager_and_honour_training[graph]",),
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[graph]",
                 GRADIENTS + "[simple_rnn_sequences_post_mask]"),
-        pattern=r"under (graph|xla) differs from eager execution",
+        message=r"under (graph|xla) differs from eager execution",
     ),
-    PatternRegression(
+    Regression(
         "compiled_stateful_layer_forgets_state",
         "under tf.function a stateful layer reads its state but never writes it back",
         _graph_mode_stateful_not_written,
@@ -220,10 +206,10 @@ REGRESSIONS = (
                MODES + "test_stateful_layer_carries_and_resets_state[graph_dynamic_batch]",
                MODES + "test_stateful_layer_carries_and_resets_state[xla]"),
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[eager]",),
-        pattern=r"(graph|graph_dynamic_batch|xla): outputs of the two halves, concatenated "
+        message=r"(graph|graph_dynamic_batch|xla): outputs of the two halves, concatenated "
                 r"differs from eager execution",
     ),
-    PatternRegression(
+    Regression(
         "mixed_precision_states_in_variable_dtype",
         "under a mixed-precision policy RNN returns its states in float32, the variable dtype",
         _states_in_variable_dtype,
@@ -233,35 +219,36 @@ REGRESSIONS = (
                "[gru-mixed_bfloat16]",
                MIXED + "test_stateful_layer_builds_and_carries_state[mixed_float16]"),
         passes=(REFERENCE + "[lstm-sequences_and_states]",),
-        pattern=r"has tensors of the wrong dtype:\s+returned state 0: float32",
+        message=r"has tensors of the wrong dtype:\s+returned state 0: float32",
     ),
 )
 
 BY_ID = {r.id: r for r in REGRESSIONS}
+assert len(BY_ID) == len(REGRESSIONS), "duplicate regression ids"
 
 
-class WholeMessages(SensitivityLoop):
-    """The sensitivity loop, keeping each failure's whole message for the patterns."""
-
-    def pytest_runtest_logreport(self, report) -> None:
-        super().pytest_runtest_logreport(report)
-        if report.failed:
-            crash = getattr(report.longrepr, "reprcrash", None)
-            entry = self.results[self.current]["tests"][report.nodeid]
-            entry["message"] = (crash.message if crash else str(report.longrepr))[:20000]
+def command(out: Path, ids: list[str]) -> list[str]:
+    """The command line that runs the entries ``ids`` and writes ``out``."""
+    return [sys.executable, str(Path(__file__).resolve()), str(out), *ids]
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0].startswith("-"):
         print(__doc__)
         return 2
+    os.environ.update(HIDDEN_GPUS)  # before TensorFlow is imported: no cuDNN route
     out, ids = Path(argv[0]), argv[1:] or list(BY_ID)
+    unknown = [i for i in ids if i not in BY_ID]
+    if unknown:
+        print(f"unknown regression ids: {unknown}; known: {sorted(BY_ID)}", file=sys.stderr)
+        return 2
     chosen = [BY_ID[i] for i in ids]
-    loop = WholeMessages(chosen)
-    targets = list(dict.fromkeys(t for r in chosen for t in r.targets))
+    loop = SensitivityLoop(chosen)
+    targets = [str(ROOT / t) for t in dict.fromkeys(t for r in chosen for t in r.targets)]
     started = time.perf_counter()
     code = pytest.main(
-        [*targets, "-q", "--no-header", "-p", "no:cacheprovider", "--tb=no", "-rN"],
+        [*targets, "--rootdir", str(ROOT), "-q", "--no-header", "-p", "no:cacheprovider",
+         "--tb=no", "-rN"],
         plugins=[loop],
     )
     summary = {"exit_code": int(code), "seconds": round(time.perf_counter() - started, 3)}
@@ -270,6 +257,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(Path(__file__).parent))
     raise SystemExit(main(sys.argv[1:]))
