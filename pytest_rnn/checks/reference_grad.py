@@ -296,10 +296,6 @@ class StackGrad:
     def state_names(self) -> tuple[str, ...]:
         return tuple(f"cell {i} {n}" for i, c in enumerate(self.cells) for n in c.state_names)
 
-    @property
-    def names(self) -> dict[tuple[int, str], str]:
-        return {(i, k): p for i, c in enumerate(self.cells) for k, p in c.names.items()}
-
     def forward(self, x, states):
         caches, new_states, offset = [], [], 0
         for cell in self.cells:
@@ -407,7 +403,7 @@ class ReferenceGradients:
     ``outputs``: ``[(name, array)]`` as :func:`reference.reference_outputs` names them;
     ``loss_weights``: the ``W_k`` in the same order; ``gradients``: ``[(name, array)]`` with
     ``inputs``, ``initial_state <name>`` (when an initial state was passed) and each weight
-    by its variable path; ``step_axes``: names whose axis 1 is time (for ``inputs``).
+    by its variable path.
     """
 
     outputs: list[tuple[str, np.ndarray]]
@@ -482,9 +478,7 @@ def reference_gradients(
     forward = getattr(layer, "forward_layer", None)
     if forward is None:
         math, tape = _layer_pass(layer, x, init, m)
-        n_out = 1
-        d_final = weights[n_out:] if layer.return_state else [np.zeros_like(s)
-                                                               for s in tape.states]
+        d_final = weights[1:] if layer.return_state else [np.zeros_like(s) for s in tape.states]
         dx, d_init, grads = _layer_backward(layer, math, tape, weights[0], d_final, x.shape)
         grad_list = [("inputs", dx)]
         if init is not None:
