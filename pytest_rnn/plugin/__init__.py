@@ -14,7 +14,16 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rnn.plugin import baselines, benchmarks, header, markers, options, records, report
+from pytest_rnn.plugin import (
+    baselines,
+    benchmarks,
+    cmdline,
+    header,
+    markers,
+    options,
+    records,
+    report,
+)
 from pytest_rnn.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -30,6 +39,11 @@ from pytest_rnn.runtime import threads
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.register(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    cmdline.repair(early_config, args)  # before conftests and test paths are decided
 
 
 @pytest.hookimpl(tryfirst=True)
