@@ -277,7 +277,7 @@ def test_real_suite_on_cpu_times_the_generic_kernel_and_skips_cudnn_saying_why(
     result.stdout.fnmatch_lines([
         "*lstm-forward-small (B8 T10 F8 U16)* ms * - * -  -",
         "no cuDNN speedup in this run: the cuDNN cases need a visible GPU*",
-        f"SKIPPED *test_kernel_benchmarks.py*: {markers.NO_GPU_REASON}",
+        f"SKIPPED *test_kernel_benchmarks.py*: {markers.no_gpu_reason('tensorflow')}",
     ])
 
 

@@ -272,7 +272,8 @@ class TestNoState(RecurrentLayerContract):
 
 
 def _contract_class(**attrs):
-    return type("TestX", (RecurrentLayerContract,), {"units": 2, **attrs})
+    return type("TestX", (RecurrentLayerContract,),
+                {"units": 2, "make_layer": lambda self, **options: None, **attrs})
 
 
 @pytest.mark.parametrize(
@@ -298,6 +299,49 @@ def _contract_class(**attrs):
 def test_bad_declarations_fail_when_the_class_is_defined(attrs, message):
     with pytest.raises(TypeError, match="contract class TestX: .*" + _escape(message)):
         _contract_class(**attrs)
+
+
+MISSING_DECLARATION_MODULE = """
+import keras
+from pytest_rnn import RecurrentLayerContract
+
+
+class SharedBase(RecurrentLayerContract):  # not collected: may leave both to subclasses
+    input_dim = 3
+
+
+class TestNoUnits(SharedBase):
+    def make_layer(self, **options):
+        return keras.layers.GRU(4, **options)
+
+
+class TestNoFactory(RecurrentLayerContract):
+    units = 4
+"""
+
+
+@pytest.mark.parametrize(("remove", "message"), [
+    ("class TestNoFactory", "contract class TestNoUnits: units is missing; declare units = "),
+    ("class TestNoUnits", "contract class TestNoFactory: make_layer is missing; define "
+                          "make_layer(self, **options) returning a new layer"),
+])
+def test_missing_units_or_make_layer_is_one_error_at_import(pytester, remove, message):
+    """One collection error naming the class and the declaration, not one per contract test."""
+    source = MISSING_DECLARATION_MODULE
+    cut = source.index(remove)
+    end = source.find("\n\n\nclass", cut)
+    source = source[:cut] + (source[end + 3:] if end != -1 else "")
+    pytester.makepyfile(test_mine=source)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--no-header")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_mine.py*", f"E   TypeError: {message}*"])
+    assert "setup" not in result.stdout.str()
+
+
+def test_an_abstract_base_named_test_may_leave_declarations_to_subclasses():
+    base = type("TestBase", (RecurrentLayerContract,), {}, abstract=True)
+    concrete = type("TestConcrete", (base,), {"units": 2, "make_layer": lambda self, **o: None})
+    assert concrete.units == 2
 
 
 def _escape(text: str) -> str:

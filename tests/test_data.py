@@ -353,7 +353,7 @@ def test_a_missing_configured_path_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_text("not a zip"), "is not a readable .npz archive"),
+        (lambda p: p.write_text("not a zip"), "is not an .npz archive (it starts with b'not a '"),
         (lambda p: np.save(p.with_suffix(".npy"), np.arange(3)) or
          p.with_suffix(".npy").rename(p), "holds a single .npy array"),
         (lambda p: np.savez(p, words=np.arange(3)), "is neither the pickle-free IMDB subset"),
@@ -375,6 +375,18 @@ def test_a_malformed_file_is_an_error_naming_the_path(tmp_path, make, message):
     with pytest.raises(data.ImdbFileError) as excinfo:
         data.load_imdb_subset(seed=0, path=path)
     assert str(path) in str(excinfo.value) and message in str(excinfo.value)
+
+
+def test_a_text_file_is_not_called_pickled_data(tmp_path, fresh_caches):
+    """numpy takes any file that is neither zip nor .npy for a pickle; the message must not."""
+    path = tmp_path / "reviews.txt"
+    path.write_text("this movie was great\nterrible plot\n")
+    with pytest.raises(data.ImdbFileError) as excinfo:
+        data.load_imdb_subset(seed=0, path=path)
+    message = str(excinfo.value)
+    assert "pickle" not in message.split(";")[0], message
+    assert message.startswith(f"{path} is not an .npz archive"), message
+    assert "give the pickle-free IMDB subset (.npz) or Keras's imdb.npz" in message
 
 
 # --- pickles --------------------------------------------------------------------

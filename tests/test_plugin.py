@@ -143,18 +143,43 @@ def test_gpu_test_is_skipped_with_a_reason_that_says_why(plain_run):
     assert result.ret == 0
 
 
-def test_require_gpu_turns_the_skip_into_a_run_error(pytester, monkeypatch):
-    monkeypatch.setattr(device, "detect", lambda: device.DeviceInfo(has_gpu=False))
-    pytester.makepyfile("""
-        import pytest
+GPU_TEST = """
+import pytest
 
-        @pytest.mark.gpu
-        def test_gpu():
-            pass
-    """)
-    result = pytester.runpytest_inprocess("--rnn-require-gpu", "--no-header")
+@pytest.mark.gpu
+def test_gpu():
+    pass
+"""
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (("--rnn-require-gpu",), {}, "--rnn-require-gpu"),
+    ((), {"PYTEST_RNN_REQUIRE_GPU": "1"}, "environment variable PYTEST_RNN_REQUIRE_GPU=1"),
+])
+def test_require_gpu_turns_the_skip_into_a_run_error(pytester, clean_env, args, env, named):
+    clean_env.setattr(device, "detect",
+                      lambda: device.DeviceInfo(has_gpu=False, backend="tensorflow"))
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest_inprocess("--no-header", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--rnn-require-gpu is set but TensorFlow sees no GPU*"])
+    result.stderr.fnmatch_lines([
+        f"ERROR: pytest-rnn: {named} asks for a GPU but the Keras backend "
+        f"(TensorFlow {versions.tensorflow_version()}, CUDA build *) sees none*"
+    ])
+
+
+def test_require_gpu_names_the_tensorflow_version_of_any_distribution(pytester, clean_env):
+    """tensorflow-cpu (or -intel, -macos, ...) installs the same TensorFlow under another name."""
+    clean_env.setattr(device, "detect",
+                      lambda: device.DeviceInfo(has_gpu=False, backend="tensorflow"))
+    real = versions.package_version
+    clean_env.setattr(versions, "package_version", lambda name: (
+        None if name == "tensorflow" else "2.99.1" if name == "tensorflow-cpu" else real(name)))
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest_inprocess("--no-header", "--rnn-require-gpu")
+    result.stderr.fnmatch_lines(["*Keras backend (TensorFlow 2.99.1, CUDA build*"])
 
 
 def test_require_gpu_with_a_gpu_runs_gpu_tests(pytester, monkeypatch):
@@ -174,15 +199,16 @@ def test_require_gpu_with_a_gpu_runs_gpu_tests(pytester, monkeypatch):
 # --- header ---------------------------------------------------------------------------------
 
 
-def test_header_shows_versions_backend_build_devices_and_seed(plain_run):
+def test_header_shows_versions_backend_build_and_seed_and_the_end_the_devices(plain_run):
     result, _, _, _ = plain_run
     found = versions.versions()
     result.stdout.fnmatch_lines([
         f"pytest-rnn: TensorFlow {found['tensorflow']}, Keras {found['keras']}, "
         f"backend {found['backend']}; built with CUDA {found['cuda_build']}, "
         f"cuDNN {found['cudnn_build']}",
-        "pytest-rnn: devices: CPU only (no visible GPU) (key cpu)",
         "pytest-rnn: base seed 77;*",
+        # detected for the @gpu test, so listed at the end of the run
+        f"pytest-rnn: devices: CPU only (no visible GPU) (key cpu, seen by {found['backend']})",
     ])
 
 
@@ -190,10 +216,8 @@ def test_xdist_controller_does_not_import_tensorflow(xdist_run):
     result, _, _, controller = xdist_run
     assert result.ret == 0, result.stdout.str()
     assert controller == {"tensorflow_imported": False}
-    result.stdout.fnmatch_lines([
-        "pytest-rnn: devices: probed by each xdist worker*",
-        "pytest-rnn: 2 xdist worker(s) ran on CPU only (device key cpu)",
-    ])
+    # only the worker that ran the @gpu test detected its devices
+    result.stdout.fnmatch_lines(["pytest-rnn: 1 xdist worker(s) ran on CPU only (device key cpu)"])
 
 
 def test_build_info_is_read_without_importing_tensorflow():
@@ -305,6 +329,17 @@ def test_command_line_beats_ini_beats_environment(pytester, clean_env):
     assert s.baselines == Path("/env/baselines")  # environment
 
 
+def test_invalid_boolean_in_the_ini_names_the_key_and_what_is_accepted(pytester, clean_env):
+    pytester.makeini("[pytest]\nrnn_deterministic = maybe\n")
+    result = pytester.runpytest_inprocess("--no-header")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: pytest-rnn: ini value rnn_deterministic must be a boolean (one of 1/0, "
+        "true/false, yes/no, on/off); invalid truth value 'maybe'"
+    ])
+    assert "Traceback" not in result.stderr.str()
+
+
 def test_boolean_settings_from_ini_and_environment(pytester, clean_env):
     pytester.makeini("[pytest]\nrnn_deterministic = true\n")
     clean_env.setenv("PYTEST_RNN_REQUIRE_GPU", "0")
@@ -374,3 +409,21 @@ def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytes
     """)
     pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(
         passed=2)
+
+
+# --- fixture arguments ----------------------------------------------------------------------
+
+
+def test_imdb_subset_with_an_unknown_argument_lists_the_accepted_ones(pytester):
+    pytester.makepyfile("""
+        def test_data(imdb_subset):
+            imdb_subset(num_words=100, bogus=1)
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--no-header")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "E*TypeError: imdb_subset(): got an unexpected keyword argument 'bogus'; it accepts "
+        "num_words, maxlen, n_train, n_val, n_test, seed, padding, truncating (the data file "
+        "comes from --rnn-imdb-path, not an argument)",
+    ])
+    assert "signature.bind" not in result.stdout.str()  # the user's line, not the factory's

@@ -101,14 +101,23 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def check_declarations(cls: type) -> None:
-    """Raise a TypeError naming every malformed declaration of contract class ``cls``.
+def check_declarations(cls: type, *, complete: bool = True) -> None:
+    """Raise a TypeError naming every missing or malformed declaration of contract class ``cls``.
 
-    Runs when the class is defined, so a typo in ``skip_contracts`` is a
-    collection error of the user's module rather than a silently ignored opt-out.
+    Runs when the class is defined, so a typo in ``skip_contracts`` or a missing
+    ``units`` is one collection error of the user's module, not a silently ignored
+    opt-out or one set-up error per contract test. ``complete=False`` (a shared base
+    class that pytest does not collect) lets ``units`` and ``make_layer`` come later.
     """
     problems = []
     name = cls.__name__
+    if complete:
+        if getattr(cls, "units", None) is None:
+            problems.append("units is missing; declare units = <size of the output's last "
+                            "axis> (a positive integer)")
+        if getattr(cls, "make_layer", None) is RecurrentLayerContract.make_layer:
+            problems.append("make_layer is missing; define make_layer(self, **options) "
+                            f"returning a new layer (options among {', '.join(LAYER_OPTIONS)})")
     opt_outs = getattr(cls, "skip_contracts", {})
     if not isinstance(opt_outs, dict):
         problems.append(
@@ -296,9 +305,12 @@ class RecurrentLayerContract:
     skip_contracts: ClassVar[dict[str, str]] = {}
     atol: ClassVar[float] = 1e-5
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """``class Base(RecurrentLayerContract, abstract=True)``: a shared base class that
+        may leave ``units`` and ``make_layer`` to its subclasses. A class that pytest does
+        not collect (its name does not start with ``Test``) is treated the same way."""
         super().__init_subclass__(**kwargs)
-        check_declarations(cls)
+        check_declarations(cls, complete=not abstract and cls.__name__.startswith("Test"))
 
     # -- what the user provides ----------------------------------------------------------------
 

@@ -242,10 +242,22 @@ def _load_keras_file(path: Path, where: str) -> _Source:
     return _Source(description, train, test, None)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: Path, size: int, mtime_ns: int, where: str) -> _Source:
     """Per-process cache; size and mtime in the key notice a replaced file."""
     del size, mtime_ns
+    with open(path, "rb") as fh:
+        head = fh.read(len(_NPY_MAGIC))
+    if not head.startswith((_ZIP_MAGIC, _NPY_MAGIC)):
+        # np.load would take any other file for a pickle and say "pickled data"
+        raise ImdbFileError(
+            f"{path} is not an .npz archive (it starts with {head[:8]!r}, not a zip header); "
+            "give the pickle-free IMDB subset (.npz) or Keras's imdb.npz"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:

@@ -12,18 +12,11 @@ device lines), ``records`` (what tests report, gathered across xdist workers),
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from pytest_rnn.plugin import (
-    baselines,
-    benchmarks,
-    cmdline,
-    header,
-    markers,
-    options,
-    records,
-    report,
-)
+from pytest_rnn.plugin import cmdline, header, markers, options, records
 from pytest_rnn.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -35,6 +28,15 @@ from pytest_rnn.plugin.fixtures import (  # noqa: F401 - fixtures are registered
     toy_task,
 )
 from pytest_rnn.runtime import threads
+
+# baselines, benchmarks and report are imported only by the runs that use them (a
+# fixture, a record, --rnn-report, pytest-benchmark's storage): a run that uses no
+# part of pytest-rnn pays for none of them (benchmarks/startup.py measures it).
+
+
+def _imported(name: str):
+    """``pytest_rnn.plugin.<name>`` if this process imported it (a fixture used it), else None."""
+    return sys.modules.get(f"{__name__}.{name}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,34 +54,49 @@ def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     options.store(config, options.validate(config))
     markers.require_gpu_if_asked(config)
-    benchmarks.expand_benchmark_storage(config)
+    storage = getattr(config.option, "benchmark_storage", None)
+    if isinstance(storage, str) and "{" in storage:
+        from pytest_rnn.plugin import benchmarks
+
+        benchmarks.expand_benchmark_storage(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return header.lines(config)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    markers.skip_gpu_tests_without_gpu(items)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    markers.skip_if_no_gpu(item)  # before pytest's skipping plugin reads the marks
+    return (yield)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    report.write_if_asked(terminalreporter, exitstatus, config)  # first: needs no other summary
+    if options.get(config).report is not None:
+        from pytest_rnn.plugin import report
+
+        report.write_if_asked(terminalreporter, exitstatus, config)  # first: needs no other
     header.summary(terminalreporter, config)
-    baselines.summary(terminalreporter, config)
-    benchmarks.summary(terminalreporter, config)
+    if len(records.of(config)) or terminalreporter.stats.get("skipped"):
+        from pytest_rnn.plugin import baselines, benchmarks
+
+        baselines.summary(terminalreporter, config)
+        benchmarks.summary(terminalreporter, config)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
-    baselines.after_report(item, report)
+    if (baselines := _imported("baselines")) is not None:
+        baselines.after_report(item, report)
     return report
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """pytest-benchmark's hook (optional: the plugin loads without pytest-benchmark)."""
+    from pytest_rnn.plugin import benchmarks
+
     benchmarks.update_machine_info(config, machine_info)
 
 
@@ -92,4 +109,7 @@ def pytest_testnodedown(node, error) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     header.publish_worker_device(session.config)
     records.publish_from_worker(session.config)
-    baselines.write_updates(session)
+    if len(records.of(session.config)):
+        from pytest_rnn.plugin import baselines
+
+        baselines.write_updates(session)

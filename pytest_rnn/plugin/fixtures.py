@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from pytest_rnn.plugin import options, records
@@ -78,10 +80,19 @@ def imdb_subset(request: pytest.FixtureRequest):
     default_seed = _test_seed(request)
 
     def make(*args, seed: int | None = None, **kwargs):
+        __tracebackhide__ = True  # a bad argument is the caller's line, not this factory's
+        seed = default_seed if seed is None else seed
+        signature = inspect.signature(data.load_imdb_subset)
         try:
-            return data.load_imdb_subset(
-                *args, seed=default_seed if seed is None else seed, path=path, **kwargs
-            )
+            signature.bind(*args, seed=seed, path=path, **kwargs)
+        except TypeError as exc:
+            accepted = ", ".join(n for n in signature.parameters if n != "path")
+            raise TypeError(
+                f"imdb_subset(): {exc}; it accepts {accepted} (the data file comes from "
+                "--rnn-imdb-path, not an argument)"
+            ) from None
+        try:
+            return data.load_imdb_subset(*args, seed=seed, path=path, **kwargs)
         except data.ImdbUnavailable as exc:
             pytest.skip(str(exc))
 

@@ -1,8 +1,9 @@
 """The run's header and end-of-run environment lines.
 
-In a plain run the header asks TensorFlow for the visible devices. In the
-pytest-xdist controller it does not import TensorFlow (the workers do); each
-worker reports the devices it saw and the controller prints them at the end.
+The header costs no framework import: versions come from package metadata
+(:func:`pytest_rnn.runtime.versions.versions`). Devices are detected only when a
+test needs them (``rnn_device``, ``@gpu``, a hardware-keyed baseline); the end of
+the run lists what was detected, by this process or by each xdist worker.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from pytest_rnn.runtime import versions as runtime_versions
 _WORKER_DEVICES = pytest.StashKey[dict]()
 
 
+def is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(
+        config, "workerinput"
+    )
+
+
 def lines(config: pytest.Config) -> list[str]:
     from pytest_rnn.runtime import device
 
@@ -24,10 +31,8 @@ def lines(config: pytest.Config) -> list[str]:
         "pytest-rnn: TensorFlow {tensorflow}, Keras {keras}, backend {backend}; "
         "built with CUDA {cuda_build}, cuDNN {cudnn_build}".format(**versions),
     ]
-    if xdist.is_controller(config):
-        out.append("pytest-rnn: devices: probed by each xdist worker (listed after the run)")
-    else:
-        info = device.detect()
+    info = device.detected()
+    if info is not None:  # e.g. --rnn-require-gpu asked at start-up
         out.append(f"pytest-rnn: devices: {info.describe()} (key {info.key})")
     out.append(
         f"pytest-rnn: base seed {settings.seed}"
@@ -39,14 +44,15 @@ def lines(config: pytest.Config) -> list[str]:
 
 
 def publish_worker_device(config: pytest.Config) -> None:
-    """In an xdist worker, send what it saw to the controller (only if TF was used)."""
+    """In an xdist worker, send the devices it detected (if a test needed them)."""
     workeroutput = xdist.worker_output(config)
     if workeroutput is None:
         return
     from pytest_rnn.runtime import device
 
-    if runtime_versions.tensorflow_imported():
-        workeroutput["rnn_device"] = device.detect().as_dict()
+    info = device.detected()
+    if info is not None:
+        workeroutput["rnn_device"] = info.as_dict()
 
 
 def collect_worker_devices(node) -> None:
@@ -57,13 +63,21 @@ def collect_worker_devices(node) -> None:
 
 
 def worker_devices(config: pytest.Config) -> dict[str, dict]:
-    """xdist worker id -> :meth:`DeviceInfo.as_dict` of the workers that used TensorFlow."""
+    """xdist worker id -> :meth:`DeviceInfo.as_dict` of the workers that detected devices."""
     return dict(config.stash.get(_WORKER_DEVICES, {}))
 
 
 def summary(terminalreporter, config: pytest.Config) -> None:
+    from pytest_rnn.runtime import device
+
     seen = worker_devices(config)
+    info = device.detected()
     if not seen:
+        if info is not None and not xdist.is_worker(config):
+            terminalreporter.write_line(
+                f"pytest-rnn: devices: {info.describe()} (key {info.key}, "
+                f"seen by {info.backend})"
+            )
         return
     keys = sorted({d["key"] for d in seen.values()})
     names = sorted({n for d in seen.values() for n in d["gpu_names"]}) or ["CPU only"]

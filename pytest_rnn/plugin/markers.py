@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pytest_rnn.plugin import options, xdist
-from pytest_rnn.runtime import versions as runtime_versions
 
 MARKERS = {
     "gpu": "gpu: the test needs a visible GPU; skipped without one "
@@ -13,47 +12,61 @@ MARKERS = {
     "slow": "slow: trains real models for minutes; deselect with -m \"not slow\"",
 }
 
-NO_GPU_REASON = (
-    "pytest-rnn: @gpu test needs a visible GPU and TensorFlow sees none "
-    "(run with --rnn-require-gpu to make this an error)"
-)
-
 
 def register(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)
 
 
+def _describe_framework(backend: str | None) -> str:
+    from pytest_rnn.runtime import versions
+
+    name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(backend or "",
+                                                                               str(backend))
+    version = (versions.tensorflow_version() if backend == "tensorflow"
+               else versions.package_version(backend or ""))
+    return f"{name} {version or '(version unknown)'}"
+
+
+def no_gpu_reason(backend: str | None) -> str:
+    return (
+        f"pytest-rnn: @gpu test needs a visible GPU and the Keras backend "
+        f"({_describe_framework(backend)}) sees none (run with --rnn-require-gpu to make this "
+        "an error)"
+    )
+
+
 def require_gpu_if_asked(config: pytest.Config) -> None:
-    """With --rnn-require-gpu, a host without a GPU fails the whole run at start-up."""
+    """With --rnn-require-gpu (or its ini key / env var), no GPU fails the run at start-up."""
     if not options.get(config).require_gpu or xdist.is_worker(config):
+        return
+    from pytest_rnn.runtime import device, versions
+
+    info = device.detect()
+    if not info.has_gpu:
+        build = versions.tensorflow_build_info() if info.backend == "tensorflow" else {}
+        cuda = info.cuda_version or build.get("cuda_version")
+        raise pytest.UsageError(
+            f"pytest-rnn: {options.origin(config, 'rnn_require_gpu')} asks for a GPU but the "
+            f"Keras backend ({_describe_framework(info.backend)}, CUDA build {cuda}) sees "
+            "none; refusing to run @gpu tests as skips"
+        )
+
+
+def skip_if_no_gpu(item: pytest.Item) -> None:
+    """At the set-up of a @gpu test: mark it skipped when the Keras backend sees no GPU.
+
+    Call before pytest's skipping plugin evaluates the marks (a set-up hook wrapper).
+
+    Detection happens here, for the first @gpu test that actually runs, not at
+    collection or start-up: a run (or an xdist controller) that runs no @gpu test
+    never imports a framework for it, and a project whose Keras backend is JAX or
+    PyTorch is asked through that framework, not TensorFlow.
+    """
+    if item.get_closest_marker("gpu") is None:
         return
     from pytest_rnn.runtime import device
 
     info = device.detect()
-    if not info.has_gpu:
-        raise pytest.UsageError(
-            "pytest-rnn: --rnn-require-gpu is set but TensorFlow sees no GPU "
-            f"(TensorFlow {runtime_versions.tensorflow_version()}, CUDA build "
-            f"{runtime_versions.tensorflow_build_info().get('cuda_version')}); refusing to run "
-            "@gpu tests as skips"
-        )
-
-
-def skip_gpu_tests_without_gpu(items: list[pytest.Item]) -> None:
-    """Mark @gpu tests as skipped when no GPU is visible.
-
-    Runs at collection, which under pytest-xdist happens in the workers only, so the
-    controller never imports TensorFlow for it; TensorFlow is not imported at all
-    when no @gpu test was collected.
-    """
-    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
-    if not gpu_items:
-        return
-    from pytest_rnn.runtime import device
-
-    if device.detect().has_gpu:
-        return
-    skip = pytest.mark.skip(reason=NO_GPU_REASON)
-    for item in gpu_items:
-        item.add_marker(skip)
+    if not info.has_gpu:  # a mark, so pytest reports the test's own location
+        item.add_marker(pytest.mark.skip(reason=no_gpu_reason(info.backend)))

@@ -149,22 +149,49 @@ def _convert(setting: Setting, raw: Any, origin: str, base_dir: Path) -> Any:
     return raw
 
 
-def resolve(config: pytest.Config, dest: str) -> Any:
-    """The effective value of setting ``dest``: command line > ini > environment > default."""
-    setting = _BY_DEST[dest]
+def _raw(config: pytest.Config, setting: Setting) -> tuple[Any, str, Path] | None:
+    """``(raw value, where it came from, base directory for paths)`` or None if unset."""
     cwd = Path(config.invocation_params.dir)
-    raw = config.getoption(dest, default=None)
+    raw = config.getoption(setting.dest, default=None)
     if raw is not None:
-        return _convert(setting, raw, setting.flag, cwd)
+        return raw, setting.flag, cwd
     if setting.ini:
-        raw = config.getini(setting.ini)
+        try:
+            raw = config.getini(setting.ini)
+        except (ValueError, pytest.UsageError) as exc:  # pytest: "invalid truth value 'maybe'"
+            raise pytest.UsageError(
+                f"pytest-rnn: ini value {setting.ini} must be a boolean (one of 1/0, "
+                f"true/false, yes/no, on/off); {exc}"
+            ) from None
         if raw not in (None, "", []):
             ini_dir = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-            return _convert(setting, raw, f"ini value {setting.ini!r}", ini_dir)
+            return raw, f"ini value {setting.ini!r}", ini_dir
     if setting.env:
         raw = os.environ.get(setting.env)
         if raw is not None:
-            return _convert(setting, raw, f"environment variable {setting.env}", cwd)
+            return raw, f"environment variable {setting.env}", cwd
+    return None
+
+
+def origin(config: pytest.Config, dest: str) -> str:
+    """Where the value of setting ``dest`` came from, as a user would write it."""
+    setting = _BY_DEST[dest]
+    found = _raw(config, setting)
+    if found is None or found[1] == setting.flag:
+        return setting.flag
+    raw, where, _ = found
+    if where.startswith("environment"):
+        return f"environment variable {setting.env}={raw}"
+    return f"ini value {setting.ini} = {raw}"
+
+
+def resolve(config: pytest.Config, dest: str) -> Any:
+    """The effective value of setting ``dest``: command line > ini > environment > default."""
+    setting = _BY_DEST[dest]
+    found = _raw(config, setting)
+    if found is not None:
+        raw, where, base = found
+        return _convert(setting, raw, where, base)
     if dest == "rnn_baselines":
         return Path(config.rootpath) / "baselines"
     return setting.default

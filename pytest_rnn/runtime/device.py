@@ -10,7 +10,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pytest_rnn.runtime import versions as runtime_versions
@@ -18,7 +17,7 @@ from pytest_rnn.runtime import versions as runtime_versions
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """What TensorFlow can compute on in this process.
+    """The GPUs the Keras backend's framework can compute on in this process.
 
     ``key`` is stable across runs on the same kind of host (``cpu``, or e.g.
     ``gpu-NVIDIA-H100-80GB-HBM3-cudnn9``) and is what hardware-dependent baselines
@@ -30,6 +29,7 @@ class DeviceInfo:
     cuda_version: str | None = None
     cudnn_version: str | None = None
     compute_capabilities: tuple[str, ...] = field(default=())
+    backend: str | None = None
 
     @property
     def key(self) -> str:
@@ -48,6 +48,7 @@ class DeviceInfo:
             "cuda_version": self.cuda_version,
             "cudnn_version": self.cudnn_version,
             "compute_capabilities": list(self.compute_capabilities),
+            "backend": self.backend,
         }
 
 
@@ -104,35 +105,41 @@ def host_device_key() -> str:
                              runtime_versions.tensorflow_build_info().get("cudnn_version"))
 
 
-@lru_cache(maxsize=1)
-def detect() -> DeviceInfo:
-    """Ask TensorFlow (imports it) which GPUs are visible; cached per process."""
-    import tensorflow as tf
+_DETECTED: list[DeviceInfo] = []
 
-    build = tf.sysconfig.get_build_info()
-    gpus = tf.config.list_physical_devices("GPU")
-    names, capabilities = [], []
-    for gpu in gpus:
-        try:
-            details = tf.config.experimental.get_device_details(gpu)
-        except Exception:  # noqa: BLE001 - details are best effort, the GPU still counts
-            details = {}
-        names.append(str(details.get("device_name") or gpu.name))
-        cc = details.get("compute_capability")
-        if cc:
-            capabilities.append(".".join(str(x) for x in cc))
-    # One source for the names in the device key: nvidia-smi's, as host_device_key()
-    # (used without TensorFlow) reads them, when it lists the same GPUs TensorFlow sees.
-    inventory = [g["name"] for g in gpu_inventory()] if gpus else []
-    if len(inventory) == len(names):
-        names = inventory
-    return DeviceInfo(
-        has_gpu=bool(gpus),
-        gpu_names=tuple(names),
-        cuda_version=build.get("cuda_version"),
-        cudnn_version=build.get("cudnn_version"),
-        compute_capabilities=tuple(capabilities),
-    )
+
+def detect() -> DeviceInfo:
+    """The GPUs the configured Keras backend sees; asked once per process, when needed.
+
+    Asks the backend's own framework (TensorFlow, JAX or PyTorch, see
+    :mod:`pytest_rnn.backends.devices`), which imports that framework: call it only where a
+    test needs the answer, never at plugin load or in the run header.
+    """
+    if not _DETECTED:
+        from pytest_rnn.backends import devices  # the per-backend probes, when asked
+
+        backend = runtime_versions.keras_backend_name()
+        gpus = devices.visible_gpus(backend)
+        names = gpus.names
+        # One source for the names in the device key: nvidia-smi's, as host_device_key()
+        # (used without any framework) reads them, when it lists the same GPUs.
+        inventory = tuple(g["name"] for g in gpu_inventory()) if names else ()
+        if len(inventory) == len(names):
+            names = inventory
+        _DETECTED.append(DeviceInfo(
+            has_gpu=bool(names),
+            gpu_names=names,
+            cuda_version=gpus.cuda_version,
+            cudnn_version=gpus.cudnn_version,
+            compute_capabilities=gpus.compute_capabilities,
+            backend=backend,
+        ))
+    return _DETECTED[0]
+
+
+def detected() -> DeviceInfo | None:
+    """What :func:`detect` found in this process, or None if nothing asked (costs nothing)."""
+    return _DETECTED[0] if _DETECTED else None
 
 
 @contextmanager

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 
-import numpy as np
-
 _SEED_SPACE = 2**31 - 1  # what every RNG involved (Python, NumPy, TF) accepts
 
 
@@ -22,9 +20,11 @@ def derive_seed(base_seed: int, key: str) -> int:
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy and Keras (which seeds its backend), optionally TF determinism."""
+    import keras
+    import numpy as np
+
     random.seed(seed)
     np.random.seed(seed)
-    import keras
 
     keras.utils.set_random_seed(seed)
     if deterministic:
