@@ -24,10 +24,11 @@ plugins and ``-o`` overrides), ``pythonpath``, ``confcutdir``, ``minversion`` an
 pytest has no public API to change a decided rootdir, so this is the one place in
 pytest-rnn that touches pytest's private Config attributes (written against
 pytest 9.2's ``Config.parse``; tested in tests/test_option_forms.py). It acts
-only when one of pytest-rnn's own value options was given in the separate form: a run that does not use
-pytest-rnn, or uses only the ``=`` form, is left exactly as pytest set it up. If
-pytest's internals differ from what this expects, the run goes on as pytest set
-it up and a warning names the ``=`` form as the way out.
+only when one of pytest-rnn's own value options was given in the separate
+form: a run that does not use pytest-rnn, or uses only the ``=`` form, is left
+exactly as pytest set it up. If pytest's internals differ from what this
+expects, the run goes on as pytest set it up and a warning names the ``=`` form
+as the way out.
 """
 
 from __future__ import annotations
