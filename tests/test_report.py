@@ -61,6 +61,12 @@ def test_kernels(rnn_record, units):
 
 def test_not_here():
     pytest.skip("no GPU here")
+
+
+def test_long_message():
+    # a message of several lines, one of them a path too long for any column
+    raise AssertionError("first line of the message\\n"
+                         + "tests/" + "a_very_long_path_segment_" * 12 + "\\nthird line")
 """
 
 
@@ -87,7 +93,7 @@ SPEEDUP_ROWS = [
     ["test_metrics.py::test_kernels[8]", "lstm-units8", "1.05"],
     ["test_metrics.py::test_kernels[64]", "lstm-units64", "6.65"],
 ]
-OUTCOMES = {"passed": 4, "failed": 1, "error": 0, "skipped": 1, "xfailed": 0, "xpassed": 0}
+OUTCOMES = {"passed": 4, "failed": 2, "error": 0, "skipped": 1, "xfailed": 0, "xpassed": 0}
 
 
 def _write_project(path: Path) -> None:
@@ -190,7 +196,7 @@ def test_plain_run_writes_a_report_with_the_runs_metrics(pytester: pytest.Pytest
     # -q: no header, whose device probe would import TensorFlow in this process
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q",
                                           "--rnn-report", "out/report.html")
-    result.assert_outcomes(passed=4, failed=1, skipped=1)
+    result.assert_outcomes(passed=4, failed=2, skipped=1)
     path = pytester.path / "out" / "report.html"
     result.stdout.fnmatch_lines([f"pytest-rnn: HTML report written to {path}"])
     page = _Page(path.read_text(encoding="utf-8"))
@@ -283,6 +289,11 @@ window.addEventListener("load", () => {
     errors: window.__errors,
     sections: Array.from(document.querySelectorAll("section")).map(s => s.id),
     width: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    // lines the long failure message is shown on (innerText follows the rendering)
+    message_lines: Array.from(document.querySelectorAll("#outcomes td"))
+      .filter(td => td.textContent.includes("first line of the message"))
+      .map(td => td.innerText.split("\\n").length),
   });
   document.body.appendChild(probe);
 });
@@ -314,6 +325,7 @@ def test_report_renders_in_headless_chromium(xdist_report: Path, tmp_path: Path)
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+        "--window-size=1280,900",
          "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
@@ -328,6 +340,11 @@ def test_report_renders_in_headless_chromium(xdist_report: Path, tmp_path: Path)
     assert probe["images"] == 4 and probe["decoded"] == 4, probe
     assert probe["sections"] == ["outcomes", "environment", "baselines", "curves", "kernels"]
     assert "accuracy" in proc.stdout and "lstm-units64" in proc.stdout
+    # fits a 1280 px window: no horizontal scrolling, whatever the messages' lengths
+    assert probe["viewport"] == 1280, probe
+    assert probe["width"] <= 1280, f"the report is {probe['width']} px wide in a 1280 px window"
+    # a multi-line message keeps its lines (white-space: pre-wrap), not one paragraph
+    assert probe["message_lines"] and probe["message_lines"][0] >= 3, probe["message_lines"]
 
 
 # --- without matplotlib ---------------------------------------------------------------------

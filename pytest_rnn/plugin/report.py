@@ -61,8 +61,10 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2e
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; border-bottom: 1px solid #ccd; padding-bottom: 0.2em; margin-top: 2em; }
 p.meta, p.note { color: #556; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; max-width: 100%; }
+th, td { border: 1px solid #ccd; padding: 0.25em 0.6em; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+td { white-space: pre-wrap; }  /* messages keep their lines (record commands, weight tables) */
 th { background: #f0f2f7; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.bad td { background: #fde8e8; }
@@ -70,7 +72,7 @@ tr.new td { background: #eef6ff; }
 .status-ok, .status-passed { color: #17702f; font-weight: 600; }
 .status-bad { color: #b3261e; font-weight: 600; }
 img.plot { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
-code { font-size: 0.95em; }
+code { font-size: 0.95em; overflow-wrap: anywhere; }
 """
 
 
