@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from pytest_rnn.plugin import cmdline, header, markers, options, randomly, records
+from pytest_rnn.plugin import cmdline, header, html_hooks, markers, options, randomly, records
 from pytest_rnn.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -55,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     options.store(config, options.validate(config))
     markers.require_gpu_if_asked(config)
     randomly.register(config)  # rnn_seed's draws survive pytest-randomly's reseeding
+    html_hooks.register(config)  # pytest-html's report gets pytest-rnn's sections
     storage = getattr(config.option, "benchmark_storage", None)
     if isinstance(storage, str) and "{" in storage:
         from pytest_rnn.plugin import benchmarks

@@ -524,16 +524,16 @@ def _kernels_html(speedups: list[Record], timings: list[Record]) -> str:
     return "\n".join(out)
 
 
-def render(data: ReportData) -> str:
-    """The whole HTML document."""
+def sections(data: ReportData) -> list[tuple[str, str, str]]:
+    """``(id, title, HTML)`` of each section: outcomes, environment, baselines, curves,
+    kernels and any other record kinds. Shared by :func:`render` and :func:`fragment`."""
     by_kind: dict[str, list[Record]] = {}
     for record in data.records:
         by_kind.setdefault(record.kind, []).append(record)
     known = {Kind.BASELINE, Kind.CURVE, Kind.SPEEDUP, Kind.TIMING}
     others = {k: v for k, v in by_kind.items() if k not in known}
     env = _table(None, ((row, "") for row in data.environment))
-    status = "passed" if data.exitstatus == 0 else "bad"
-    sections = [
+    out = [
         ("outcomes", "Test outcomes", _outcomes_html(data)),
         ("environment", "Hardware and versions", env),
         ("baselines", "Metrics against their baselines", _baselines_html(
@@ -543,13 +543,45 @@ def render(data: ReportData) -> str:
             by_kind.get(Kind.SPEEDUP, []), by_kind.get(Kind.TIMING, []))),
     ]
     if others:
-        sections.append(("other", "Other records", "\n".join(
+        out.append(("other", "Other records", "\n".join(
             f"<h3>{html.escape(kind)}</h3>\n{_kind_table(rows)}" for kind, rows in others.items()
         )))
+    return out
+
+
+#: The same look inside another report (pytest-html's): every rule scoped to the fragment.
+_FRAGMENT_STYLE = """
+.pytest-rnn table { border-collapse: collapse; margin: 0.8em 0; max-width: 100%; }
+.pytest-rnn th, .pytest-rnn td { border: 1px solid #ccd; padding: 0.25em 0.6em;
+    text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+.pytest-rnn td { white-space: pre-wrap; }
+.pytest-rnn th { background: #f0f2f7; }
+.pytest-rnn td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pytest-rnn tr.bad td { background: #fde8e8; }
+.pytest-rnn tr.new td { background: #eef6ff; }
+.pytest-rnn img.plot { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
+"""
+
+
+def fragment(config: pytest.Config) -> str:
+    """pytest-rnn's sections (versions, baselines, curves, kernels, plots) as one ``<div>``
+    for another report; the outcomes are left to that report."""
+    data = collect(config, {}, 0)
+    body = "\n".join(
+        f'<section id="pytest-rnn-{sid}">\n<h3>pytest-rnn: {html.escape(title)}</h3>\n'
+        f"{content}\n</section>"
+        for sid, title, content in sections(data) if sid != "outcomes"
+    )
+    return f'<div class="pytest-rnn">\n<style>{_FRAGMENT_STYLE}</style>\n{body}\n</div>'
+
+
+def render(data: ReportData) -> str:
+    """The whole HTML document."""
     body = "\n".join(
         f'<section id="{sid}">\n<h2>{html.escape(title)}</h2>\n{content}\n</section>'
-        for sid, title, content in sections
+        for sid, title, content in sections(data)
     )
+    status = "passed" if data.exitstatus == 0 else "bad"
     summary = ", ".join(f"{n} {o}" for o, n in data.outcomes.items() if n) or "no tests ran"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
