@@ -1,5 +1,10 @@
 """The plugin's own tests: subprocess runs get a head start (see subprocess_runs), and
-pytester's inner runs never mistake themselves for xdist workers."""
+pytester's inner runs never mistake themselves for xdist workers and run in file order.
+
+The outer suite runs in pytest-randomly's random order (it is in the ``dev`` extra);
+the inner runs are small projects under test whose output is matched line by line, so
+they run without it. Tests of pytest-randomly itself ask for it with ``-p randomly``,
+which lifts the block (tests/test_randomly.py)."""
 
 from __future__ import annotations
 
@@ -32,3 +37,6 @@ def _inner_runs_are_not_xdist_workers(request: pytest.FixtureRequest,
     if "pytester" in request.fixturenames:
         for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
             monkeypatch.delenv(name)
+        # inner runs in file order (see the module docstring)
+        addopts = os.environ.get("PYTEST_ADDOPTS", "")
+        monkeypatch.setenv("PYTEST_ADDOPTS", f"-p no:randomly {addopts}".strip())

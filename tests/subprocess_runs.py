@@ -39,8 +39,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def pytest_argv(*args: str) -> list[str]:
-    """The command line of an inner pytest run with this interpreter."""
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    """The command line of an inner pytest run with this interpreter, in file order
+    (``-p no:randomly``: the outer suite may run under pytest-randomly)."""
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+            *args]
 
 
 @dataclass(frozen=True)
