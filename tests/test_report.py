@@ -219,14 +219,13 @@ def test_hardware_key_comes_from_the_workers_or_from_this_process(monkeypatch):
         stash = pytest.Stash()
 
     config = Config()
-    monkeypatch.setattr(report.runtime_versions, "tensorflow_imported", lambda: False)
-    assert report._devices(config) == []
+    monkeypatch.setattr(device, "detected", lambda: None)
+    assert report._devices(config) == []  # nothing detected: the report does not start it
     h100 = _device("gpu-NVIDIA-H100-cudnn9", ["NVIDIA H100"])
     config.stash[report_header._WORKER_DEVICES] = {"gw0": h100, "gw1": dict(h100)}
     assert report._devices(config) == [h100]  # two workers, one kind of device
     config.stash[report_header._WORKER_DEVICES] = {}
-    monkeypatch.setattr(report.runtime_versions, "tensorflow_imported", lambda: True)
-    monkeypatch.setattr(device, "detect", lambda: device.DeviceInfo(has_gpu=False))
+    monkeypatch.setattr(device, "detected", lambda: device.DeviceInfo(has_gpu=False))
     assert [d["key"] for d in report._devices(config)] == ["cpu"]
 
 

@@ -46,7 +46,8 @@ def rnn_rng(rnn_seed: int):
 
 @pytest.fixture(scope="session")
 def rnn_device():
-    """:class:`pytest_rnn.device.DeviceInfo` of this process (imports TensorFlow)."""
+    """:class:`pytest_rnn.device.DeviceInfo` of this process, asked of the Keras backend's
+    framework (imports it)."""
     from pytest_rnn.runtime import device
 
     return device.detect()

@@ -16,12 +16,6 @@ from pytest_rnn.runtime import versions as runtime_versions
 _WORKER_DEVICES = pytest.StashKey[dict]()
 
 
-def is_xdist_controller(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(
-        config, "workerinput"
-    )
-
-
 def lines(config: pytest.Config) -> list[str]:
     from pytest_rnn.runtime import device
 

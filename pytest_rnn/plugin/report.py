@@ -115,16 +115,16 @@ def _failures(stats: dict[str, list]) -> list[tuple[str, str, str]]:
 
 
 def _devices(config: pytest.Config) -> list[dict]:
-    """Device dicts of this run: from the xdist workers, else this process if it used TF."""
+    """Device dicts of this run: from the xdist workers, else this process if a test needed
+    them (detection is never started for the report)."""
     seen = report_header.worker_devices(config)
     if seen:
         unique = {d["key"]: d for d in seen.values()}
         return [unique[k] for k in sorted(unique)]
-    if runtime_versions.tensorflow_imported():
-        from pytest_rnn.runtime import device
+    from pytest_rnn.runtime import device
 
-        return [device.detect().as_dict()]
-    return []
+    info = device.detected()
+    return [info.as_dict()] if info is not None else []
 
 
 def environment(config: pytest.Config) -> list[tuple[str, str]]:
@@ -136,7 +136,7 @@ def environment(config: pytest.Config) -> list[tuple[str, str]]:
         keys = ", ".join(d["key"] for d in devices)
         names = ", ".join(sorted({n for d in devices for n in d["gpu_names"]})) or "CPU only"
     else:
-        keys = "not probed (no test imported TensorFlow)"
+        keys = "not probed (no test needed the devices)"
         names = "not probed"
     versions = runtime_versions.versions()
     workers = getattr(config.option, "numprocesses", None)
