@@ -37,6 +37,8 @@ def _inner_runs_are_not_xdist_workers(request: pytest.FixtureRequest,
     if "pytester" in request.fixturenames:
         for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
             monkeypatch.delenv(name)
-        # inner runs in file order (see the module docstring)
+        # inner runs in file order (see the module docstring); after pytester's set-up,
+        # which clears PYTEST_ADDOPTS
+        request.getfixturevalue("pytester")
         addopts = os.environ.get("PYTEST_ADDOPTS", "")
         monkeypatch.setenv("PYTEST_ADDOPTS", f"-p no:randomly {addopts}".strip())
