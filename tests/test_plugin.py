@@ -395,6 +395,15 @@ def test_device_key_is_short_and_stable(names, cudnn, key):
 def test_rnn_device_fixture_reports_this_cpu_host(rnn_device):
     assert rnn_device.has_gpu is False
     assert rnn_device.key == "cpu"
+    assert rnn_device.backend == versions.keras_backend_name()  # asked of the Keras backend
+
+
+def test_device_probe_of_an_unknown_backend_names_the_known_ones():
+    from pytest_rnn import backends
+
+    with pytest.raises(ValueError, match="unknown Keras backend 'mxnet'; known: tensorflow, "
+                                         "jax, torch"):
+        backends.visible_gpus("mxnet")
 
 
 def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytest.Pytester):
