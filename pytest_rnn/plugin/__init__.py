@@ -7,7 +7,10 @@ and fixtures. This subpackage is the only part of pytest-rnn that imports pytest
 device lines), ``records`` (what tests report, gathered across xdist workers),
 ``baselines`` (the ``rnn_baseline`` fixture over :mod:`pytest_rnn.store`),
 ``benchmarks`` (pytest-benchmark glue over :mod:`pytest_rnn.bench`), ``report``
-(the HTML report) and ``xdist`` (the one "which process am I" probe).
+(the HTML report) and ``xdist`` (the one "which process am I" probe); ``cmdline``
+(``--opt value`` forms that must not move pytest's rootdir), and the hooks registered
+only beside other plugins: ``randomly`` (pytest-randomly) and ``html_hooks``
+(pytest-html).
 """
 
 from __future__ import annotations
