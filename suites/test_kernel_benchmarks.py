@@ -22,12 +22,14 @@ import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-from pytest_rnn import benchmarking, device  # noqa: E402 - after the importorskip
 from pytest_rnn.benchmarking import BenchCase, Timing  # noqa: E402
+
+from pytest_rnn import benchmarking  # noqa: E402 - after the importorskip
+from pytest_rnn.backends import devices  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-ON_GPU = device.detect().has_gpu
+ON_GPU = devices.detect().has_gpu
 
 
 def _param(case: BenchCase):

@@ -16,6 +16,7 @@ import pytest
 import subprocess_runs
 
 from pytest_rnn import device, options, seeding
+from pytest_rnn.backends import devices
 from pytest_rnn.runtime import threads, versions
 
 SEED_PROBE = """
@@ -157,7 +158,7 @@ def test_gpu():
     ((), {"PYTEST_RNN_REQUIRE_GPU": "1"}, "environment variable PYTEST_RNN_REQUIRE_GPU=1"),
 ])
 def test_require_gpu_turns_the_skip_into_a_run_error(pytester, clean_env, args, env, named):
-    clean_env.setattr(device, "detect",
+    clean_env.setattr(devices, "detect",
                       lambda: device.DeviceInfo(has_gpu=False, backend="tensorflow"))
     for key, value in env.items():
         clean_env.setenv(key, value)
@@ -172,7 +173,7 @@ def test_require_gpu_turns_the_skip_into_a_run_error(pytester, clean_env, args, 
 
 def test_require_gpu_names_the_tensorflow_version_of_any_distribution(pytester, clean_env):
     """tensorflow-cpu (or -intel, -macos, ...) installs the same TensorFlow under another name."""
-    clean_env.setattr(device, "detect",
+    clean_env.setattr(devices, "detect",
                       lambda: device.DeviceInfo(has_gpu=False, backend="tensorflow"))
     real = versions.package_version
     clean_env.setattr(versions, "package_version", lambda name: (
@@ -184,7 +185,7 @@ def test_require_gpu_names_the_tensorflow_version_of_any_distribution(pytester, 
 
 def test_require_gpu_with_a_gpu_runs_gpu_tests(pytester, monkeypatch):
     fake = device.DeviceInfo(has_gpu=True, gpu_names=("NVIDIA H100",), cudnn_version="9")
-    monkeypatch.setattr(device, "detect", lambda: fake)
+    monkeypatch.setattr(devices, "detect", lambda: fake)
     pytester.makepyfile("""
         import pytest
 
@@ -399,11 +400,9 @@ def test_rnn_device_fixture_reports_this_cpu_host(rnn_device):
 
 
 def test_device_probe_of_an_unknown_backend_names_the_known_ones():
-    from pytest_rnn import backends
-
     with pytest.raises(ValueError, match="unknown Keras backend 'mxnet'; known: tensorflow, "
                                          "jax, torch"):
-        backends.visible_gpus("mxnet")
+        devices.visible_gpus("mxnet")
 
 
 def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytest.Pytester):

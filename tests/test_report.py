@@ -214,18 +214,19 @@ def _device(key: str, names: list[str]) -> dict:
 
 def test_hardware_key_comes_from_the_workers_or_from_this_process(monkeypatch):
     from pytest_rnn import device, report_header
+    from pytest_rnn.backends import devices
 
     class Config:
         stash = pytest.Stash()
 
     config = Config()
-    monkeypatch.setattr(device, "detected", lambda: None)
+    monkeypatch.setattr(devices, "detected", lambda: None)
     assert report._devices(config) == []  # nothing detected: the report does not start it
     h100 = _device("gpu-NVIDIA-H100-cudnn9", ["NVIDIA H100"])
     config.stash[report_header._WORKER_DEVICES] = {"gw0": h100, "gw1": dict(h100)}
     assert report._devices(config) == [h100]  # two workers, one kind of device
     config.stash[report_header._WORKER_DEVICES] = {}
-    monkeypatch.setattr(device, "detected", lambda: device.DeviceInfo(has_gpu=False))
+    monkeypatch.setattr(devices, "detected", lambda: device.DeviceInfo(has_gpu=False))
     assert [d["key"] for d in report._devices(config)] == ["cpu"]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_rnn.runtime import device as runtime_device
 from pytest_rnn.runtime import versions
 
 JAX_GPU_PLATFORMS = ("gpu", "cuda", "rocm")
@@ -88,3 +89,38 @@ def visible_gpus(backend: str | None = None) -> Gpus:
             f"pytest-rnn: unknown Keras backend {name!r}; known: {', '.join(PROBES)}"
         )
     return PROBES[name]()
+
+
+_DETECTED: list[runtime_device.DeviceInfo] = []
+
+
+def detect() -> runtime_device.DeviceInfo:
+    """The GPUs the configured Keras backend sees; asked once per process, when needed.
+
+    Imports that backend's framework: call it only where a test needs the answer
+    (``rnn_device``, a ``@gpu`` test's set-up, ``--rnn-require-gpu``), never at
+    plugin load or in the run header.
+    """
+    if not _DETECTED:
+        backend = versions.keras_backend_name()
+        gpus = visible_gpus(backend)
+        names = gpus.names
+        # One source for the names in the device key: nvidia-smi's, as host_device_key()
+        # (used without any framework) reads them, when it lists the same GPUs.
+        inventory = tuple(g["name"] for g in runtime_device.gpu_inventory()) if names else ()
+        if len(inventory) == len(names):
+            names = inventory
+        _DETECTED.append(runtime_device.DeviceInfo(
+            has_gpu=bool(names),
+            gpu_names=names,
+            cuda_version=gpus.cuda_version,
+            cudnn_version=gpus.cudnn_version,
+            compute_capabilities=gpus.compute_capabilities,
+            backend=backend,
+        ))
+    return _DETECTED[0]
+
+
+def detected() -> runtime_device.DeviceInfo | None:
+    """What :func:`detect` found in this process, or None if nothing asked (costs nothing)."""
+    return _DETECTED[0] if _DETECTED else None

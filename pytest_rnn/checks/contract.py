@@ -117,7 +117,8 @@ def check_declarations(cls: type, *, complete: bool = True) -> None:
                             "axis> (a positive integer)")
         if getattr(cls, "make_layer", None) is RecurrentLayerContract.make_layer:
             problems.append("make_layer is missing; define make_layer(self, **options) "
-                            f"returning a new layer (options among {', '.join(LAYER_OPTIONS)})")
+                            "returning a new layer (options among return_sequences, "
+                            "return_state, stateful, dropout)")
     opt_outs = getattr(cls, "skip_contracts", {})
     if not isinstance(opt_outs, dict):
         problems.append(

@@ -48,9 +48,9 @@ def rnn_rng(rnn_seed: int):
 def rnn_device():
     """:class:`pytest_rnn.device.DeviceInfo` of this process, asked of the Keras backend's
     framework (imports it)."""
-    from pytest_rnn.runtime import device
+    from pytest_rnn.backends import devices
 
-    return device.detect()
+    return devices.detect()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ _WORKER_DEVICES = pytest.StashKey[dict]()
 
 
 def lines(config: pytest.Config) -> list[str]:
-    from pytest_rnn.runtime import device
+    from pytest_rnn.backends import devices
 
     versions = runtime_versions.versions()
     settings = options.get(config)
@@ -25,7 +25,7 @@ def lines(config: pytest.Config) -> list[str]:
         "pytest-rnn: TensorFlow {tensorflow}, Keras {keras}, backend {backend}; "
         "built with CUDA {cuda_build}, cuDNN {cudnn_build}".format(**versions),
     ]
-    info = device.detected()
+    info = devices.detected()
     if info is not None:  # e.g. --rnn-require-gpu asked at start-up
         out.append(f"pytest-rnn: devices: {info.describe()} (key {info.key})")
     out.append(
@@ -42,9 +42,9 @@ def publish_worker_device(config: pytest.Config) -> None:
     workeroutput = xdist.worker_output(config)
     if workeroutput is None:
         return
-    from pytest_rnn.runtime import device
+    from pytest_rnn.backends import devices
 
-    info = device.detected()
+    info = devices.detected()
     if info is not None:
         workeroutput["rnn_device"] = info.as_dict()
 
@@ -62,10 +62,10 @@ def worker_devices(config: pytest.Config) -> dict[str, dict]:
 
 
 def summary(terminalreporter, config: pytest.Config) -> None:
-    from pytest_rnn.runtime import device
+    from pytest_rnn.backends import devices
 
     seen = worker_devices(config)
-    info = device.detected()
+    info = devices.detected()
     if not seen:
         if info is not None and not xdist.is_worker(config):
             terminalreporter.write_line(

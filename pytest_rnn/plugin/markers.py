@@ -40,9 +40,10 @@ def require_gpu_if_asked(config: pytest.Config) -> None:
     """With --rnn-require-gpu (or its ini key / env var), no GPU fails the run at start-up."""
     if not options.get(config).require_gpu or xdist.is_worker(config):
         return
-    from pytest_rnn.runtime import device, versions
+    from pytest_rnn.backends import devices
+    from pytest_rnn.runtime import versions
 
-    info = device.detect()
+    info = devices.detect()
     if not info.has_gpu:
         build = versions.tensorflow_build_info() if info.backend == "tensorflow" else {}
         cuda = info.cuda_version or build.get("cuda_version")
@@ -65,8 +66,8 @@ def skip_if_no_gpu(item: pytest.Item) -> None:
     """
     if item.get_closest_marker("gpu") is None:
         return
-    from pytest_rnn.runtime import device
+    from pytest_rnn.backends import devices
 
-    info = device.detect()
+    info = devices.detect()
     if not info.has_gpu:  # a mark, so pytest reports the test's own location
         item.add_marker(pytest.mark.skip(reason=no_gpu_reason(info.backend)))

@@ -1,8 +1,7 @@
 """Facts about this process: versions, devices, seeds and thread caps.
 
-No module here imports pytest; a framework (TensorFlow, JAX, PyTorch) is imported only
-by the function that must ask it, :func:`pytest_rnn.runtime.device.detect`, through
-the Keras backend's probe in :mod:`pytest_rnn.backends`.
+No module here imports pytest. Asking a framework (TensorFlow, JAX, PyTorch) which
+GPUs it sees is backend-specific: :func:`pytest_rnn.backends.devices.detect`.
 """
 
 from pytest_rnn import lazy_submodules

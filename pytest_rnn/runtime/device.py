@@ -105,43 +105,6 @@ def host_device_key() -> str:
                              runtime_versions.tensorflow_build_info().get("cudnn_version"))
 
 
-_DETECTED: list[DeviceInfo] = []
-
-
-def detect() -> DeviceInfo:
-    """The GPUs the configured Keras backend sees; asked once per process, when needed.
-
-    Asks the backend's own framework (TensorFlow, JAX or PyTorch, see
-    :mod:`pytest_rnn.backends.devices`), which imports that framework: call it only where a
-    test needs the answer, never at plugin load or in the run header.
-    """
-    if not _DETECTED:
-        from pytest_rnn.backends import devices  # the per-backend probes, when asked
-
-        backend = runtime_versions.keras_backend_name()
-        gpus = devices.visible_gpus(backend)
-        names = gpus.names
-        # One source for the names in the device key: nvidia-smi's, as host_device_key()
-        # (used without any framework) reads them, when it lists the same GPUs.
-        inventory = tuple(g["name"] for g in gpu_inventory()) if names else ()
-        if len(inventory) == len(names):
-            names = inventory
-        _DETECTED.append(DeviceInfo(
-            has_gpu=bool(names),
-            gpu_names=names,
-            cuda_version=gpus.cuda_version,
-            cudnn_version=gpus.cudnn_version,
-            compute_capabilities=gpus.compute_capabilities,
-            backend=backend,
-        ))
-    return _DETECTED[0]
-
-
-def detected() -> DeviceInfo | None:
-    """What :func:`detect` found in this process, or None if nothing asked (costs nothing)."""
-    return _DETECTED[0] if _DETECTED else None
-
-
 @contextmanager
 def full_float32() -> Iterator[None]:
     """Run float32 matmuls (cuBLAS and cuDNN) in full float32 inside the block.
