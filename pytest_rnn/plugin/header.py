@@ -8,6 +8,8 @@ the run lists what was detected, by this process or by each xdist worker.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pytest_rnn.plugin import options, xdist
@@ -16,16 +18,25 @@ from pytest_rnn.runtime import versions as runtime_versions
 _WORKER_DEVICES = pytest.StashKey[dict]()
 
 
-def lines(config: pytest.Config) -> list[str]:
-    from pytest_rnn.backends import devices
+def detected_devices():
+    """What a test of this process detected (:func:`pytest_rnn.backends.devices.detected`),
+    or None.
 
+    Free when nothing detected: without a detection :mod:`pytest_rnn.backends.devices`
+    was never imported, and is not imported here either.
+    """
+    devices = sys.modules.get("pytest_rnn.backends.devices")
+    return devices.detected() if devices is not None else None
+
+
+def lines(config: pytest.Config) -> list[str]:
     versions = runtime_versions.versions()
     settings = options.get(config)
     out = [
         "pytest-rnn: TensorFlow {tensorflow}, Keras {keras}, backend {backend}; "
         "built with CUDA {cuda_build}, cuDNN {cudnn_build}".format(**versions),
     ]
-    info = devices.detected()
+    info = detected_devices()
     if info is not None:  # e.g. --rnn-require-gpu asked at start-up
         out.append(f"pytest-rnn: devices: {info.describe()} (key {info.key})")
     out.append(
@@ -42,9 +53,7 @@ def publish_worker_device(config: pytest.Config) -> None:
     workeroutput = xdist.worker_output(config)
     if workeroutput is None:
         return
-    from pytest_rnn.backends import devices
-
-    info = devices.detected()
+    info = detected_devices()
     if info is not None:
         workeroutput["rnn_device"] = info.as_dict()
 
@@ -62,10 +71,8 @@ def worker_devices(config: pytest.Config) -> dict[str, dict]:
 
 
 def summary(terminalreporter, config: pytest.Config) -> None:
-    from pytest_rnn.backends import devices
-
     seen = worker_devices(config)
-    info = devices.detected()
+    info = detected_devices()
     if not seen:
         if info is not None and not xdist.is_worker(config):
             terminalreporter.write_line(

@@ -121,9 +121,7 @@ def _devices(config: pytest.Config) -> list[dict]:
     if seen:
         unique = {d["key"]: d for d in seen.values()}
         return [unique[k] for k in sorted(unique)]
-    from pytest_rnn.backends import devices
-
-    info = devices.detected()
+    info = report_header.detected_devices()
     return [info.as_dict()] if info is not None else []
 
 
