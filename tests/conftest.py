@@ -3,8 +3,8 @@ pytester's inner runs never mistake themselves for xdist workers and run in file
 
 The outer suite runs in pytest-randomly's random order (it is in the ``dev`` extra);
 the inner runs are small projects under test whose output is matched line by line, so
-they run without it. Tests of pytest-randomly itself ask for it with ``-p randomly``,
-which lifts the block (tests/test_randomly.py)."""
+they run with ``-p no:randomly`` unless their arguments name pytest-randomly
+(tests/test_randomly.py)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,19 @@ def _inner_runs_are_not_xdist_workers(request: pytest.FixtureRequest,
     if "pytester" in request.fixturenames:
         for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
             monkeypatch.delenv(name)
-        # inner runs in file order (see the module docstring); after pytester's set-up,
-        # which clears PYTEST_ADDOPTS
-        request.getfixturevalue("pytester")
-        addopts = os.environ.get("PYTEST_ADDOPTS", "")
-        monkeypatch.setenv("PYTEST_ADDOPTS", f"-p no:randomly {addopts}".strip())
+        # inner runs in file order (see the module docstring); through the run methods,
+        # as several modules clear PYTEST_ADDOPTS for their inner runs
+        pytester = request.getfixturevalue("pytester")
+        for method in ("inline_run", "runpytest_subprocess"):
+            monkeypatch.setattr(pytester, method, _in_file_order(getattr(pytester, method)))
+
+
+def _in_file_order(run):
+    """``run`` with ``-p no:randomly`` first, unless its arguments mention randomly."""
+
+    def in_file_order(*args, **kwargs):
+        if not any("randomly" in str(arg) for arg in args):
+            args = ("-p", "no:randomly", *args)
+        return run(*args, **kwargs)
+
+    return in_file_order
