@@ -126,3 +126,17 @@ def test_runs_without_pytest_rnn_options_are_left_as_pytest_set_them_up(
         "-p", "foreign_plugin", "--foreign", str(layout["outside"] / "imdb.npz"), "--co", "-q")
     # pytest's own behaviour: the rootdir moved to outside/ and the ini's pythonpath was lost
     result.stdout.fnmatch_lines(["*No module named 'projmod'*"])
+
+
+def test_space_form_under_xdist_keeps_the_project_configuration_in_the_workers(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, layout,
+):
+    """xdist workers parse the same command line again: they correct it the same way."""
+    pytest.importorskip("xdist")
+    proj = layout["proj"]
+    monkeypatch.chdir(proj)
+    result = pytester.runpytest_subprocess(
+        "-q", "-n", "2", "--rnn-imdb-path", str(layout["outside"] / "imdb.npz"))
+    result.assert_outcomes(passed=1)
+    seen = json.loads((proj / "probe.json").read_text())
+    assert (seen["rootpath"], seen["seed"], seen["projmod"]) == (str(proj), 7, "from src")
