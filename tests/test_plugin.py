@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,22 +154,39 @@ def test_gpu():
 """
 
 
-@pytest.mark.parametrize(("args", "env", "named"), [
-    (("--rnn-require-gpu",), {}, "--rnn-require-gpu"),
-    ((), {"PYTEST_RNN_REQUIRE_GPU": "1"}, "environment variable PYTEST_RNN_REQUIRE_GPU=1"),
-])
-def test_require_gpu_turns_the_skip_into_a_run_error(pytester, clean_env, args, env, named):
+def test_require_gpu_turns_the_skip_into_a_run_error(pytester, clean_env):
     clean_env.setattr(devices, "detect",
                       lambda: device.DeviceInfo(has_gpu=False, backend="tensorflow"))
-    for key, value in env.items():
-        clean_env.setenv(key, value)
     pytester.makepyfile(GPU_TEST)
-    result = pytester.runpytest_inprocess("--no-header", *args)
+    result = pytester.runpytest_inprocess("--no-header", "--rnn-require-gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
-        f"ERROR: pytest-rnn: {named} asks for a GPU but the Keras backend "
+        "ERROR: pytest-rnn: --rnn-require-gpu asks for a GPU but the Keras backend "
         f"(TensorFlow {versions.tensorflow_version()}, CUDA build *) sees none*"
     ])
+
+
+#: Loaded before pytest_configure, where --rnn-require-gpu's check runs: a host without GPU.
+NO_GPU_CONFTEST = """
+from pytest_rnn.backends import devices
+from pytest_rnn.runtime.device import DeviceInfo
+
+devices.detect = lambda: DeviceInfo(has_gpu=False, backend="tensorflow")
+"""
+
+
+def test_require_gpu_from_the_environment_is_named_as_the_environment_variable(pytester):
+    """A subprocess with its own environment: setting the variable in this process would
+    reach the head-start runs that start meanwhile (see subprocess_runs)."""
+    pytester.makeconftest(NO_GPU_CONFTEST)
+    pytester.makepyfile(GPU_TEST)
+    proc = subprocess.run(
+        subprocess_runs.pytest_argv("--no-header"), cwd=pytester.path, capture_output=True,
+        text=True, timeout=300, env=subprocess_runs.clean_env(PYTEST_RNN_REQUIRE_GPU="1"))
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert ("ERROR: pytest-rnn: environment variable PYTEST_RNN_REQUIRE_GPU=1 asks for a GPU "
+            "but the Keras backend (TensorFlow ") in proc.stderr, proc.stderr
+    assert "--rnn-require-gpu asks" not in proc.stderr
 
 
 def test_require_gpu_names_the_tensorflow_version_of_any_distribution(pytester, clean_env):

@@ -10,8 +10,10 @@ the plugin adds is measured, not asserted, by ``benchmarks/startup.py``.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
+import subprocess_runs
 
 WATCH_CONFTEST = """
 import json, sys
@@ -39,13 +41,13 @@ def test_unrelated_project_run_with_the_header_imports_no_framework(pytester: py
                                    "torch": False}
 
 
-def test_projects_own_gpu_test_is_asked_through_its_keras_backend(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-):
-    """A JAX project's @gpu test: JAX is asked, TensorFlow is never imported."""
+def test_projects_own_gpu_test_is_asked_through_its_keras_backend(pytester: pytest.Pytester):
+    """A JAX project's @gpu test: JAX is asked, TensorFlow is never imported.
+
+    The run gets its own environment (KERAS_BACKEND=jax): setting it in this process
+    would reach the head-start runs that start meanwhile (see subprocess_runs).
+    """
     pytest.importorskip("jax")
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    monkeypatch.setenv("JAX_PLATFORMS", "cpu")  # this host has no GPU: say so without probing
     pytester.makeconftest(WATCH_CONFTEST)
     pytester.makepyfile(test_gpu="""
         import pytest
@@ -54,7 +56,12 @@ def test_projects_own_gpu_test_is_asked_through_its_keras_backend(
         def test_on_gpu():
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    # JAX_PLATFORMS=cpu: this host has no GPU; say so rather than let JAX probe for one
+    env = subprocess_runs.clean_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(subprocess_runs.pytest_argv("-rs"), cwd=pytester.path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(),
+                              proc.stderr.splitlines(), 0.0)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([
         "SKIPPED ?1? test_gpu.py:*: pytest-rnn: @gpu test needs a visible GPU and the Keras "
