@@ -112,9 +112,10 @@ def check_declarations(cls: type, *, complete: bool = True) -> None:
     problems = []
     name = cls.__name__
     if complete:
-        if getattr(cls, "units", None) is None:
+        if (getattr(cls, "units", None) is None
+                and getattr(cls, "output_shape_per_step", None) is None):
             problems.append("units is missing; declare units = <size of the output's last "
-                            "axis> (a positive integer)")
+                            "axis> (a positive integer), or output_shape_per_step")
         if getattr(cls, "make_layer", None) is RecurrentLayerContract.make_layer:
             problems.append("make_layer is missing; define make_layer(self, **options) "
                             "returning a new layer (options among return_sequences, "
