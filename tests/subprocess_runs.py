@@ -65,7 +65,7 @@ class Finished:
 Prepare = Callable[[Path, pytest.Session], Command]
 
 _DECLARED: dict[str, Prepare] = {}
-_PENDING: dict[str, Future] = {}
+_PENDING: dict[str, tuple[Future, Command, Path]] = {}
 
 
 def declare(fixture_name: str) -> Callable[[Prepare], Prepare]:
@@ -78,10 +78,14 @@ def declare(fixture_name: str) -> Callable[[Prepare], Prepare]:
     return register
 
 
-def _execute(prepare: Prepare, session: pytest.Session, workdir: Path,
-             track: Callable[[subprocess.Popen | None], None] = lambda proc: None) -> Finished:
-    """Prepare and run one declared command; ``track`` sees the process, then None."""
-    command = prepare(workdir, session)
+def _execute(prepare: Prepare, session: pytest.Session, workdir: Path) -> Finished:
+    """Prepare and run one declared command now."""
+    return _run(prepare(workdir, session), workdir)
+
+
+def _run(command: Command, workdir: Path,
+         track: Callable[[subprocess.Popen | None], None] = lambda proc: None) -> Finished:
+    """Run a prepared command; ``track`` sees the process, then None."""
     proc = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     track(proc)
@@ -110,8 +114,12 @@ class HeadStart:
         for name in needed(session.items):
             workdir = self._root / name
             workdir.mkdir()
-            _PENDING[name] = self._executor.submit(
-                _execute, _DECLARED[name], session, workdir, self._started)
+            # prepared here, before any test runs: the environment a command inherits is
+            # the session's, not whatever a test has set (monkeypatch.setenv) by the time
+            # the helper thread gets to it
+            command = _DECLARED[name](workdir, session)
+            _PENDING[name] = (self._executor.submit(_run, command, workdir, self._started),
+                              command, workdir)
 
     def _started(self, proc: subprocess.Popen | None) -> None:
         with self._lock:
@@ -144,8 +152,10 @@ def needed(items: Iterable[pytest.Item]) -> list[str]:
 def result(request: pytest.FixtureRequest) -> Finished:
     """The run declared for the requesting fixture: the head start's, or run now."""
     name = request.fixturename
-    future = _PENDING.pop(name, None)
-    if future is not None and not future.cancel():
-        return future.result()
+    pending = _PENDING.pop(name, None)
+    if pending is not None:
+        future, command, workdir = pending
+        # not started yet: run the command prepared at the session's start here and now
+        return _run(command, workdir) if future.cancel() else future.result()
     workdir = request.getfixturevalue("tmp_path_factory").mktemp(name)
     return _execute(_DECLARED[name], request.session, workdir)

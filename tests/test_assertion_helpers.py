@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from pytest_rnn.models import build_random, imdb_classifier, marked_product_regressor
+from pytest_rnn.reference import reference_outputs
 
 import pytest_rnn
 from pytest_rnn import (
@@ -15,8 +17,6 @@ from pytest_rnn import (
     expected_output_structure,
     expected_param_count,
 )
-from pytest_rnn.models import build_random, imdb_classifier, marked_product_regressor
-from pytest_rnn.reference import reference_outputs
 
 X_SHAPE = (2, 4, 3)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from pytest_rnn.contract import CONTRACT_TESTS, RecurrentLayerContract, check_declarations
 
 BROKEN_LAYER = '''

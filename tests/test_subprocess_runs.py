@@ -66,24 +66,46 @@ def test_without_a_head_start_the_fixture_runs_it_itself(declared, tmp_path_fact
     assert finished.workdir.is_relative_to(tmp_path_factory.getbasetemp())
 
 
-def test_closing_the_session_kills_what_still_runs_and_drops_what_did_not_start(declared):
-    started = []
+def test_closing_the_session_kills_what_still_runs_and_drops_what_did_not_start(
+        declared, tmp_path):
+    prepared = []
 
     def sleeper(workdir, session):
-        started.append(workdir)
-        return python("import time; time.sleep(60)", workdir)
+        prepared.append(workdir)
+        code = (f"import pathlib, time; pathlib.Path({str(tmp_path)!r}, {workdir.name!r})"
+                ".touch(); time.sleep(60)")
+        return python(code, workdir)
 
     subprocess_runs.declare("slow_one")(sleeper)
     subprocess_runs.declare("never")(sleeper)
     head = subprocess_runs.HeadStart(fake_session(("slow_one", "never")))
     deadline = time.monotonic() + 10
-    while head.running is None and time.monotonic() < deadline:
+    while not (tmp_path / "slow_one").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     begun = time.monotonic()
     head.close()
     assert time.monotonic() - begun < 5, "close() waited for the sleeper instead of killing it"
-    assert len(started) == 1 and not subprocess_runs._PENDING
-    assert not started[0].exists(), "the head start's directory is removed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_one"], "the second one started"
+    assert len(prepared) == 2 and not subprocess_runs._PENDING
+    assert not prepared[0].exists(), "the head start's directory is removed"
+
+
+def test_a_head_started_run_has_the_environment_of_the_session_not_of_a_later_test(
+        declared, monkeypatch, tmp_path_factory):
+    """Prepared when the session starts: a test's monkeypatch.setenv never leaks into it."""
+    # a first run keeps the helper thread busy, so the second one starts after the setenv
+    subprocess_runs.declare("first")(lambda workdir, session: python(
+        "import time; time.sleep(1)", workdir))
+    subprocess_runs.declare("env")(lambda workdir, session: python(
+        "import os; print(os.environ.get('PYTEST_RNN_PROBE', 'unset'))", workdir))
+    session = fake_session(("first", "env"))
+    head = subprocess_runs.HeadStart(session)
+    try:
+        monkeypatch.setenv("PYTEST_RNN_PROBE", "set by a test")
+        finished = subprocess_runs.result(fake_request("env", session, tmp_path_factory))
+    finally:
+        head.close()
+    assert finished.proc.stdout.strip() == "unset"
 
 
 def test_inner_runs_do_not_inherit_the_outer_runs_pytest_variables(monkeypatch):
