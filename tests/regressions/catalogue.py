@@ -17,12 +17,9 @@ tasks train again); :data:`PROBES` are not regressions but checks of the judge i
 from __future__ import annotations
 
 import importlib
-import re
-import types
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from regressions.entry import Regression
 from regressions.patches import (
     Apply,
     after_build,
@@ -52,43 +49,6 @@ TOY = "suites/test_accuracy_toy.py::"
 #: What the NumPy-reference comparison of :mod:`pytest_rnn.reference` says when a layer's
 #: output departs from the equations.
 DIFFERS_FROM_REFERENCE = r"differs from the NumPy reference"
-
-
-@dataclass(frozen=True)
-class Regression:
-    """One injected regression and what must notice it.
-
-    ``message`` is a regular expression (``re.search``) that the failure message of every
-    ``fails`` test must match; ``messages`` overrides it for single selectors. ``gap``,
-    when set, says why the suites do not yet catch the regression on an assertion: its
-    proof is then an expected failure (strict, so it turns red once the gap is closed).
-    """
-
-    id: str
-    description: str
-    apply: Apply
-    fails: tuple[str, ...]
-    message: str
-    passes: tuple[str, ...] = ()
-    messages: Mapping[str, str] = field(default_factory=dict)
-    gap: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "messages", types.MappingProxyType(dict(self.messages)))
-        stray = sorted(set(self.messages) - set(self.fails))
-        if stray:
-            raise ValueError(f"{self.id}: messages for selectors not in fails: {stray}")
-        for pattern in (self.message, *self.messages.values()):
-            re.compile(pattern)  # a typo fails at import, not as a confusing mismatch
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return self.fails + self.passes
-
-    def pattern(self, selector: str) -> str:
-        """The regular expression the failure message of the tests ``selector`` names
-        must match."""
-        return self.messages.get(selector, self.message)
 
 
 # --- patch functions ------------------------------------------------------------------------
