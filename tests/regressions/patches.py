@@ -63,12 +63,23 @@ def injected(apply: Apply) -> Iterator[Tally]:
 
 def keras_internals() -> dict[str, Any]:
     """Keras's internal classes and modules (imported when a patch is applied)."""
-    from keras.src import backend, ops
+    from keras.src import api_export, backend, initializers, ops
     from keras.src.layers.core.embedding import Embedding
-    from keras.src.layers.rnn import bidirectional, dropout_rnn_cell, gru, lstm, rnn, simple_rnn
+    from keras.src.layers.rnn import (
+        bidirectional,
+        conv_lstm,
+        dropout_rnn_cell,
+        gru,
+        lstm,
+        rnn,
+        simple_rnn,
+        stacked_rnn_cells,
+    )
 
     return {
+        "api_export": api_export,
         "backend": backend,
+        "initializers": initializers,
         "ops": ops,
         "RNN": rnn.RNN,
         "SimpleRNN": simple_rnn.SimpleRNN,
@@ -80,6 +91,9 @@ def keras_internals() -> dict[str, Any]:
         "Bidirectional": bidirectional.Bidirectional,
         "DropoutRNNCell": dropout_rnn_cell.DropoutRNNCell,
         "Embedding": Embedding,
+        "ConvLSTM": conv_lstm.ConvLSTM,
+        "ConvLSTMCell": conv_lstm.ConvLSTMCell,
+        "StackedRNNCells": stacked_rnn_cells.StackedRNNCells,
     }
 
 
@@ -101,6 +115,11 @@ def _counted(label: str, function: Callable) -> Callable:
         TALLY.count(label)
         return function(*args, **kwargs)
 
+    # functools.wraps gives inspect.signature the replaced function's signature, but not
+    # inspect.getfullargspec, which Keras reads on __init__ (Operation.__new__) and which
+    # follows only an explicit __signature__
+    with contextlib.suppress(TypeError, ValueError):
+        counted.__signature__ = inspect.signature(function)
     return counted
 
 
