@@ -1,16 +1,17 @@
 """Proof of sensitivity: the fast suites turn red when Keras regresses, for the right reason.
 
-Each entry of :mod:`regressions.catalogue` (a changed default, swapped gates, dropout at
-inference, a lost mask, a frozen weight ...) is injected into Keras by monkeypatching; the
-tests named for that behaviour must fail on their assertion with a message matching the
-entry's pattern (a crash, a fixture error or an unrelated message is not a catch: see
-:mod:`regressions.judge`), their neighbours must pass, and without the patch the same tests
-must pass. One subprocess (:mod:`regressions.runner`, GPUs hidden) runs every regression in
-one pytest session, so TensorFlow is imported and the suites collected once (a process per
-regression would cost seconds each); it starts with the session, beside the in-process
-tests (see subprocess_runs).
+Each entry of :data:`regressions.catalogue.REGRESSIONS` (a changed default, swapped gates,
+dropout at inference, a lost mask, a frozen weight; a gradient cut through time, a traced
+path that drops the mask; a ConvLSTM that ignores dropout, a Keras 2 model that no longer
+loads ...) is injected into Keras by monkeypatching; the tests named for that behaviour
+must fail on their assertion with a message matching the entry's pattern (a crash, a
+fixture error or an unrelated message is not a catch: see :mod:`regressions.judge`), their
+neighbours must pass, and without the patch the same tests must pass. One subprocess
+(:mod:`regressions.runner`, GPUs hidden) runs every regression in one pytest session, so
+TensorFlow is imported and the suites collected once (a process per regression, or per
+group of regressions, would cost seconds each); it starts with the session, beside the
+in-process tests (see subprocess_runs).
 """
-
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import subprocess_runs
-from regressions.catalogue import BY_ID, PROBES, REGRESSIONS, Regression
+from regressions import surface, training_path
+from regressions.catalogue import BY_ID, LAYER_REGRESSIONS, PROBES, REGRESSIONS, Regression
 from regressions.judge import problems, selects, why_not_a_catch
 from regressions.runner import HIDDEN_GPUS, ROOT, command
 
@@ -104,10 +106,6 @@ GENERIC_MESSAGES = ("", "assert False", "AssertionError", "assert 0.3 == 0.0",
 def test_the_catalogue_holds_many_distinct_regressions():
     assert len(REGRESSIONS) >= 25, f"only {len(REGRESSIONS)} regressions in the catalogue"
     assert len({r.description for r in REGRESSIONS}) == len(REGRESSIONS), "duplicate descriptions"
-    empty = [r.id for r in REGRESSIONS if not r.fails]
-    assert not empty, f"regressions that name no test that must fail: {empty}"
-    both = {r.id: set(r.fails) & set(r.passes) for r in REGRESSIONS if set(r.fails) & set(r.passes)}
-    assert not both, f"tests listed as both failing and passing: {both}"
     same_targets: dict[tuple[str, ...], list[str]] = {}
     for r in REGRESSIONS:
         same_targets.setdefault(tuple(sorted(r.fails)), []).append(r.id)
@@ -119,12 +117,29 @@ def test_readme_gives_the_catalogue_size():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Proof of sensitivity"):]
     section = section[:section.index("\n## ")]
-    found = re.findall(r"\b(\d+) plausible release regressions|# all (\d+) \+ control", section)
-    stated = {int(entries or run) for entries, run in found}
+    found = re.findall(r"\b(\d+) plausible release regressions|# all (\d+) \+ control|"
+                       r"runs all (\d+) in", section)
+    stated = {int(next(n for n in numbers if n)) for numbers in found}
     assert stated == {len(REGRESSIONS)}, (
         f"README's Proof of sensitivity section gives {sorted(stated)} regressions; the "
         f"catalogue holds {len(REGRESSIONS)}"
     )
+    parts = {module: int(n) for n, module in re.findall(r"\((\d+), in `(\w+)\.py`", section)}
+    held = {"catalogue": len(LAYER_REGRESSIONS), "training_path": len(training_path.REGRESSIONS),
+            "surface": len(surface.REGRESSIONS)}
+    assert parts == held, f"README gives {parts} entries per module; they hold {held}"
+
+
+@pytest.mark.parametrize("regression", REGRESSIONS, ids=lambda r: r.id)
+def test_every_entry_names_failing_tests_and_a_pattern(regression: Regression):
+    assert regression.fails, f"{regression.id} names no test that must fail"
+    assert all(regression.pattern(s) for s in regression.fails), (
+        f"{regression.id} has a failing test with no message pattern"
+    )
+    both = set(regression.fails) & set(regression.passes)
+    assert not both, f"{regression.id} lists tests as both failing and passing: {both}"
+    unrooted = [t for t in regression.targets if not (ROOT / t.split("::")[0]).is_file()]
+    assert not unrooted, f"{regression.id} names tests in files that do not exist: {unrooted}"
 
 
 @pytest.mark.parametrize("regression", REGRESSIONS, ids=lambda r: r.id)

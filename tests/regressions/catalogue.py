@@ -9,7 +9,9 @@ messages must match (``message``, or per test in ``messages``), and neighbours t
 stay green (``passes``): together they show the suites fail for the right reason, on their
 assertion about that behaviour, and not because everything broke.
 
-:data:`REGRESSIONS` is proven by ``tests/test_proof_of_sensitivity.py`` (fast suites);
+:data:`REGRESSIONS` is proven by ``tests/test_proof_of_sensitivity.py`` (fast suites): this
+module's own entries (:data:`LAYER_REGRESSIONS`), those of :mod:`regressions.training_path`
+and those of :mod:`regressions.surface`;
 :data:`TRAINING_REGRESSIONS` by ``tests/test_accuracy_sensitivity.py`` (slow: the toy
 tasks train again); :data:`PROBES` are not regressions but checks of the judge itself.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from regressions import surface, training_path
 from regressions.entry import Regression
 from regressions.patches import (
     Apply,
@@ -424,7 +427,9 @@ def _crash_in_simple_rnn_cell(mp):
 
 # --- the catalogue ---------------------------------------------------------------------------
 
-REGRESSIONS: tuple[Regression, ...] = (
+#: The recurrent layers' own entries (the suites of shapes, reference math, dropout, time and
+#: state, cuDNN dispatch, trainability and serialization).
+LAYER_REGRESSIONS: tuple[Regression, ...] = (
     # --- changed defaults
     Regression(
         "gru_reset_after_default_false",
@@ -1004,6 +1009,13 @@ REGRESSIONS: tuple[Regression, ...] = (
         message=r"dropout seed None, expected 1234",
         passes=(SERIAL + "test_get_config_keeps_the_dropout_seed[gru]",),
     ),
+)
+
+#: Every regression the fast proof injects: the layers' own, the training path's
+#: (:mod:`regressions.training_path`) and the ConvLSTM, stacked-cell and Keras 2 suites'
+#: (:mod:`regressions.surface`), run in one subprocess.
+REGRESSIONS: tuple[Regression, ...] = (
+    *LAYER_REGRESSIONS, *training_path.REGRESSIONS, *surface.REGRESSIONS
 )
 
 #: What a threshold failure of the toy-task suite says (its own assertions and

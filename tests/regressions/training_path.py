@@ -1,40 +1,16 @@
 """Injected regressions of the training path: gradients, compiled execution, mixed precision.
 
-Entries of :class:`regressions.catalogue.Regression` (patch, the tests that must fail and
-the message they must give, neighbours that must pass), kept in their own module to be
-merged into the catalogue. Patches about gradients keep forward values bit-identical
-(``s -> stop_gradient(s) + a * (s - stop_gradient(s))`` has the value of ``s`` and the
-gradient ``a``); patches about compiled code change only what runs inside a trace; so
-only the new checks can notice.
-
-``python tests/regressions_training.py OUT.json [ID ...]`` runs the control and each
-regression in one pytest session with :class:`regressions.runner.SensitivityLoop` (GPUs
-hidden, as the catalogue's runner does); :mod:`regressions.judge` gives the verdict in
-``tests/test_training_regressions.py``.
+Seven entries of the catalogue (:data:`regressions.catalogue.REGRESSIONS` includes them),
+for the suites of the gradients, execution modes and mixed precision. Patches about
+gradients keep forward values bit-identical (``s -> stop_gradient(s) + a * (s -
+stop_gradient(s))`` has the value of ``s`` and the gradient ``a``); patches about compiled
+code change only what runs inside a trace; so only those checks can notice.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import time
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: tests/ must be importable for `regressions`
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import pytest  # noqa: E402
-from regressions.catalogue import Regression  # noqa: E402
-from regressions.patches import (  # noqa: E402
-    cells,
-    keras_internals,
-    returning,
-    with_kwargs,
-    with_states,
-    wrap,
-)
-from regressions.runner import HIDDEN_GPUS, ROOT, SensitivityLoop  # noqa: E402
+from regressions.entry import Regression
+from regressions.patches import cells, keras_internals, returning, with_kwargs, with_states, wrap
 
 GRADIENTS = "suites/test_gradients.py::test_gradients_match_the_numpy_backward_pass_through_time"
 MODES = "suites/test_execution_modes.py::"
@@ -144,7 +120,7 @@ def _states_in_variable_dtype(mp):
     returning(mp, keras_internals()["RNN"], "call", transform)
 
 
-REGRESSIONS = (
+REGRESSIONS: tuple[Regression, ...] = (
     Regression(
         "gradient_cut_through_time",
         "every cell's incoming states pass no gradient back to the previous step (forward "
@@ -222,39 +198,3 @@ REGRESSIONS = (
         message=r"has tensors of the wrong dtype:\s+returned state 0: float32",
     ),
 )
-
-BY_ID = {r.id: r for r in REGRESSIONS}
-assert len(BY_ID) == len(REGRESSIONS), "duplicate regression ids"
-
-
-def command(out: Path, ids: list[str]) -> list[str]:
-    """The command line that runs the entries ``ids`` and writes ``out``."""
-    return [sys.executable, str(Path(__file__).resolve()), str(out), *ids]
-
-
-def main(argv: list[str]) -> int:
-    if not argv or argv[0].startswith("-"):
-        print(__doc__)
-        return 2
-    os.environ.update(HIDDEN_GPUS)  # before TensorFlow is imported: no cuDNN route
-    out, ids = Path(argv[0]), argv[1:] or list(BY_ID)
-    unknown = [i for i in ids if i not in BY_ID]
-    if unknown:
-        print(f"unknown regression ids: {unknown}; known: {sorted(BY_ID)}", file=sys.stderr)
-        return 2
-    chosen = [BY_ID[i] for i in ids]
-    loop = SensitivityLoop(chosen)
-    targets = [str(ROOT / t) for t in dict.fromkeys(t for r in chosen for t in r.targets)]
-    started = time.perf_counter()
-    code = pytest.main(
-        [*targets, "--rootdir", str(ROOT), "-q", "--no-header", "-p", "no:cacheprovider",
-         "--tb=no", "-rN"],
-        plugins=[loop],
-    )
-    summary = {"exit_code": int(code), "seconds": round(time.perf_counter() - started, 3)}
-    out.write_text(json.dumps({"run": summary, "groups": loop.results}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
