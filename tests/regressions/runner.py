@@ -162,8 +162,9 @@ def main(argv: list[str]) -> int:
     targets = [str(ROOT / t) for t in dict.fromkeys(t for r in chosen for t in r.targets)]
     started = time.perf_counter()
     code = pytest.main(
+        # in collection order: the control and every patched run see the tests the same way
         [*targets, "--rootdir", str(ROOT), "-q", "--no-header", "-p", "no:cacheprovider",
-         "--tb=no", "-rN"],
+         "-p", "no:randomly", "--tb=no", "-rN"],
         plugins=[loop],
     )
     summary = {
