@@ -1,0 +1,174 @@
+"""The statistics of the power-checked baselines, against published tables and simulation.
+
+Tables: Student's t quantiles from any statistics text (e.g. NIST/SEMATECH e-Handbook,
+table 1.3.6.7.2), to the 4-6 digits printed there. The Mann-Whitney normal
+approximation is compared with the exact permutation distribution, enumerated here.
+The false-alarm rate and power of :func:`mean_test` are simulated with NumPy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from pytest_rnn.store import stats
+
+#: (p, df, quantile) from printed t tables.
+T_TABLE = [
+    (0.95, 1, 6.314), (0.99, 1, 31.821), (0.90, 2, 1.886), (0.99, 4, 3.747),
+    (0.975, 10, 2.228), (0.995, 10, 3.169), (0.99, 19, 2.539), (0.95, 19, 1.729),
+    (0.975, 30, 2.042), (0.999, 30, 3.385), (0.99, 100, 2.364),
+]
+
+
+@pytest.mark.parametrize("p, df, expected", T_TABLE)
+def test_t_quantiles_match_the_printed_table(p, df, expected):
+    assert stats.t_quantile(p, df) == pytest.approx(expected, abs=6e-4)
+    assert stats.t_cdf(expected, df) == pytest.approx(p, abs=2e-4)
+    assert stats.t_quantile(1 - p, df) == pytest.approx(-expected, abs=6e-4)
+
+
+def test_t_tends_to_the_normal_and_is_symmetric():
+    assert stats.t_quantile(0.975, 1e7) == pytest.approx(1.959964, abs=1e-5)
+    assert stats.normal_quantile(0.99) == pytest.approx(2.326348, abs=1e-6)
+    for df in (1, 3, 17.5):
+        assert stats.t_cdf(0.0, df) == pytest.approx(0.5)
+        assert stats.t_cdf(1.3, df) + stats.t_cdf(-1.3, df) == pytest.approx(1.0)
+    # df = 1 is the Cauchy distribution: closed form
+    assert stats.t_cdf(2.0, 1) == pytest.approx(0.5 + math.atan(2.0) / math.pi, abs=1e-12)
+
+
+def test_bad_probability_is_one_clear_error():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        stats.t_quantile(1.0, 5)
+
+
+def test_welch_statistic_and_degrees_of_freedom_by_hand():
+    a, b = [1, 2, 3, 4], [2, 4, 6, 8, 10]
+    va, vb = (5 / 3) / 4, 10 / 5  # sample variances over n
+    t, df, p = stats.welch(a, b)
+    assert t == pytest.approx(-3.5 / math.sqrt(va + vb))
+    assert df == pytest.approx((va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 4))
+    assert p == pytest.approx(stats.t_cdf(t, df))
+
+
+def exact_u_p(a, b):
+    """Exact one-sided p (U at least as large) by enumerating every split of the pool."""
+    pool = list(a) + list(b)
+
+    def u(xs, ys):
+        return sum((y > x) + 0.5 * (y == x) for x in xs for y in ys)
+
+    observed = u(a, b)
+    count = total = 0
+    for idx in itertools.combinations(range(len(pool)), len(b)):
+        ys = [pool[i] for i in idx]
+        xs = [pool[i] for i in range(len(pool)) if i not in idx]
+        total += 1
+        count += u(xs, ys) >= observed - 1e-9
+    return observed, count / total
+
+
+@pytest.mark.parametrize("a, b", [
+    ([1.0, 2.1, 3.3, 4.2, 5.5, 6.1, 7.7, 8.4], [3.9, 5.2, 6.6, 7.1, 8.8, 9.3, 10.5, 11.2]),
+    ([1, 2, 2, 3, 3, 3, 4, 5], [2, 3, 4, 4, 5, 5, 6, 6]),  # many ties
+    ([5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0], [1.0, 2.0, 3.0, 4.0, 12.0, 13.0, 14.0]),
+])
+def test_mann_whitney_normal_approximation_is_close_to_the_exact_test(a, b):
+    u, p = stats.mann_whitney(a, b)
+    exact_u, exact_p = exact_u_p(a, b)
+    assert u == exact_u
+    assert p == pytest.approx(exact_p, abs=0.015)
+
+
+def test_mann_whitney_tie_corrected_variance_is_the_permutation_variance():
+    a, b = [1, 2, 2, 3, 3, 3], [2, 3, 4, 4, 5]
+    pool = a + b
+    us = []
+    for idx in itertools.combinations(range(len(pool)), len(b)):
+        ys = [pool[i] for i in idx]
+        xs = [pool[i] for i in range(len(pool)) if i not in idx]
+        us.append(sum((y > x) + 0.5 * (y == x) for x in xs for y in ys))
+    n = len(pool)
+    ties = sum(c ** 3 - c for c in (pool.count(v) for v in set(pool)))
+    formula = len(a) * len(b) / 12 * ((n + 1) - ties / (n * (n - 1)))
+    assert statistics.pvariance(us) == pytest.approx(formula)
+
+
+def test_mann_whitney_table_critical_value_10_by_10():
+    """Printed tables: n1 = n2 = 10, one-sided alpha = 0.01, critical U = 19: the sample
+    larger in 100 - 19 = 81 of the 100 pairs is significant, in 79 it is not."""
+    a = [float(i) for i in range(10)]
+    assert stats.mann_whitney(a, _sample_with_u(81))[0] == 81
+    assert stats.mann_whitney(a, _sample_with_u(81))[1] < 0.0115
+    assert stats.mann_whitney(a, _sample_with_u(79))[1] > 0.012
+
+
+def _sample_with_u(u: int) -> list[float]:
+    """Ten values whose U against 0..9 (pairs with b > a) is ``u``."""
+    b = []
+    left = u
+    for _ in range(10):
+        beat = min(10, left)
+        b.append(beat - 0.5)  # beats a = 0..beat-1
+        left -= beat
+    assert left == 0
+    return b
+
+
+def test_mean_test_false_alarm_rate_and_power_by_simulation():
+    """Calibrate on n = 20 draws, test k = 3 new draws, 20,000 times: the one-sided
+    false-alarm rate is alpha, and a shift of detectable_shift is caught ~90% of the time
+    (slightly less: the simulation redraws the calibration, the formula takes its sd as true)."""
+    rng = np.random.default_rng(1)
+    n, k, alpha, trials = 20, 3, 0.01, 20000
+    q = stats.t_quantile(1 - alpha, n - 1)
+    calib = rng.normal(size=(trials, n))
+    new = rng.normal(size=(trials, k))
+    m0, s0 = calib.mean(axis=1), calib.std(axis=1, ddof=1)
+    t = (new.mean(axis=1) - m0) / (s0 * math.sqrt(1 / k + 1 / n))
+    rate = float(np.mean(t < -q))
+    assert 0.0075 < rate < 0.0125, rate
+    shift = stats.detectable_shift(stats.Distribution(0.0, 1.0, n), k, alpha, power=0.9)
+    t_shifted = (new.mean(axis=1) - shift - m0) / (s0 * math.sqrt(1 / k + 1 / n))
+    power = float(np.mean(t_shifted < -q))
+    assert 0.84 < power < 0.92, power
+
+
+def test_mean_test_agrees_with_its_band():
+    ref = stats.Distribution.of([0.78, 0.77, 0.80, 0.79, 0.76, 0.78, 0.81, 0.77], seeds=range(8))
+    low = stats.lower_bound(ref, 3)
+    assert low == pytest.approx(ref.mean - stats.t_quantile(0.99, 7) * ref.sd
+                                * math.sqrt(1 / 3 + 1 / 8))
+    inside = stats.mean_test([low + 1e-4] * 3, ref)
+    outside = stats.mean_test([low - 1e-4] * 3, ref)
+    assert not inside.below and outside.below
+    assert outside.p_low == pytest.approx(0.01, abs=1e-3)
+    assert stats.mean_test([ref.mean] * 3, ref).p_low == pytest.approx(0.5)
+    assert stats.mean_test([stats.upper_bound(ref, 3) + 1e-4] * 3, ref).above
+    assert stats.Distribution.from_json(ref.to_json()) == ref
+
+
+def test_timing_verdict_needs_significance_and_effect():
+    rng = np.random.default_rng(2)
+    base = list(1.0 + 0.05 * rng.standard_normal(30))
+    same = list(1.0 + 0.05 * rng.standard_normal(30))
+    slow20 = list(1.2 + 0.06 * rng.standard_normal(30))
+    slow3 = list(1.03 + 0.05 * rng.standard_normal(300))  # significant, too small to matter
+    assert not stats.timing_verdict(base, same).slower
+    assert stats.timing_verdict(base, slow20).slower
+    assert stats.timing_verdict(slow20, base).faster
+    small = stats.timing_verdict(base * 10, slow3)
+    assert small.p < 0.01 and not small.slower
+    assert "Mann-Whitney" in small.describe()
+
+
+def test_rounds_needed_grows_with_noise_and_shrinks_with_effect():
+    assert stats.rounds_needed(0.2, spread=0.05) < stats.rounds_needed(0.2, spread=0.15)
+    assert stats.rounds_needed(0.1, spread=0.05) > stats.rounds_needed(0.2, spread=0.05)
+    d = stats.describe([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert d == {"median": 3.0, "spread": pytest.approx(1.4826), "rounds": 5}
