@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from regressions.catalogue import BY_ID, TRAINING_REGRESSIONS
+from regressions.catalogue import BY_ID, MILD_TRAINING_REGRESSIONS, TRAINING_REGRESSIONS
 from regressions.judge import problems
 from regressions.patches import injected
 from regressions.runner import HIDDEN_GPUS, ROOT, command
@@ -104,3 +104,52 @@ def test_the_training_patches_reach_every_cell_and_undo_cleanly(regression):
         assert changed == (regression.id == "cells_carry_no_state"), (
             f"{regression.id}: {name} output {'changed' if changed else 'unchanged'}"
         )
+
+
+def test_the_mild_training_patches_change_what_they_say_and_undo_cleanly():
+    """Damped state gradients leave every cell's forward pass alone (and reach every
+    cell); the halved learning rate halves what Adam is given; the forget-bias default
+    starts LSTM's forget gate at 0 instead of 1. All three undo cleanly."""
+    import keras
+
+    patches = {r.id: r for r in MILD_TRAINING_REGRESSIONS}
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 3)).astype("float32")
+    layers = {"SimpleRNNCell": keras.layers.SimpleRNN(5),
+              "LSTMCell": keras.layers.LSTM(5, use_cudnn=False),
+              "GRUCell": keras.layers.GRU(5, use_cudnn=False)}
+    for layer in layers.values():
+        layer.build(x.shape)
+    clean = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+    with injected(patches["gradients_damped_through_time"].apply) as tally:
+        damped = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+        calls = tally.snapshot()
+    assert all(calls.get(f"{c}.call") for c in CELLS), f"cells not reached: {calls}"
+    for name in CELLS:
+        np.testing.assert_allclose(damped[name], clean[name], rtol=1e-6, atol=1e-7,
+                                   err_msg=f"{name}: damping changed the forward pass")
+
+    with injected(patches["learning_rate_halved"].apply):
+        halved = float(keras.optimizers.Adam(2e-3).learning_rate)
+    assert halved == pytest.approx(1e-3)
+    assert float(keras.optimizers.Adam(2e-3).learning_rate) == pytest.approx(2e-3)
+
+    def forget_bias() -> np.ndarray:
+        lstm = keras.layers.LSTM(5)
+        lstm.build((2, 4, 3))
+        return np.asarray(lstm.cell.bias)[5:10]
+
+    with injected(patches["lstm_forget_bias_zero"].apply):
+        np.testing.assert_array_equal(forget_bias(), np.zeros(5))
+    np.testing.assert_array_equal(forget_bias(), np.ones(5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regression", MILD_TRAINING_REGRESSIONS, ids=lambda r: r.id)
+def test_the_calibrated_imdb_checks_catch_a_mild_training_regression(regression, tmp_path):
+    """The power-checked IMDB tests (K seeded runs against 20 calibration seeds, 1% false
+    alarms per check) fail on their band for each mild regression. One base seed per
+    run; the detection rates over several base seeds are in README, "Baselines"."""
+    outcomes = run_sabotaged(regression.id, tmp_path)
+    found = problems(regression, outcomes["groups"], control=False)
+    assert not found, "the calibrated IMDB checks do not catch it:\n  " + "\n  ".join(found)

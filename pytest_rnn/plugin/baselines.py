@@ -32,7 +32,8 @@ import pytest
 from pytest_rnn.plugin import fixtures, options, records, xdist
 from pytest_rnn.plugin.records import Kind
 from pytest_rnn.runtime import versions as runtime_versions
-from pytest_rnn.store import files, rules
+from pytest_rnn.runtime import seeding
+from pytest_rnn.store import files, rules, stats
 from pytest_rnn.store.files import (  # noqa: F401 - public names of the first release's module
     SCHEMA_VERSION,
     BaselineFileError,
@@ -200,6 +201,108 @@ class Baselines:
             f"{recorded.get('tensorflow', '?')}, Keras {recorded.get('keras', '?')}"
         ))
 
+    @property
+    def calibrating(self) -> int:
+        """``--rnn-calibrate N``: the number of calibration seeds (0: checking)."""
+        return self._settings.calibrate
+
+    def sample_seeds(self, k: int) -> list[int]:
+        """The seeds of the runs a power-checked test makes: ``k`` of them, derived from
+        the base seed (``--rnn-seed``) and the test; under ``--rnn-calibrate N`` the ``N``
+        calibration seeds instead. The two sets are derived under different names, so a
+        check never reuses a calibration seed: every checked run is held out."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer; got {k!r}")
+        base, node = self._settings.seed, self._node.nodeid
+        if self.calibrating:
+            return [seeding.derive_seed(base, f"{node}::calibration/{i}")
+                    for i in range(self.calibrating)]
+        return [seeding.derive_seed(base, f"{node}::sample/{i}") for i in range(k)]
+
+    def check_sample(
+        self,
+        metric: str,
+        values: Any,
+        *,
+        seeds: list[int],
+        k: int,
+        higher_is_better: bool | None = True,
+        alpha: float = stats.ALPHA,
+        scale: str = "linear",
+        file: str | None = None,
+        note: str | None = None,
+    ) -> CheckResult:
+        """Compare ``values`` (one per seed of :meth:`sample_seeds`) with the stored
+        calibration distribution of ``metric`` by a one-sided t-test at false-alarm rate
+        ``alpha`` (:func:`pytest_rnn.store.rules.judge_sample`); ``scale="log2"`` tests
+        the logarithm (epoch counts: a doubling is one unit). ``k`` is the number of runs
+        a check makes (the band stored for reviewers is the one for ``k``).
+
+        Under ``--rnn-calibrate N`` the ``N`` values are recorded as the entry's
+        distribution (written at session end if the test passed). Fails the test, with
+        the band, the test statistic and p, when the mean is worse than the band; a mean
+        beyond the mirrored band on the good side is reported as ``changed`` and passes.
+        """
+        direction = rules.check_direction(higher_is_better)
+        if scale not in rules.SCALES:
+            raise ValueError(f"scale must be one of {sorted(rules.SCALES)}; got {scale!r}")
+        if not (isinstance(alpha, float) and 0 < alpha < 0.5):
+            raise ValueError(f"alpha must be a float in (0, 0.5); got {alpha!r}")
+        values = [rules.as_number("values[]", v) for v in values]
+        if len(values) != len(seeds) or not values:
+            raise ValueError(f"need one value per seed; got {len(values)} values for "
+                             f"{len(seeds)} seeds")
+        key = self.key(metric, file=file)
+        path = self.path(file)
+        self._claim(path, key)
+        forward = rules.SCALES[scale][0]
+        shown = rules.SCALES[scale][1](sum(forward(v) for v in values) / len(values)) \
+            if all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values) \
+            else math.nan
+        ask = CheckResult(
+            file=_shown_path(path, self._config), key=key, metric=metric, value=shown,
+            baseline=None, tolerance=0.0, direction=direction, relative=False,
+            status=Status.FAIL, bound="", message="",
+        )
+        try:
+            stored = read_baseline_file(path).get(key)
+        except BaselineFileError as exc:
+            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        if stored is not None:
+            ask = replace(ask, baseline=float(stored["value"]) if "distribution" not in stored
+                          else rules.SCALES[scale][1](float(stored["distribution"]["mean"])))
+        if self.calibrating:
+            return self._record_distribution(ask, path, values, seeds, k, alpha, scale, note)
+        if not math.isfinite(shown):
+            return self._finish(ask, Status.FAIL, "(not finite)", (
+                f"{metric}: runs gave {values} (not all finite; seeds {seeds})"))
+        verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
+                                     scale=scale)
+        if verdict.status in (Status.MISSING, Status.STALE):
+            why = "has no entry" if verdict.status is Status.MISSING else \
+                f"has a stale entry ({verdict.detail})"
+            return self._finish(ask, verdict.status, "", (
+                f"no calibration for {metric} (runs gave {_values_text(values)}): file "
+                f"{ask.file} {why} {key!r}. Calibrate it with:\n"
+                f"    {self.calibrate_command()}\nthen review and commit {ask.file}."
+            ))
+        words = {Status.OK: "within", Status.FAIL: "below" if direction == "higher" else
+                 "outside", Status.CHANGED: "CHANGED: beyond"}[verdict.status]
+        if verdict.status is Status.FAIL and direction == "lower":
+            words = "above"
+        return self._finish(ask, verdict.status, verdict.band.text, (
+            f"{metric} {words} its calibrated band: {_values_text(values)} over seeds "
+            f"{seeds}, allowed {verdict.band.text} ({verdict.detail}); file {ask.file}, key "
+            f"{key!r}; calibrated {stored['recorded_at']} on "
+            f"{stored['recorded_on'].get('device', '?')} with Keras "
+            f"{stored['recorded_on'].get('keras', '?')}"
+        ))
+
+    def calibrate_command(self) -> str:
+        """The command line that calibrates this test's power-checked baselines."""
+        return update_command(self._config, self._node.nodeid).replace(
+            UPDATE_FLAG, "--rnn-calibrate=20", 1)
+
     def update_command(self) -> str:
         """The command line that records this test's baselines."""
         return update_command(self._config, self._node.nodeid)
@@ -261,6 +364,38 @@ class Baselines:
         self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
         return result
 
+    def _record_distribution(self, ask: CheckResult, path: Path, values: list[float],
+                             seeds: list[int], k: int, alpha: float, scale: str,
+                             note: str | None) -> CheckResult:
+        forward = rules.SCALES[scale][0]
+        if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
+            return self._finish(ask, Status.FAIL, "(not finite)", (
+                f"cannot calibrate {ask.key!r}: runs gave {values} (seeds {seeds})"))
+        distribution = stats.Distribution.of([forward(v) for v in values], seeds)
+        band = rules.sample_band(distribution, k, alpha, ask.direction, scale)
+        edge = band.low if ask.direction != "lower" else band.high
+        power = (f"smallest shift detected with 90% power: "
+                 f"{stats.detectable_shift(distribution, k, alpha, 0.9):.3g}"
+                 f"{' (log2 units)' if scale == 'log2' else ''}")
+        entry = {
+            "value": rules.SCALES[scale][1](distribution.mean),
+            "tolerance": abs(rules.SCALES[scale][1](distribution.mean) - edge),
+            "direction": ask.direction,
+            "relative": False,
+            "seeds": {"base": self._settings.seed, "calibration": list(seeds)},
+            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "recorded_on": self._recorded_on(),
+            "distribution": {**distribution.to_json(), "values": list(distribution.values)},
+            "test": rules.sample_test_spec(ask.direction, alpha, k, scale),
+            "note": (f"{'' if note is None else note + '; '}calibrated on {len(values)} "
+                     f"seeds: {_values_text(values)}; band for k = {k} at alpha = {alpha:g}: "
+                     f"{band.text}; {power}"),
+        }
+        result = replace(ask, status=Status.RECORDED, bound=band.text, message=(
+            f"calibrating {ask.metric}: {_values_text(values)} -> band {band.text}"))
+        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
+        return result
+
     def _seeds(self, seeds: Any) -> Any:
         if seeds is None:
             return {"base": self._settings.seed,
@@ -295,6 +430,15 @@ class Baselines:
         if not result.passed:
             pytest.fail(message, pytrace=False)
         return result
+
+
+def _values_text(values: list[float]) -> str:
+    import statistics
+
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    shown = ", ".join(f"{v:.4g}" for v in values[:25]) + (" ..." if len(values) > 25 else "")
+    return f"[{shown}] (mean {mean:.4g}, sd {sd:.3g})"
 
 
 def _NAME_OK(stem: str) -> bool:  # noqa: N802 - a predicate named like the rule it states
@@ -356,7 +500,7 @@ def update_command(config: pytest.Config, nodeid: str) -> str:
     settings = options.get(config)
     root = Path(config.rootpath)
     words = ["pytest", UPDATE_FLAG, *options.command_line_words(config, exclude=(
-        "rnn_update_baselines", "rnn_report"))]
+        "rnn_update_baselines", "rnn_report", "rnn_calibrate"))]
     if settings.baselines != root / "baselines" and not any(
             w.startswith("--rnn-baselines=") for w in words):
         words.append(f"--rnn-baselines={settings.baselines}")
@@ -405,7 +549,8 @@ def write_updates(session: pytest.Session) -> None:
     (``pytest_testnodedown`` runs before ``pytest_sessionfinish``); workers write nothing.
     """
     config = session.config
-    if xdist.is_worker(config) or not options.get(config).update_baselines:
+    settings = options.get(config)
+    if xdist.is_worker(config) or not (settings.update_baselines or settings.calibrate):
         return
     by_path: dict[str, dict[str, dict]] = {}
     for record in records.of(config).of_kind(RECORD_KIND):
@@ -453,8 +598,12 @@ def summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.section("pytest-rnn baselines", sep="-")
     failed = len(rows) - count[Status.OK] - count[Status.RECORDED] - count[Status.NOT_RECORDED] \
         - count[Status.NOT_WRITTEN]
+    failed -= count[Status.CHANGED]
     line = (f"{len(rows)} metric(s): {count[Status.OK]} within baseline, {failed} failed, "
             f"{count[Status.RECORDED]} recorded")
+    if count[Status.CHANGED]:
+        line += (f", {count[Status.CHANGED]} CHANGED (better than the calibrated band "
+                 f"allows: passes, but behaviour changed)")
     if count[Status.NOT_RECORDED]:
         line += f", {count[Status.NOT_RECORDED]} not recorded (test failed)"
     if count[Status.NOT_WRITTEN]:

@@ -70,6 +70,15 @@ SETTINGS: tuple[Setting, ...] = (
         default=False,
     ),
     Setting(
+        "rnn_calibrate",
+        "--rnn-calibrate",
+        "train N seeds for each power-checked baseline (rnn_baseline.check_sample) and record "
+        "their distribution instead of checking (e.g. --rnn-calibrate 20)",
+        kind="int",
+        default=0,
+        metavar="N",
+    ),
+    Setting(
         "rnn_require_gpu",
         "--rnn-require-gpu",
         "make a missing GPU an error for the whole run instead of skipping @gpu tests",
@@ -203,6 +212,7 @@ class RnnSettings:
     imdb_path: Path | None
     baselines: Path
     update_baselines: bool
+    calibrate: int
     require_gpu: bool
     deterministic: bool
     report: Path | None
@@ -215,6 +225,7 @@ def validate(config: pytest.Config) -> RnnSettings:
         imdb_path=resolve(config, "rnn_imdb_path"),
         baselines=resolve(config, "rnn_baselines"),
         update_baselines=bool(resolve(config, "rnn_update_baselines")),
+        calibrate=resolve(config, "rnn_calibrate") or 0,
         require_gpu=bool(resolve(config, "rnn_require_gpu")),
         deterministic=bool(resolve(config, "rnn_deterministic")),
         report=resolve(config, "rnn_report"),
@@ -222,6 +233,11 @@ def validate(config: pytest.Config) -> RnnSettings:
     if settings.baselines.exists() and not settings.baselines.is_dir():
         raise pytest.UsageError(
             f"pytest-rnn: --rnn-baselines must be a directory, but {settings.baselines} is a file"
+        )
+    if settings.calibrate == 1 or settings.calibrate < 0:
+        raise pytest.UsageError(
+            f"pytest-rnn: --rnn-calibrate needs N >= 2 seeds (a spread needs two values); "
+            f"got {settings.calibrate}"
         )
     if settings.report is not None and settings.report.is_dir():
         raise pytest.UsageError(

@@ -4,7 +4,11 @@ A file is ``{"entries": {...}, "schema_version": 1}`` with keys sorted
 (``json.dump(sort_keys=True)``), so a re-recording shows up as a small diff. Each
 entry holds ``value``, ``tolerance``, ``direction`` (``higher``, ``lower`` or
 ``both``), ``relative``, ``seeds``, ``recorded_at``, ``recorded_on`` and an optional
-``note``. Values are stored exactly: Python writes the shortest decimal that reads
+``note``. A power-checked entry (:meth:`~pytest_rnn.plugin.baselines.Baselines.check_sample`)
+adds ``distribution`` (``mean``, ``sd``, ``n``, ``values``, ``seeds`` of its calibration
+runs) and ``test`` (``name``, ``alpha``, ``k``, ``scale``); its ``value`` is the
+calibration mean and its ``tolerance`` the band's distance from it for ``k`` runs, so a
+reader that knows only the older fields still sees the right band. Values are stored exactly: Python writes the shortest decimal that reads
 back as the same float, so a zero-tolerance check passes on an identical rerun.
 
 Writing merges new entries into the file under an inter-process lock, through a
@@ -115,6 +119,40 @@ def validate_entry(path: Path, key: str, entry: Any) -> None:
         raise BaselineFileError(
             f"{where}: 'recorded_at' must be a string and 'recorded_on' an object"
         )
+    if "distribution" in entry or "test" in entry:
+        validate_distribution(where, entry.get("distribution"), entry.get("test"))
+
+
+def validate_distribution(where: str, distribution: Any, test: Any) -> None:
+    """The optional ``distribution`` and ``test`` of a power-checked entry (both or neither)."""
+    if not isinstance(distribution, dict) or not isinstance(test, dict):
+        raise BaselineFileError(
+            f"{where}: 'distribution' and 'test' must both be JSON objects when either is given"
+        )
+    for name in ("mean", "sd"):
+        number = distribution.get(name)
+        if not is_number(number) or not math.isfinite(number):
+            raise BaselineFileError(
+                f"{where}: distribution {name!r} must be a finite number, got {number!r}")
+    values = distribution.get("values")
+    n = distribution.get("n")
+    if not isinstance(values, list) or not all(is_number(v) and math.isfinite(v)
+                                               for v in values):
+        raise BaselineFileError(f"{where}: distribution 'values' must be a list of numbers")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2 or n != len(values):
+        raise BaselineFileError(
+            f"{where}: distribution 'n' must be the number of values (>= 2); got {n!r} for "
+            f"{len(values)} values")
+    if distribution["sd"] < 0:
+        raise BaselineFileError(f"{where}: distribution 'sd' must be >= 0")
+    alpha, k = test.get("alpha"), test.get("k")
+    if not (is_number(alpha) and 0 < alpha < 1) or not (
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+        raise BaselineFileError(
+            f"{where}: test 'alpha' must be in (0, 1) and 'k' an integer >= 1; got "
+            f"alpha={alpha!r}, k={k!r}")
+    if test.get("scale", "linear") not in ("linear", "log2"):
+        raise BaselineFileError(f"{where}: test 'scale' must be 'linear' or 'log2'")
 
 
 def dump(entries: Mapping[str, dict]) -> str:

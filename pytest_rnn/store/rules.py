@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rnn.store import stats
 from pytest_rnn.store.files import DIRECTIONS, is_number
 
 #: ``higher_is_better`` argument -> stored direction.
@@ -34,6 +35,7 @@ class Status(str, enum.Enum):
     """The outcome of one baseline check, as summaries and reports show it."""
 
     OK = "ok"  # within the stored band
+    CHANGED = "changed"  # far on the good side of a power-checked band: passes, reported
     FAIL = "FAIL"  # outside the stored band (or not finite)
     MISSING = "MISSING"  # no stored entry
     STALE = "STALE"  # stored with another tolerance or direction
@@ -44,7 +46,7 @@ class Status(str, enum.Enum):
 
     @property
     def passed(self) -> bool:
-        return self in (Status.OK, Status.RECORDED)
+        return self in (Status.OK, Status.CHANGED, Status.RECORDED)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,69 @@ def judge(stored: Mapping[str, Any] | None, value: float, *, tolerance: float,
     allowed = band(float(stored["value"]), tolerance, direction, relative)
     status = Status.OK if value in allowed else Status.FAIL
     return Verdict(status, allowed, now)
+
+
+SCALES = {"linear": (lambda v: v, lambda v: v),
+          "log2": (math.log2, lambda v: 2.0 ** v)}
+
+
+def sample_test_spec(direction: str, alpha: float, k: int, scale: str) -> dict:
+    """The ``test`` field of a power-checked entry."""
+    return {"name": "one-sided t, calibration variance (n-1 df)", "direction": direction,
+            "alpha": alpha, "k": k, "scale": scale}
+
+
+def sample_band(distribution: stats.Distribution, k: int, alpha: float, direction: str,
+                scale: str) -> Band:
+    """The band a mean of ``k`` runs must fall in (shown in the metric's own unit)."""
+    back = SCALES[scale][1]
+    low = back(stats.lower_bound(distribution, k, alpha)) if direction != "lower" else -math.inf
+    high = back(stats.upper_bound(distribution, k, alpha)) if direction != "higher" else math.inf
+    what = "mean" if scale == "linear" else "geometric mean"
+    if direction == "higher":
+        text = f"{what} of {k} >= {low:.4g}"
+    elif direction == "lower":
+        text = f"{what} of {k} <= {high:.4g}"
+    else:
+        text = f"{what} of {k} in [{low:.4g}, {high:.4g}]"
+    return Band(low, high, text)
+
+
+def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
+                 direction: str, scale: str) -> Verdict:
+    """A sample of ``k`` runs against a stored calibration distribution.
+
+    Worse side beyond the band (p < ``alpha``): FAIL. Better side beyond the mirrored band
+    (p < ``alpha``): CHANGED, which passes (an improvement, or a behaviour change such as
+    dropout that vanished; the summary lists it). ``direction="both"`` fails either way.
+    """
+    if stored is None:
+        return Verdict(Status.MISSING, None, "no stored entry")
+    if "distribution" not in stored:
+        return Verdict(Status.STALE, None, "it was recorded as a single value; the test now "
+                                           "compares a sample with a calibration distribution")
+    test = stored["test"]
+    if (test.get("direction", direction), test.get("scale", "linear")) != (direction, scale):
+        return Verdict(Status.STALE, None, f"it was recorded with direction "
+                                           f"{test.get('direction')!r}, scale "
+                                           f"{test.get('scale')!r}; the test now asks for "
+                                           f"{direction!r}, {scale!r}")
+    reference = stats.Distribution.from_json(stored["distribution"])
+    forward = SCALES[scale][0]
+    result = stats.mean_test([forward(v) for v in values], reference, alpha)
+    k = len(values)
+    allowed = sample_band(reference, k, alpha, direction, scale)
+    worse = {"higher": result.below, "lower": result.above,
+             "both": result.below or result.above}[direction]
+    better = {"higher": result.above, "lower": result.below, "both": False}[direction]
+    p = {"higher": result.p_low, "lower": result.p_high,
+         "both": 2 * min(result.p_low, result.p_high)}[direction]
+    detail = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
+              f"runs (mean {SCALES[scale][1](reference.mean):.4g}, sd {reference.sd:.3g}"
+              f"{' in log2' if scale == 'log2' else ''}): t = {result.t:.2f}, p = {p:.2g}, "
+              f"alpha = {alpha:g}")
+    status = Status.FAIL if worse else Status.CHANGED if better else Status.OK
+    return Verdict(status, allowed, detail)
 
 
 def check_metric_name(metric: Any) -> str:
