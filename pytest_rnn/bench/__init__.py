@@ -4,4 +4,4 @@ steps and what the host is (GPUs from nvidia-smi). The pytest glue is
 
 from pytest_rnn import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, ('cases', 'steps', 'timing', 'machine'))
+__getattr__ = lazy_submodules(__name__, ('cases', 'steps', 'timing', 'machine', 'power'))

@@ -71,3 +71,18 @@ def benchmark_cases() -> list[BenchCase]:
         for size in BENCH_CONFIGS
         for kernel in KERNELS
     ]
+
+#: The CPU timing check (suites/test_kernel_timing.py): a size whose generic step takes
+#: ~0.5-2 ms on a CPU core, so 30 rounds of 10 calls of the layer and of its reference
+#: workload cost about a second per case.
+TIMING_CONFIG = BenchConfig(batch=8, steps=20, features=16, units=32)
+#: Rounds per check and calls per round (a round keeps each workload's fastest call).
+TIMING_ROUNDS = 30
+TIMING_CALLS = 10
+#: The timing check fails when a Mann-Whitney U test says slower at TIMING_ALPHA *and* the
+#: median ratio moved up by more than TIMING_MIN_EFFECT. Measured on a shared 2-core VM
+#: (load 7-10): medians of unmodified samples taken minutes apart vary by ~3% (sd), so 10%
+#: is ~3 sd of drift; a 20% slower layer moves the normalised ratio by ~15% (part of the
+#: injected busy work slows the reference too). README, "Baselines", has the rates.
+TIMING_ALPHA = 0.01
+TIMING_MIN_EFFECT = 0.10

@@ -64,3 +64,58 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     fn()
     synchronize()
     return fn
+
+
+def make_reference(kind: str, step: str, config: BenchConfig, *, seed: int) -> Callable[[], Any]:
+    """The same matrix multiplications as ``kind``'s layer, without the recurrence.
+
+    All ``steps`` input projections and all ``steps`` recurrent projections run as two
+    batched matmuls (``(B*T, F) x (F, G*U)`` and ``(B*T, U) x (U, G*U)``, G gate blocks),
+    followed by the same gate nonlinearities, on a fixed stand-in state. It does the
+    arithmetic of the layer at full matrix size and none of its sequential loop, so
+    ``layer time / reference time`` (timed in the same rounds) cancels how fast this
+    machine multiplies matrices today and keeps what the recurrent kernel adds: a kernel
+    20% slower moves that ratio by 20% on any machine. ``step="train"`` adds the
+    gradients of both matmuls' weights.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if step not in STEP_KINDS:
+        raise ValueError(f"step must be one of {STEP_KINDS}; got {step!r}")
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+    rng = np.random.default_rng(seed)
+    rows, units = config.batch * config.steps, config.units
+
+    def const(*shape):
+        return tf.constant(rng.normal(scale=0.1, size=shape).astype("float32"))
+
+    x, h = const(rows, config.features), const(rows, units)
+    w = tf.Variable(const(config.features, gates * units))
+    u = tf.Variable(const(units, gates * units))
+
+    def gate_math():
+        z = tf.matmul(x, w) + tf.matmul(h, u)
+        if kind == "simple_rnn":
+            return tf.tanh(z)
+        parts = tf.split(z, gates, axis=-1)
+        if kind == "gru":
+            r, zz, n = tf.sigmoid(parts[0]), tf.sigmoid(parts[1]), tf.tanh(parts[2])
+            return zz * h + (1 - zz) * n * r
+        i, f, g, o = (tf.sigmoid(parts[0]), tf.sigmoid(parts[1]), tf.tanh(parts[2]),
+                      tf.sigmoid(parts[3]))
+        return o * tf.tanh(f * h + i * g)
+
+    if step == "forward":
+        fn = tf.function(gate_math, jit_compile=False)
+    else:
+        @tf.function(jit_compile=False)
+        def fn():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(gate_math()))
+            for var, grad in zip((w, u), tape.gradient(loss, [w, u]), strict=True):
+                var.assign_sub(1e-3 * grad)
+            return loss
+    fn()
+    synchronize()
+    return fn

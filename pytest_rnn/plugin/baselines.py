@@ -298,6 +298,88 @@ class Baselines:
             f"{stored['recorded_on'].get('keras', '?')}"
         ))
 
+    def check_timing(
+        self,
+        metric: str,
+        rounds: Any,
+        *,
+        alpha: float = stats.ALPHA,
+        min_effect: float = 0.1,
+        hardware: bool = True,
+        file: str | None = None,
+        note: str | None = None,
+    ) -> CheckResult:
+        """Compare per-round timings (seconds, or ratios to a reference workload; lower is
+        better) with the rounds stored for this device key: fails when a Mann-Whitney U test
+        says slower at ``alpha`` and the median is more than ``min_effect`` above the stored
+        one (:func:`pytest_rnn.store.rules.judge_timing`). ``--rnn-update-baselines``
+        stores the rounds with their median, robust spread and count.
+        """
+        if not (isinstance(min_effect, float) and 0 <= min_effect < 1):
+            raise ValueError(f"min_effect must be a fraction in [0, 1); got {min_effect!r}")
+        values = [rules.as_number("rounds[]", v) for v in rounds]
+        if len(values) < 5 or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"need >= 5 positive, finite rounds; got {values!r}")
+        key = self.key(metric, file=file, hardware=hardware)
+        path = self.path(file)
+        self._claim(path, key)
+        summary = stats.describe(values)
+        ask = CheckResult(
+            file=_shown_path(path, self._config), key=key, metric=metric,
+            value=summary["median"], baseline=None, tolerance=min_effect, direction="lower",
+            relative=True, status=Status.FAIL, bound="", message="",
+        )
+        try:
+            stored = read_baseline_file(path).get(key)
+        except BaselineFileError as exc:
+            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        if stored is not None:
+            ask = replace(ask, baseline=float(stored["value"]))
+        if self.updating:
+            return self._record_rounds(ask, path, values, alpha, min_effect, note)
+        verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect)
+        if verdict.status in (Status.MISSING, Status.STALE):
+            why = "has no entry" if verdict.status is Status.MISSING else \
+                f"has a stale entry ({verdict.detail})"
+            return self._finish(ask, verdict.status, "", (
+                f"no stored rounds for {metric} (median {summary['median']:.4g} over "
+                f"{len(values)} rounds): file {ask.file} {why} {key!r}. Record it with:\n"
+                f"    {self.update_command()}\nthen review and commit {ask.file}."
+            ))
+        words = {Status.OK: "within", Status.FAIL: "SLOWER than",
+                 Status.CHANGED: "CHANGED: faster than"}[verdict.status]
+        return self._finish(ask, verdict.status, verdict.band.text, (
+            f"{metric} {words} its stored rounds: median {summary['median']:.4g} "
+            f"(spread {summary['spread']:.3g}) vs stored {ask.baseline:.4g}; "
+            f"{verdict.detail}; file {ask.file}, key {key!r}; recorded "
+            f"{stored['recorded_at']} on {stored['recorded_on'].get('device', '?')}"
+        ))
+
+    def _record_rounds(self, ask: CheckResult, path: Path, values: list[float], alpha: float,
+                       min_effect: float, note: str | None) -> CheckResult:
+        summary = stats.describe(values)
+        distribution = stats.Distribution.of(values)
+        entry = {
+            "value": summary["median"],
+            "tolerance": min_effect,
+            "direction": "lower",
+            "relative": True,
+            "seeds": self._seeds(None),
+            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "recorded_on": self._recorded_on(),
+            "distribution": {**distribution.to_json(), **summary},
+            "test": rules.timing_test_spec(alpha, len(values), min_effect),
+            "note": (f"{'' if note is None else note + '; '}median {summary['median']:.4g}, "
+                     f"spread (1.4826 MAD) {summary['spread']:.3g} over {len(values)} rounds; "
+                     f"fails when Mann-Whitney p < {alpha:g} and the median is > "
+                     f"{min_effect:.0%} above this one"),
+        }
+        result = replace(ask, status=Status.RECORDED, bound="(new)", message=(
+            f"recording {ask.metric}: median {summary['median']:.4g} over {len(values)} "
+            f"rounds as {ask.key!r} in {ask.file}"))
+        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
+        return result
+
     def calibrate_command(self) -> str:
         """The command line that calibrates this test's power-checked baselines."""
         return update_command(self._config, self._node.nodeid).replace(

@@ -187,6 +187,40 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     return Verdict(status, allowed, detail)
 
 
+def timing_test_spec(alpha: float, rounds: int, min_effect: float) -> dict:
+    """The ``test`` field of a timing entry (lower is better)."""
+    return {"name": "Mann-Whitney U (normal approx.) + minimum effect on the median ratio",
+            "direction": "lower", "alpha": alpha, "k": rounds, "scale": "linear",
+            "min_effect": min_effect}
+
+
+def judge_timing(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
+                 min_effect: float) -> Verdict:
+    """Per-round timings (or normalised ratios; lower is better) against the stored rounds.
+
+    FAIL when the rank test says slower at ``alpha`` *and* the median is more than
+    ``min_effect`` above the stored median; CHANGED (passes) when faster by as much.
+    """
+    if stored is None:
+        return Verdict(Status.MISSING, None, "no stored entry")
+    test = stored.get("test")
+    if not test or test.get("min_effect") is None:
+        return Verdict(Status.STALE, None, "it was recorded without per-round samples")
+    if (test["alpha"], test["min_effect"]) != (alpha, min_effect):
+        return Verdict(Status.STALE, None, f"it was recorded with alpha {test['alpha']:g}, "
+                                           f"minimum effect {test['min_effect']:g}; the test "
+                                           f"now asks for {alpha:g}, {min_effect:g}")
+    reference = stored["distribution"]["values"]
+    result = stats.timing_verdict(reference, values, alpha=alpha, min_effect=min_effect)
+    median = stats.describe(reference)["median"]
+    allowed = Band(-math.inf, median * (1 + min_effect),
+                   f"median <= {median * (1 + min_effect):.4g} or Mann-Whitney p >= {alpha:g}")
+    detail = (f"{len(values)} rounds against {len(reference)} stored: "
+              f"{result.describe()}")
+    status = Status.FAIL if result.slower else Status.CHANGED if result.faster else Status.OK
+    return Verdict(status, allowed, detail)
+
+
 def check_metric_name(metric: Any) -> str:
     if not isinstance(metric, str) or not _METRIC_RE.match(metric):
         raise ValueError(

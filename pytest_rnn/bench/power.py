@@ -1,0 +1,90 @@
+"""Timing samples a rank test can judge: interleaved rounds, normalised by a reference.
+
+A kernel's time per call on a shared CPU drifts with whatever else runs. Two things make
+a timing check hold its false-alarm rate anyway:
+
+* **Interleaving.** :func:`interleaved_rounds` times the recurrent layer and its reference
+  workload (:func:`pytest_rnn.bench.steps.make_reference`) alternately, ABBA within
+  each pair of rounds, so a load change hits both members of a round alike.
+* **Normalising.** Each round's value is ``layer time / reference time``: what the
+  recurrent kernel costs beyond its matrix arithmetic on this machine, comparable between
+  runs and (per device key) between days.
+
+The per-round ratios are judged by :func:`pytest_rnn.store.stats.timing_verdict`
+(Mann-Whitney U plus a minimum effect). ``interleaved_rounds(slowdown=0.2)`` injects a kernel 20% slower (a delay proportional
+to its own time), to show a check catches what it exists for.
+No pytest here.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pytest_rnn.bench.steps import synchronize
+
+__all__ = ["calls_per_round", "interleaved_rounds", "ratios"]
+
+
+def _once(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    synchronize()
+    return time.perf_counter() - start
+
+
+def _slowed_once(fn: Callable[[], Any], slowdown: float) -> float:
+    """One call of ``fn`` followed by ``slowdown`` times its duration of busy work (work,
+    not sleep: a slower kernel keeps the core busy), timed together."""
+    start = time.perf_counter()
+    fn()
+    synchronize()
+    until = time.perf_counter() + slowdown * (time.perf_counter() - start)
+    while time.perf_counter() < until:
+        pass
+    return time.perf_counter() - start
+
+
+def calls_per_round(a: Callable[[], Any], b: Callable[[], Any], target_s: float = 0.02) -> int:
+    """Calls of each per round so that a round (one call of each, alternating) takes about
+    ``target_s``: the median of five timed pairs sets it."""
+    pair = statistics.median(_once(a) + _once(b) for _ in range(5))
+    return max(1, round(target_s / max(pair, 1e-7)))
+
+
+def interleaved_rounds(a: Callable[[], Any], b: Callable[[], Any], *, rounds: int,
+                       number: int, slowdown: float = 0.0) -> tuple[list[float], list[float]]:
+    """Seconds per call of ``a`` and ``b`` in each of ``rounds`` rounds.
+
+    Within a round the calls alternate one by one (a b b a a b ...), so a change of load
+    lasting more than a call or two hits both alike. A round's time is its *fastest* call:
+    another process only ever adds time (a preempted call takes a time slice longer), and
+    added time pulls a ratio of two similar calls towards 1; the minimum of ``number``
+    calls is what the kernel costs when it ran uninterrupted. ``slowdown`` (a fraction) injects an ``a`` that much slower: each of
+    its calls is followed by busy work lasting ``slowdown`` times the call, timed with it
+    (a delay proportional to the step time, whatever the load).
+    """
+    if rounds < 2 or number < 1:
+        raise ValueError(f"need rounds >= 2 and number >= 1; got {rounds!r}, {number!r}")
+    if not slowdown >= 0:
+        raise ValueError(f"slowdown must be >= 0; got {slowdown!r}")
+    times_a, times_b = [], []
+    for _ in range(rounds):
+        best_a = best_b = math.inf
+        for i in range(number):
+            if i % 2:
+                best_b = min(best_b, _once(b))
+            best_a = min(best_a, _slowed_once(a, slowdown) if slowdown else _once(a))
+            if not i % 2:
+                best_b = min(best_b, _once(b))
+        times_a.append(best_a)
+        times_b.append(best_b)
+    return times_a, times_b
+
+
+def ratios(layer: list[float], reference: list[float]) -> list[float]:
+    """Per-round ``layer / reference`` times."""
+    return [x / y for x, y in zip(layer, reference, strict=True)]
