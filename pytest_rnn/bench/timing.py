@@ -18,6 +18,8 @@ class Timing:
     stddev: float
     min: float
     rounds: int
+    #: Seconds per call of each round, in the order they ran (pytest-benchmark's data).
+    data: tuple[float, ...] = ()
 
     @classmethod
     def from_benchmark(cls, benchmark: Any) -> Timing | None:
@@ -26,7 +28,8 @@ class Timing:
         if stats is None or not stats.rounds:
             return None
         return cls(median=float(stats.median), mean=float(stats.mean),
-                   stddev=float(stats.stddev), min=float(stats.min), rounds=int(stats.rounds))
+                   stddev=float(stats.stddev), min=float(stats.min), rounds=int(stats.rounds),
+                   data=tuple(float(v) for v in getattr(stats, "data", ()) or ()))
 
 
 def _positive_seconds(name: str, value: Any) -> float:
@@ -39,6 +42,17 @@ def _positive_seconds(name: str, value: Any) -> float:
 def speedup(generic_s: float, cudnn_s: float) -> float:
     """How many times faster cuDNN is: generic time / cuDNN time (both > 0 seconds)."""
     return _positive_seconds("generic_s", generic_s) / _positive_seconds("cudnn_s", cudnn_s)
+
+
+def paired_rounds(cudnn: Timing, generic: Timing) -> list[float]:
+    """Per-round cuDNN time / generic time, round i with round i (lower is better).
+
+    Both kernels' rounds enter the check, not two medians: the rank test sees each
+    kernel's scatter, and a cuDNN 20% slower shifts every pair. The longer run's surplus
+    rounds are left out.
+    """
+    count = min(len(cudnn.data), len(generic.data))
+    return [c / g for c, g in zip(cudnn.data[:count], generic.data[:count], strict=True)]
 
 
 def cost_ratios(timings: dict[str, Timing]) -> dict[str, dict[str, float]]:

@@ -36,7 +36,11 @@ from pytest_rnn.bench.cases import (
     KERNELS,
     LAYER_KINDS,
     MAC_RATIO_TO_LSTM,
+    MIN_ROUNDS,
+    SECONDS_METRIC,
+    SPEEDUP_ALPHA,
     SPEEDUP_METRIC,
+    SPEEDUP_MIN_EFFECT,
     SPEEDUP_TOLERANCE,
     STEP_KINDS,
     BenchCase,
@@ -45,7 +49,7 @@ from pytest_rnn.bench.cases import (
 )
 from pytest_rnn.bench.machine import machine_info
 from pytest_rnn.bench.steps import make_step, synchronize
-from pytest_rnn.bench.timing import Timing, cost_ratios, speedup
+from pytest_rnn.bench.timing import Timing, cost_ratios, paired_rounds, speedup
 from pytest_rnn.plugin import baselines, records, xdist
 from pytest_rnn.plugin.records import Kind
 from pytest_rnn.runtime import versions as runtime_versions
@@ -68,6 +72,7 @@ __all__ = [
     "XDIST_REASON",
     "bench_kernel",
     "benchmark_cases",
+    "check_absolute",
     "check_speedup",
     "cost_ratios",
     "expand_benchmark_storage",
@@ -154,42 +159,77 @@ def run_benchmark(benchmark: Any, case: BenchCase, fn: Callable[[], Any], *,
 
 def check_speedup(baseline: Any, case: BenchCase, *, generic: Timing, cudnn: Timing,
                   record: Callable[..., Any], device_key: str,
-                  tolerance: float = SPEEDUP_TOLERANCE) -> Any:
-    """Record the pair's speedup and check it against the stored baseline of this hardware.
+                  tolerance: float = SPEEDUP_MIN_EFFECT) -> Any:
+    """Record the pair's speedup and check its per-round samples against this hardware's.
 
-    ``baseline`` is the ``rnn_baseline`` fixture; the entry is keyed by the test and
-    the device key, so each GPU model (and cuDNN major version) has its own.
-    Fails the test when the speedup is below ``baseline * (1 - tolerance)``.
+    The values checked are :func:`~pytest_rnn.bench.timing.paired_rounds` (cuDNN time /
+    generic time, round by round), stored per device key with their median, spread and
+    count (``rnn_baseline.check_timing``): the test fails when a Mann-Whitney U test says
+    the ratio rose at ``SPEEDUP_ALPHA`` and its median rose by more than ``tolerance``.
     """
     value = speedup(generic.median, cudnn.median)
     record(Kind.SPEEDUP, case.group, group=case.group, layer=case.kind, step=case.step,
            size=case.size, device_key=device_key, speedup=value,
            generic_median=generic.median, cudnn_median=cudnn.median)
-    return baseline.check(
-        SPEEDUP_METRIC, value, tolerance=tolerance, relative=True, higher_is_better=True,
-        hardware=True,
-        note=f"median generic / median cuDNN time of {case.group}; band {tolerance:g} "
-             "relative (see pytest_rnn.bench.cases.SPEEDUP_TOLERANCE)",
+    rounds = paired_rounds(cudnn, generic)
+    if len(rounds) < MIN_ROUNDS:
+        pytest.fail(f"{case.group}: {len(rounds)} paired rounds of timing; the speedup "
+                    f"check needs >= {MIN_ROUNDS} (--benchmark-min-rounds={MIN_ROUNDS})",
+                    pytrace=False)
+    return baseline.check_timing(
+        SPEEDUP_METRIC, rounds, alpha=SPEEDUP_ALPHA, min_effect=tolerance, hardware=True,
+        note=f"cuDNN / generic time per round of {case.group} (speedup = 1 / this)",
+    )
+
+
+def check_absolute(baseline: Any, case: BenchCase, timing: Timing, *,
+                   min_effect: float = SPEEDUP_MIN_EFFECT) -> Any:
+    """This kernel's own rounds (seconds per call) against those stored for this device
+    key, by the same rule as the speedup: a slowdown of both kernels shows here."""
+    if len(timing.data) < MIN_ROUNDS:
+        pytest.fail(f"{case.id}: {len(timing.data)} rounds of timing; the check needs >= "
+                    f"{MIN_ROUNDS} (--benchmark-min-rounds={MIN_ROUNDS})", pytrace=False)
+    return baseline.check_timing(
+        SECONDS_METRIC, timing.data, alpha=SPEEDUP_ALPHA, min_effect=min_effect,
+        hardware=True, note=f"seconds per call of {case.id} ({case.config.describe()})",
     )
 
 
 def bench_kernel(case: BenchCase, fn: Callable[[], Any], *, benchmark: Any,
                  config: pytest.Config, record: Callable[..., Any], baseline: Any,
-                 device_key: str, tolerance: float = SPEEDUP_TOLERANCE) -> Timing | None:
-    """The body of one kernel benchmark test: time ``fn``; for a cuDNN case, check the speedup.
+                 device_key: str, tolerance: float = SPEEDUP_MIN_EFFECT) -> Timing | None:
+    """The body of one kernel benchmark test: time ``fn`` and, on a GPU, check its rounds
+    against this device key's; for a cuDNN case, check the per-round speedup too.
 
     A cuDNN case whose generic pair has no timing in this process is skipped after
     its own timing is taken, with a reason naming the missing pair.
     """
     timing = run_benchmark(benchmark, case, fn, config=config, record=record,
                            device_key=device_key)
-    if case.kernel != "cudnn":
+    if timing is None:
+        if case.kernel == "cudnn":
+            pytest.skip(_DISABLED_REASON)
         return timing
-    reason = speedup_skip_reason(benchmark, config, case)
-    if reason:
-        pytest.skip(reason)
-    check_speedup(baseline, case, generic=stored_timing(config, case.pair("generic")),
-                  cudnn=timing, record=record, device_key=device_key, tolerance=tolerance)
+    failures = []
+    if device_key.startswith("gpu"):
+        # a GPU model is one speed everywhere; a CPU's absolute time is that machine's
+        # (CPU hosts check the normalised ratio: suites/test_kernel_timing.py)
+        try:
+            check_absolute(baseline, case, timing, min_effect=tolerance)
+        except pytest.fail.Exception as exc:
+            failures.append(str(exc))
+    if case.kernel == "cudnn":
+        reason = speedup_skip_reason(benchmark, config, case)
+        if reason:
+            pytest.skip(reason)
+        try:
+            check_speedup(baseline, case, generic=stored_timing(config, case.pair("generic")),
+                          cudnn=timing, record=record, device_key=device_key,
+                          tolerance=tolerance)
+        except pytest.fail.Exception as exc:
+            failures.append(str(exc))
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
     return timing
 
 
