@@ -1,0 +1,100 @@
+"""Measure the calibrated IMDB checks' false-alarm and detection rates (slow; a script).
+
+``python tests/regressions/measure_power.py OUT.json MODEL N [REGRESSION_ID ...]`` trains
+``MODEL`` (``lstm`` or ``gru``) ``N`` times per condition (no patch = held-out seeds, then
+each named mild regression injected the way the runner injects it,
+:func:`regressions.patches.injected`), with seeds that are neither calibration seeds nor
+the suite's default sample seeds. It writes every run's test accuracy and epochs-to-90%,
+and the verdicts of the suite's two checks on consecutive groups of ``K`` runs
+(:func:`pytest_rnn.store.rules.judge_sample` against ``baselines/test_accuracy_imdb.json``).
+GPUs are hidden, as in the runner. README, "Baselines", quotes its output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from regressions.catalogue import BY_ID  # noqa: E402
+from regressions.patches import injected  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def suite():
+    spec = importlib.util.spec_from_file_location(
+        "imdb_suite", ROOT / "suites" / "test_accuracy_imdb.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str]) -> int:
+    from pytest_rnn import data
+    from pytest_rnn.runtime import seeding
+    from pytest_rnn.store import files, rules
+
+    out, model, n, ids = Path(argv[0]), argv[1], int(argv[2]), argv[3:]
+    imdb = suite()
+    path = os.environ["PYTEST_RNN_IMDB_PATH"]
+
+    def imdb_subset(**kwargs):
+        return data.load_imdb_subset(path=path, **kwargs)
+
+    entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
+    prefix = f"test_imdb_accuracy_and_convergence_match_calibration[{model}]::"
+    results = {"model": model, "k": imdb.K, "conditions": {}}
+    for condition in ["none", *ids]:
+        seeds = [seeding.derive_seed(20261130, f"measure/{model}/{condition}/{i}")
+                 for i in range(n)]
+        runs = []
+        started = time.time()
+
+        def train_all():
+            for seed in seeds:
+                accuracy, curve = imdb.train(model, imdb_subset, lambda *a, **k: None, seed)
+                runs.append({"seed": seed, "test_accuracy": accuracy,
+                             "epochs_to_90pct_gain": imdb.epochs_to_converge(curve)})
+                print(condition, runs[-1], flush=True)
+
+        if condition == "none":
+            train_all()
+        else:
+            with injected(BY_ID[condition].apply):
+                train_all()
+        checks = []
+        for g in range(0, n - imdb.K + 1, imdb.K):
+            group = runs[g:g + imdb.K]
+            verdicts = {}
+            for metric, direction, scale in (("test_accuracy", "higher", "linear"),
+                                             ("epochs_to_90pct_gain", "lower", "log2")):
+                v = rules.judge_sample(entries.get(prefix + metric),
+                                       [r[metric] for r in group], alpha=0.01,
+                                       direction=direction, scale=scale)
+                verdicts[metric] = v.status.value
+            checks.append(verdicts)
+        acc = [r["test_accuracy"] for r in runs]
+        results["conditions"][condition] = {
+            "runs": runs, "checks": checks, "seconds": round(time.time() - started),
+            "mean_accuracy": statistics.fmean(acc),
+            "mean_epochs": statistics.fmean(r["epochs_to_90pct_gain"] for r in runs),
+            "failed_checks": sum("FAIL" in c.values() for c in checks),
+            "load": os.getloadavg(),
+        }
+        out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,132 @@
+"""Power-checked baselines through the fixture: calibrate, then check a sample of k runs.
+
+``--rnn-calibrate N`` makes ``rnn_baseline.sample_seeds`` return N calibration seeds and
+``check_sample`` record their distribution; a normal run draws k other seeds and judges
+their mean with the one-sided t-test. The "runs" here are arithmetic on the seed (no
+training), so the whole path costs a fraction of a second; the real accuracy runs are
+``suites/test_accuracy_imdb.py`` and ``tests/test_accuracy_sensitivity.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_rnn.store import files, rules, stats
+
+SAMPLE_TEST = """
+    import os
+
+    def score(seed):
+        # deterministic "accuracy" scattered by ~0.01 around 0.78, shifted by SHIFT
+        return 0.78 + 0.01 * ((seed % 1000) / 1000 * 3.4 - 1.7) + float(os.environ["SHIFT"])
+
+    def test_model(rnn_baseline):
+        seeds = rnn_baseline.sample_seeds(4)
+        rnn_baseline.check_sample("test_accuracy", [score(s) for s in seeds], seeds=seeds, k=4)
+"""
+
+
+def run(pytester, monkeypatch, shift: float, *args: str) -> pytest.RunResult:
+    monkeypatch.setenv("SHIFT", str(shift))
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist", *args)
+
+
+def test_calibrate_then_check_a_sample(pytester, monkeypatch):
+    pytester.makepyfile(test_model=SAMPLE_TEST)
+    run(pytester, monkeypatch, 0.0, "--rnn-calibrate", "20").assert_outcomes(passed=1)
+    entry, = json.loads((pytester.path / "baselines" / "test_model.json").read_text())[
+        "entries"].values()
+    dist = entry["distribution"]
+    assert dist["n"] == len(dist["values"]) == len(dist["seeds"]) == 20
+    assert entry["test"]["k"] == 4 and entry["test"]["alpha"] == stats.ALPHA
+    # the band a reader of the old fields sees is the k = 4 band
+    band = stats.lower_bound(stats.Distribution.from_json(dist), 4)
+    assert entry["value"] - entry["tolerance"] == pytest.approx(band)
+    assert "smallest shift detected with 90% power" in entry["note"]
+
+    unchanged = run(pytester, monkeypatch, 0.0)
+    unchanged.assert_outcomes(passed=1)
+    unchanged.stdout.fnmatch_lines(["*ok *test_accuracy*mean of 4 >= *"])
+
+    drop = stats.detectable_shift(stats.Distribution.from_json(dist), 4) + 0.005
+    dropped = run(pytester, monkeypatch, -drop)
+    dropped.assert_outcomes(failed=1)
+    dropped.stdout.fnmatch_lines([
+        "*test_accuracy below its calibrated band: * over seeds *, allowed mean of 4 >= *"
+        "one-sided t-test of the mean of 4 runs against 20 calibration runs*p = *",
+    ])
+
+    above = run(pytester, monkeypatch, +drop)
+    above.assert_outcomes(passed=1)
+    above.stdout.fnmatch_lines(["*1 CHANGED (better than the calibrated band allows*",
+                                "*changed *test_accuracy*"])
+
+
+def test_sample_seeds_never_reuse_calibration_seeds(pytester, monkeypatch):
+    pytester.makepyfile(test_seeds="""
+        import json, os
+        def test_seeds(rnn_baseline):
+            with open(os.environ["OUT"], "a") as f:
+                f.write(json.dumps(rnn_baseline.sample_seeds(4)) + "\\n")
+    """)
+    out = pytester.path / "seeds.jsonl"
+    monkeypatch.setenv("OUT", str(out))
+    run(pytester, monkeypatch, 0.0, "--rnn-calibrate", "20").assert_outcomes(passed=1)
+    run(pytester, monkeypatch, 0.0).assert_outcomes(passed=1)
+    run(pytester, monkeypatch, 0.0, "--rnn-seed", "7").assert_outcomes(passed=1)
+    calibration, sample, other = (json.loads(line) for line in out.read_text().splitlines())
+    assert len(calibration) == 20 and len(sample) == len(other) == 4
+    assert not set(calibration) & (set(sample) | set(other))
+    assert set(sample) != set(other)
+
+
+def test_missing_calibration_names_the_command(pytester, monkeypatch):
+    pytester.makepyfile(test_model=SAMPLE_TEST)
+    result = run(pytester, monkeypatch, 0.0)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no calibration for test_accuracy*",
+                                 "*pytest --rnn-calibrate=20 *test_model.py::test_model*"])
+
+
+def test_calibrate_needs_two_seeds(pytester):
+    pytester.makepyfile(test_model="def test_x():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--rnn-calibrate", "1")
+    result.stderr.fnmatch_lines(["*--rnn-calibrate needs N >= 2 seeds*"])
+
+
+def entry_with(**distribution) -> dict:
+    base = {"value": 0.78, "tolerance": 0.02, "direction": "higher", "relative": False,
+            "seeds": {}, "recorded_at": "t", "recorded_on": {}}
+    dist = {"mean": 0.78, "sd": 0.01, "n": 2, "values": [0.77, 0.79], "seeds": [1, 2]}
+    return {**base, "distribution": {**dist, **distribution},
+            "test": {"alpha": 0.01, "k": 4, "scale": "linear"}}
+
+
+def test_old_entries_validate_and_malformed_distributions_are_named(tmp_path):
+    old = {"value": 0.78, "tolerance": 0.02, "direction": "higher", "relative": False,
+           "seeds": {}, "recorded_at": "t", "recorded_on": {}}
+    files.validate_entry(tmp_path, "old", old)
+    files.validate_entry(tmp_path, "new", entry_with())
+    with pytest.raises(files.BaselineFileError, match="'n' must be the number of values"):
+        files.validate_entry(tmp_path, "bad", entry_with(n=3))
+    with pytest.raises(files.BaselineFileError, match="'sd' must be a finite number"):
+        files.validate_entry(tmp_path, "bad", entry_with(sd=float("nan")))
+    with pytest.raises(files.BaselineFileError, match="both be JSON objects"):
+        files.validate_entry(tmp_path, "bad", {**old, "distribution": {}})
+
+
+def test_judge_sample_log2_scale_catches_a_doubling():
+    epochs = [3, 3, 4, 3, 2, 3, 4, 3, 3, 4, 3, 2, 3, 3, 4, 3, 3, 3, 4, 3]
+    dist = stats.Distribution.of([__import__("math").log2(e) for e in epochs])
+    entry = {"distribution": dist.to_json(),
+             "test": rules.sample_test_spec("lower", 0.01, 4, "log2")}
+    same = rules.judge_sample(entry, [3, 4, 3, 3], alpha=0.01, direction="lower", scale="log2")
+    doubled = rules.judge_sample(entry, [6, 8, 6, 6], alpha=0.01, direction="lower",
+                                 scale="log2")
+    assert same.status is rules.Status.OK
+    assert doubled.status is rules.Status.FAIL
+    assert "geometric mean of 4 <=" in doubled.band.text
+    stale = rules.judge_sample(entry, [3, 3], alpha=0.01, direction="higher", scale="log2")
+    assert stale.status is rules.Status.STALE
