@@ -23,7 +23,8 @@ validation gain, with the distribution of ``--rnn-calibrate 20`` runs stored in
 a 1% false-alarm rate per check; see README, "Baselines"). The stored note states each
 band and the smallest drop detected with 90% power. Recalibrate with::
 
-    pytest -m slow --rnn-calibrate 20 "suites/test_accuracy_imdb.py::test_imdb_accuracy_and_convergence_match_calibration"
+    pytest -m slow --rnn-calibrate 20 "suites/test_accuracy_imdb.py::\
+test_imdb_accuracy_and_convergence_match_calibration"
 
 SimpleRNN and the stacked and bidirectional LSTMs keep the single-run check with
 tolerances from :data:`CALIBRATION` (test accuracy over five base seeds, tolerance =
@@ -33,7 +34,6 @@ fit this release's compute budget (see README).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import keras

@@ -11,8 +11,9 @@ a timing check hold its false-alarm rate anyway:
   runs and (per device key) between days.
 
 The per-round ratios are judged by :func:`pytest_rnn.store.stats.timing_verdict`
-(Mann-Whitney U plus a minimum effect). ``interleaved_rounds(slowdown=0.2)`` injects a kernel 20% slower (a delay proportional
-to its own time), to show a check catches what it exists for.
+(Mann-Whitney U plus a minimum effect). ``interleaved_rounds(slowdown=0.2)`` injects a
+kernel 20% slower (a delay proportional to its own time), to show a check catches what it
+exists for.
 No pytest here.
 """
 
@@ -63,7 +64,8 @@ def interleaved_rounds(a: Callable[[], Any], b: Callable[[], Any], *, rounds: in
     lasting more than a call or two hits both alike. A round's time is its *fastest* call:
     another process only ever adds time (a preempted call takes a time slice longer), and
     added time pulls a ratio of two similar calls towards 1; the minimum of ``number``
-    calls is what the kernel costs when it ran uninterrupted. ``slowdown`` (a fraction) injects an ``a`` that much slower: each of
+    calls is what the kernel costs when it ran uninterrupted. ``slowdown`` (a fraction)
+    injects an ``a`` that much slower: each of
     its calls is followed by busy work lasting ``slowdown`` times the call, timed with it
     (a delay proportional to the step time, whatever the load).
     """

@@ -31,8 +31,8 @@ import pytest
 
 from pytest_rnn.plugin import fixtures, options, records, xdist
 from pytest_rnn.plugin.records import Kind
-from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.runtime import seeding
+from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.store import files, rules, stats
 from pytest_rnn.store.files import (  # noqa: F401 - public names of the first release's module
     SCHEMA_VERSION,

@@ -1,15 +1,16 @@
 """Baseline files: their format, validation, and writes that lose nothing.
 
 A file is ``{"entries": {...}, "schema_version": 1}`` with keys sorted
-(``json.dump(sort_keys=True)``), so a re-recording shows up as a small diff. Each
-entry holds ``value``, ``tolerance``, ``direction`` (``higher``, ``lower`` or
-``both``), ``relative``, ``seeds``, ``recorded_at``, ``recorded_on`` and an optional
-``note``. A power-checked entry (:meth:`~pytest_rnn.plugin.baselines.Baselines.check_sample`)
-adds ``distribution`` (``mean``, ``sd``, ``n``, ``values``, ``seeds`` of its calibration
+(``json.dump(sort_keys=True)``), so a re-recording shows up as a small diff. Each entry
+holds ``value``, ``tolerance``, ``direction`` (``higher``, ``lower`` or ``both``),
+``relative``, ``seeds``, ``recorded_at``, ``recorded_on`` and an optional ``note``. A
+power-checked entry (:meth:`~pytest_rnn.plugin.baselines.Baselines.check_sample`) adds
+``distribution`` (``mean``, ``sd``, ``n``, ``values``, ``seeds`` of its calibration
 runs) and ``test`` (``name``, ``alpha``, ``k``, ``scale``); its ``value`` is the
 calibration mean and its ``tolerance`` the band's distance from it for ``k`` runs, so a
-reader that knows only the older fields still sees the right band. Values are stored exactly: Python writes the shortest decimal that reads
-back as the same float, so a zero-tolerance check passes on an identical rerun.
+reader that knows only the older fields still sees the right band. Values are stored
+exactly: Python writes the shortest decimal that reads back as the same float, so a
+zero-tolerance check passes on an identical rerun.
 
 Writing merges new entries into the file under an inter-process lock, through a
 temporary file and ``os.replace``: a reader sees the old or the new file, never half

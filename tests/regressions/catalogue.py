@@ -14,7 +14,8 @@ module's own entries (:data:`LAYER_REGRESSIONS`), those of :mod:`regressions.tra
 and those of :mod:`regressions.surface`;
 :data:`TRAINING_REGRESSIONS` by ``tests/test_accuracy_sensitivity.py`` (slow: the toy
 tasks and the power-checked IMDB models train again; :data:`MILD_TRAINING_REGRESSIONS` are
-the mild ones the calibrated IMDB checks exist for); :data:`PROBES` are not regressions but checks of the judge itself.
+the mild ones the calibrated IMDB checks exist for); :data:`PROBES` are not regressions
+but checks of the judge itself.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         runs = []
         started = time.time()
 
-        def train_all():
+        def train_all(seeds=seeds, runs=runs, condition=condition):
             for seed in seeds:
                 accuracy, curve = imdb.train(model, imdb_subset, lambda *a, **k: None, seed)
                 runs.append({"seed": seed, "test_accuracy": accuracy,
