@@ -120,34 +120,51 @@ def _sample_with_u(u: int) -> list[float]:
     return b
 
 
+def simulated_p(calib: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """mean_test's one-sided p (low side) for each row, vectorised: pooled variance,
+    n + k - 2 degrees of freedom."""
+    n, k = calib.shape[1], new.shape[1]
+    pooled = ((n - 1) * calib.var(axis=1, ddof=1) + (k - 1) * new.var(axis=1, ddof=1)) / (
+        n + k - 2)
+    t = (new.mean(axis=1) - calib.mean(axis=1)) / np.sqrt(pooled * (1 / k + 1 / n))
+    return np.array([stats.t_cdf(float(ti), n + k - 2) for ti in t])
+
+
 def test_mean_test_false_alarm_rate_and_power_by_simulation():
-    """Calibrate on n = 20 draws, test k = 3 new draws, 20,000 times: the one-sided
+    """Calibrate on n = 20 normal draws, test k = 4 new draws, 8,000 times: the one-sided
     false-alarm rate is alpha, and a shift of detectable_shift is caught ~90% of the time
-    (slightly less: the simulation redraws the calibration, the formula takes its sd as true)."""
+    (a little less: the simulation redraws the calibration, the formula takes its sd as
+    the true one)."""
     rng = np.random.default_rng(1)
-    n, k, alpha, trials = 20, 3, 0.01, 20000
-    q = stats.t_quantile(1 - alpha, n - 1)
+    n, k, alpha, trials = 20, 4, 0.01, 8000
     calib = rng.normal(size=(trials, n))
     new = rng.normal(size=(trials, k))
-    m0, s0 = calib.mean(axis=1), calib.std(axis=1, ddof=1)
-    t = (new.mean(axis=1) - m0) / (s0 * math.sqrt(1 / k + 1 / n))
-    rate = float(np.mean(t < -q))
-    assert 0.0075 < rate < 0.0125, rate
+    rate = float(np.mean(simulated_p(calib, new) < alpha))
+    assert 0.006 < rate < 0.014, rate
     shift = stats.detectable_shift(stats.Distribution(0.0, 1.0, n), k, alpha, power=0.9)
-    t_shifted = (new.mean(axis=1) - shift - m0) / (s0 * math.sqrt(1 / k + 1 / n))
-    power = float(np.mean(t_shifted < -q))
-    assert 0.84 < power < 0.92, power
+    power = float(np.mean(simulated_p(calib, new - shift) < alpha))
+    assert 0.84 < power < 0.93, power
+    for row in range(5):  # the vectorised rule is mean_test's
+        ref = stats.Distribution.of(calib[row])
+        assert stats.mean_test(new[row], ref).p_low == pytest.approx(
+            simulated_p(calib[row:row + 1], new[row:row + 1])[0])
 
 
 def test_mean_test_agrees_with_its_band():
     ref = stats.Distribution.of([0.78, 0.77, 0.80, 0.79, 0.76, 0.78, 0.81, 0.77], seeds=range(8))
     low = stats.lower_bound(ref, 3)
-    assert low == pytest.approx(ref.mean - stats.t_quantile(0.99, 7) * ref.sd
+    assert low == pytest.approx(ref.mean - stats.t_quantile(0.99, 8 + 3 - 2) * ref.sd
                                 * math.sqrt(1 / 3 + 1 / 8))
-    inside = stats.mean_test([low + 1e-4] * 3, ref)
-    outside = stats.mean_test([low - 1e-4] * 3, ref)
-    assert not inside.below and outside.below
-    assert outside.p_low == pytest.approx(0.01, abs=1e-3)
+    # the band moves with the sample's spread (pooled), not with its mean: a sample
+    # shifted to just above / below its own band passes / fails, at p = alpha there
+    sample = [0.0, 0.01, -0.012]
+    edge = stats.mean_test(sample, ref).low - statistics.fmean(sample)
+    above = stats.mean_test([v + edge + 1e-5 for v in sample], ref)
+    below = stats.mean_test([v + edge - 1e-5 for v in sample], ref)
+    assert not above.below and below.below
+    assert below.p_low == pytest.approx(0.01, abs=2e-4) and below.df == 8 + 3 - 2
+    # identical runs pool to less variance than the calibration's: a tighter band
+    assert stats.mean_test([0.7] * 3, ref).low > low
     assert stats.mean_test([ref.mean] * 3, ref).p_low == pytest.approx(0.5)
     assert stats.mean_test([stats.upper_bound(ref, 3) + 1e-4] * 3, ref).above
     assert stats.Distribution.from_json(ref.to_json()) == ref

@@ -449,29 +449,20 @@ class Baselines:
     def _record_distribution(self, ask: CheckResult, path: Path, values: list[float],
                              seeds: list[int], k: int, alpha: float, scale: str,
                              note: str | None) -> CheckResult:
-        forward = rules.SCALES[scale][0]
         if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
             return self._finish(ask, Status.FAIL, "(not finite)", (
                 f"cannot calibrate {ask.key!r}: runs gave {values} (seeds {seeds})"))
-        distribution = stats.Distribution.of([forward(v) for v in values], seeds)
-        band = rules.sample_band(distribution, k, alpha, ask.direction, scale)
-        edge = band.low if ask.direction != "lower" else band.high
-        power = (f"smallest shift detected with 90% power: "
-                 f"{stats.detectable_shift(distribution, k, alpha, 0.9):.3g}"
-                 f"{' (log2 units)' if scale == 'log2' else ''}")
+        derived = rules.calibration_fields(values, seeds, k=k, alpha=alpha,
+                                           direction=ask.direction, scale=scale, note=note)
+        band = rules.sample_band(stats.Distribution.from_json(derived["distribution"]), k,
+                                 alpha, ask.direction, scale)
         entry = {
-            "value": rules.SCALES[scale][1](distribution.mean),
-            "tolerance": abs(rules.SCALES[scale][1](distribution.mean) - edge),
             "direction": ask.direction,
             "relative": False,
             "seeds": {"base": self._settings.seed, "calibration": list(seeds)},
             "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "recorded_on": self._recorded_on(),
-            "distribution": {**distribution.to_json(), "values": list(distribution.values)},
-            "test": rules.sample_test_spec(ask.direction, alpha, k, scale),
-            "note": (f"{'' if note is None else note + '; '}calibrated on {len(values)} "
-                     f"seeds: {_values_text(values)}; band for k = {k} at alpha = {alpha:g}: "
-                     f"{band.text}; {power}"),
+            **derived,
         }
         result = replace(ask, status=Status.RECORDED, bound=band.text, message=(
             f"calibrating {ask.metric}: {_values_text(values)} -> band {band.text}"))

@@ -130,8 +130,31 @@ SCALES = {"linear": (lambda v: v, lambda v: v),
 
 def sample_test_spec(direction: str, alpha: float, k: int, scale: str) -> dict:
     """The ``test`` field of a power-checked entry."""
-    return {"name": "one-sided t, calibration variance (n-1 df)", "direction": direction,
+    return {"name": "one-sided Student t, pooled variance (n+k-2 df)", "direction": direction,
             "alpha": alpha, "k": k, "scale": scale}
+
+
+def calibration_fields(raw_values: list[float], seeds: list[int], *, k: int, alpha: float,
+                       direction: str, scale: str, note: str | None = None) -> dict:
+    """The derived fields of a power-checked entry calibrated on ``raw_values`` (one per
+    seed, in the metric's unit): value, tolerance (the band's distance for ``k`` runs),
+    distribution (in the test's scale), test, and a note stating band and power."""
+    forward, back = SCALES[scale]
+    distribution = stats.Distribution.of([forward(v) for v in raw_values], seeds)
+    band = sample_band(distribution, k, alpha, direction, scale)
+    edge = band.low if direction != "lower" else band.high
+    shift = stats.detectable_shift(distribution, k, alpha, 0.9)
+    unit = f" log2 units (x {2 ** shift:.2f})" if scale == "log2" else ""
+    values = ", ".join(f"{v:.4g}" for v in raw_values)
+    return {
+        "value": back(distribution.mean),
+        "tolerance": abs(back(distribution.mean) - edge),
+        "distribution": distribution.to_json(),
+        "test": sample_test_spec(direction, alpha, k, scale),
+        "note": (f"{'' if note is None else note + '; '}calibrated on {len(raw_values)} "
+                 f"seeds: {values}; band for k = {k} at alpha = {alpha:g}: {band.text}; "
+                 f"smallest shift detected with 90% power: {shift:.3g}{unit}"),
+    }
 
 
 def sample_band(distribution: stats.Distribution, k: int, alpha: float, direction: str,
@@ -174,6 +197,16 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     result = stats.mean_test([forward(v) for v in values], reference, alpha)
     k = len(values)
     allowed = sample_band(reference, k, alpha, direction, scale)
+    if (result.low, result.high) != (stats.lower_bound(reference, k, alpha),
+                                     stats.upper_bound(reference, k, alpha)):
+        # the band for this sample's pooled variance
+        back = SCALES[scale][1]
+        what = "mean" if scale == "linear" else "geometric mean"
+        low = back(result.low) if direction != "lower" else -math.inf
+        high = back(result.high) if direction != "higher" else math.inf
+        edge = f">= {low:.4g}" if direction == "higher" else f"<= {high:.4g}" \
+            if direction == "lower" else f"in [{low:.4g}, {high:.4g}]"
+        allowed = Band(low, high, f"{what} of {k} {edge}")
     worse = {"higher": result.below, "lower": result.above,
              "both": result.below or result.above}[direction]
     better = {"higher": result.above, "lower": result.below, "both": False}[direction]
@@ -181,7 +214,8 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
          "both": 2 * min(result.p_low, result.p_high)}[direction]
     detail = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
               f"runs (mean {SCALES[scale][1](reference.mean):.4g}, sd {reference.sd:.3g}"
-              f"{' in log2' if scale == 'log2' else ''}): t = {result.t:.2f}, p = {p:.2g}, "
+              f"{' in log2' if scale == 'log2' else ''}): t = {result.t:.2f}, "
+              f"df = {result.df:.3g}, p = {p:.2g}, "
               f"alpha = {alpha:g}")
     status = Status.FAIL if worse else Status.CHANGED if better else Status.OK
     return Verdict(status, allowed, detail)
