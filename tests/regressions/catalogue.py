@@ -1099,6 +1099,9 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         _adam_learning_rate_halved,
         fails=POWER_TARGETS,
         message=CALIBRATED_BAND_FAILURE,
+        gap=("caught by 1 of 2 checks per model (measure_power.py, 8 runs each): it slows "
+             "LSTM's epochs to 90% by ~1.35x (3.3 -> 4.5), not the doubling the check is "
+             "sized for, and costs GRU ~0.008 of accuracy, under the 0.018 it is sized for"),
     ),
     Regression(
         "lstm_forget_bias_zero",
