@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import keras
 import pytest
-
 from pytest_rnn.models import imdb_classifier
 from pytest_rnn.training import fit, improvement
 
