@@ -4,7 +4,8 @@ Subpackages (the imports flow one way: runtime <- store <- plugin, runtime <- ch
 
 * :mod:`pytest_rnn.plugin`: the pytest hooks, options, fixtures, markers, records, report;
 * :mod:`pytest_rnn.store`: the baseline store (files, keys, bands), without pytest;
-* :mod:`pytest_rnn.runtime`: versions, devices, seeds and thread caps of this process;
+* :mod:`pytest_rnn.runtime`: versions, the known-defects ledger, devices, seeds and
+  thread caps of this process;
 * :mod:`pytest_rnn.backends`: what differs per Keras backend (gradients, compilation),
   one module per backend behind a small seam;
 * :mod:`pytest_rnn.checks`: the Keras checks (reference math, shapes, parameter

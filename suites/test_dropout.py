@@ -12,7 +12,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from pytest_rnn.dropout import measure_dropout
 from pytest_rnn.models import VARIANTS, build_random, imdb_classifier, rnn_layer
 
@@ -163,16 +162,9 @@ def test_seed_imdb_model_with_dropout_is_deterministic_in_inference_and_varies_i
     assert_training_applies_dropout(model, tokens, min_diff=1e-4)
 
 
-# --- known Keras defects (strict xfail: the run says so when a release fixes them) -----------
+# --- known Keras defects: strict xfails on the affected releases (pytest_rnn/ledger.json) --
 
 
-@pytest.mark.xfail(
-    raises=tf.errors.InvalidArgumentError,
-    strict=True,
-    reason="Keras 3.15: with use_cudnn='auto', LSTM/GRU inner_loop broadcasts "
-    "get_dropout_mask() to the sequence, but implementation=1 returns one mask per gate "
-    "(a list), so dropout>0 with implementation=1 and no recurrent_dropout fails in training",
-)
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_implementation_1_with_input_dropout_runs_in_training(kind, x):
     layer = rnn_layer(kind, UNITS, dropout=RATE, implementation=1)

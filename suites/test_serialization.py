@@ -185,18 +185,7 @@ def test_seed_imdb_model_survives_keras_file_save_and_load(rnn_rng, tmp_path):
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(
-            "simple_rnn",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Keras 3.15: SimpleRNN.get_config omits `seed` (LSTM and GRU keep it), "
-                "so a rebuilt or loaded SimpleRNN draws unseeded dropout masks",
-            ),
-        ),
-        "lstm",
-        "gru",
-    ],
+    ["simple_rnn", "lstm", "gru"],  # simple_rnn: ledger entry simple-rnn-config-drops-seed
 )
 def test_get_config_keeps_the_dropout_seed(kind):
     layer = rnn_layer(kind, UNITS, dropout=0.2, seed=1234)

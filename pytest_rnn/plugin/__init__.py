@@ -19,7 +19,16 @@ import sys
 
 import pytest
 
-from pytest_rnn.plugin import cmdline, header, html_hooks, markers, options, randomly, records
+from pytest_rnn.plugin import (
+    cmdline,
+    header,
+    html_hooks,
+    ledger,
+    markers,
+    options,
+    randomly,
+    records,
+)
 from pytest_rnn.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     imdb_subset,
     rnn_baseline,
@@ -67,13 +76,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return header.lines(config)
+    return header.lines(config) + ledger.header_lines()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item):
     markers.skip_if_no_gpu(item)  # before pytest's skipping plugin reads the marks
     return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    ledger.mark_known_defects(items)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -6,4 +6,4 @@ GPUs it sees is backend-specific: :func:`pytest_rnn.backends.devices.detect`.
 
 from pytest_rnn import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, ('device', 'seeding', 'threads', 'versions'))
+__getattr__ = lazy_submodules(__name__, ('device', 'ledger', 'seeding', 'threads', 'versions'))

@@ -1,0 +1,126 @@
+"""The known-defects ledger: recurrent-layer behaviour that differs between Keras releases.
+
+One data file ships in the package (``pytest_rnn/ledger.json``). Each entry names
+
+* ``id``: a short stable name;
+* ``keras``: the affected Keras releases, a PEP 440 specifier (``">=3.0,<3.2"``);
+* ``differs``: one line on what differs on those releases;
+* ``reference``: the Keras commit, pull request or issue that fixed or introduced it;
+* ``verified``: how the entry was checked (tag containment, a run of the suite);
+* ``tests``: node ids of the tests that observe it; ``*`` matches any run of characters
+  (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
+* ``raises`` (optional): the exception the observing tests fail with on those releases,
+  so that a different failure of the same test stays a failure.
+
+The plugin turns the observing tests into strict expected failures on exactly the
+affected releases (:mod:`pytest_rnn.plugin.ledger`); elsewhere they run as usual.
+No pytest import here, and no TensorFlow/Keras import: the installed Keras's version
+comes from package metadata.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from pytest_rnn.runtime.versions import package_version
+
+LEDGER_FILE = "ledger.json"
+_FIELDS = {"id", "keras", "differs", "reference", "verified", "tests"}
+_OPTIONAL = {"raises"}
+
+
+class LedgerError(ValueError):
+    """The ledger file is malformed; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class Defect:
+    id: str
+    keras: str
+    differs: str
+    reference: str
+    verified: str
+    tests: tuple[str, ...]
+    raises: str | None = None
+
+    def affects(self, keras_version: str | None) -> bool:
+        """Whether ``keras_version`` lies in the affected range (False when unknown)."""
+        if not keras_version:
+            return False
+        try:
+            return SpecifierSet(self.keras).contains(Version(keras_version), prereleases=True)
+        except InvalidVersion:
+            return False
+
+    def observed_by(self, nodeid: str) -> bool:
+        return any(_pattern(p).fullmatch(nodeid) for p in self.tests)
+
+    @property
+    def reason(self) -> str:
+        return (f"known Keras defect {self.id} (Keras {self.keras}): {self.differs} "
+                f"[{self.reference}]")
+
+
+@cache
+def _pattern(text: str) -> re.Pattern:
+    return re.compile(".*".join(re.escape(part) for part in text.split("*")))
+
+
+def parse(data: object) -> tuple[Defect, ...]:
+    """Validate the ledger's JSON document (a list of entries) into :class:`Defect` s."""
+    if not isinstance(data, list):
+        raise LedgerError(f"the ledger must be a JSON list of entries; got {type(data).__name__}")
+    seen: set[str] = set()
+    out = []
+    for index, entry in enumerate(data):
+        where = f"ledger entry {index}" + (f" ({entry.get('id')!r})"
+                                           if isinstance(entry, dict) else "")
+        if not isinstance(entry, dict):
+            raise LedgerError(f"{where} must be an object; got {type(entry).__name__}")
+        missing = _FIELDS - set(entry)
+        unknown = set(entry) - _FIELDS - _OPTIONAL
+        if missing or unknown:
+            raise LedgerError(f"{where}: missing fields {sorted(missing)}, unknown fields "
+                              f"{sorted(unknown)}; accepted: {sorted(_FIELDS | _OPTIONAL)}")
+        try:
+            SpecifierSet(entry["keras"])
+        except InvalidSpecifier:
+            raise LedgerError(f"{where}: keras {entry['keras']!r} is not a PEP 440 "
+                              "specifier such as '>=3.0,<3.2'") from None
+        tests = entry["tests"]
+        if not (isinstance(tests, list) and tests and all(isinstance(t, str) and "::" in t
+                                                           for t in tests)):
+            raise LedgerError(f"{where}: tests must be a non-empty list of node ids "
+                              "('path.py::test_name[id]', '*' as wildcard)")
+        if entry["id"] in seen:
+            raise LedgerError(f"{where}: id {entry['id']!r} appears twice")
+        seen.add(entry["id"])
+        out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
+                          entry["verified"], tuple(tests), entry.get("raises")))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def load() -> tuple[Defect, ...]:
+    """The shipped ledger, validated."""
+    text = importlib.resources.files("pytest_rnn").joinpath(LEDGER_FILE).read_text("utf-8")
+    return parse(json.loads(text))
+
+
+def known_defects(keras_version: str | None = None,
+                  ledger: tuple[Defect, ...] | None = None) -> list[Defect]:
+    """The ledger entries that affect ``keras_version`` (default: the installed Keras)."""
+    version = keras_version if keras_version is not None else package_version("keras")
+    return [d for d in (load() if ledger is None else ledger) if d.affects(version)]
+
+
+def defect_for(nodeid: str, defects: list[Defect]) -> Defect | None:
+    """The first of ``defects`` observed by the test ``nodeid``, if any."""
+    return next((d for d in defects if d.observed_by(nodeid)), None)

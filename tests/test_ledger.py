@@ -1,0 +1,215 @@
+"""The known-defects ledger: its file, its matching rules, and what a run makes of it.
+
+The ledger (pytest_rnn/ledger.json) turns the tests that observe a known Keras defect
+into strict expected failures on exactly the affected releases. These tests pin the
+three promises that makes: an observed defect is an xfail naming its reference, a
+release without it (an unexpected pass) is red, and a failure the ledger does not list
+(another test, another release, another exception) stays a failure.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_rnn.runtime import ledger
+from pytest_rnn.runtime.versions import package_version
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def entry(**overrides) -> dict:
+    base = {"id": "probe", "keras": ">=0", "differs": "probe differs",
+            "reference": "keras-team/keras#1", "verified": "by this test",
+            "tests": ["test_probe.py::test_observed"]}
+    return {**base, **overrides}
+
+
+# --- the shipped file -------------------------------------------------------------------------
+
+
+def test_shipped_ledger_is_valid_and_declared_as_package_data():
+    defects = ledger.load()
+    assert defects, "the ledger is empty"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    shipped = (r'\[tool\.setuptools\.package-data\](?:\s*#[^\n]*)*\s*'
+               r'pytest_rnn\s*=\s*\[[^\]]*"ledger\.json"')
+    assert re.search(shipped, pyproject), (
+        "pyproject.toml does not ship pytest_rnn/ledger.json as package data"
+    )
+
+
+def _test_names(path: Path) -> set[str]:
+    """'test_fn' and 'Class::test_fn' for every test function in ``path``."""
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.update(f"{node.name}::{f.name}" for f in node.body
+                         if isinstance(f, ast.FunctionDef))
+            # a contract class inherits its tests: any test_* name of the file's bases
+            names.add(f"{node.name}::*")
+    return names
+
+
+@pytest.mark.parametrize("defect", ledger.load(), ids=lambda d: d.id)
+def test_each_ledger_pattern_names_an_existing_test(defect):
+    """A renamed or deleted test would leave its entry matching nothing, silently."""
+    for pattern in defect.tests:
+        path, _, name = pattern.partition("::")
+        assert (ROOT / path).is_file(), f"{defect.id}: {path} does not exist"
+        name = name.split("[", 1)[0]
+        names = _test_names(ROOT / path)
+        cls = name.split("::")[0] + "::*"
+        assert name in names or cls in names, f"{defect.id}: no test {name} in {path}"
+
+
+def test_raises_names_resolve():
+    from pytest_rnn.plugin.ledger import _exception
+
+    for defect in ledger.load():
+        if not defect.raises:
+            continue
+        top = defect.raises.split(".")[0] if "." in defect.raises else "builtins"
+        if top == "builtins" or importlib.util.find_spec(top):
+            assert issubclass(_exception(defect.raises), BaseException), defect.id
+
+
+# --- matching rules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "version", "affected"), [
+    (">=3.0,<3.2", "3.0.0", True),
+    (">=3.0,<3.2", "3.1.1", True),
+    (">=3.0,<3.2", "3.2.0", False),
+    (">=3.0,<3.2", "2.15.0", False),
+    (">=3.8.0", "3.15.1", True),
+    (">=3.8.0", "3.10.0rc1", True),
+    (">=3.8.0", None, False),
+    (">=3.8.0", "not-a-version", False),
+])
+def test_affected_range_is_a_pep440_specifier(spec, version, affected):
+    (defect,) = ledger.parse([entry(keras=spec)])
+    assert defect.affects(version) is affected
+
+
+def test_star_is_the_only_wildcard_and_brackets_match_literally():
+    (defect,) = ledger.parse([entry(tests=["a.py::test_x[*-lstm]", "a.py::C::test_y"])])
+    assert defect.observed_by("a.py::test_x[gru-lstm]")
+    assert not defect.observed_by("a.py::test_x[gru-gru]")
+    assert not defect.observed_by("a.py::test_xl")
+    assert defect.observed_by("a.py::C::test_y")
+    assert not defect.observed_by("a.py::C::test_y2")
+    assert not defect.observed_by("b/a.py::C::test_y")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"id": "x"}, "missing fields"),
+    ([entry(extra=1)], r"unknown fields \['extra'\]"),
+    ([entry(keras="3.0 to 3.2")], "not a PEP 440 specifier"),
+    ([entry(tests=[])], "non-empty list of node ids"),
+    ([entry(tests=["test_probe.py"])], "non-empty list of node ids"),
+    ([entry(), entry()], "appears twice"),
+    (["x"], "must be an object"),
+])
+def test_a_malformed_ledger_says_which_entry_and_field(data, message):
+    if isinstance(data, dict):
+        data = [data]
+    with pytest.raises(ledger.LedgerError, match=message):
+        ledger.parse(data)
+    with pytest.raises(ledger.LedgerError, match="must be a JSON list"):
+        ledger.parse({"entries": data})
+
+
+def test_known_defects_selects_by_release():
+    defects = ledger.parse([entry(id="old", keras="<3.2"), entry(id="new", keras=">=3.8")])
+    assert [d.id for d in ledger.known_defects("3.1.1", defects)] == ["old"]
+    assert [d.id for d in ledger.known_defects("3.9.0", defects)] == ["new"]
+    assert ledger.known_defects("3.3.3", defects) == []
+
+
+# --- in a run ---------------------------------------------------------------------------------
+
+PROBE = """
+import pytest
+
+
+def test_observed():
+    assert 1 == 2, "the defect"
+
+
+def test_observed_but_fixed():
+    pass
+
+
+def test_observed_other_exception():
+    raise KeyError("not the listed failure")
+
+
+def test_unlisted():
+    assert 1 == 2, "an unlisted difference"
+
+
+def test_outside_range():
+    assert 1 == 2, "listed for other releases only"
+"""
+
+
+def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester, monkeypatch):
+    installed = package_version("keras")
+    defects = ledger.parse([
+        entry(id="probe-defect", tests=["test_probe.py::test_observed",
+                                        "test_probe.py::test_observed_but_fixed"]),
+        entry(id="probe-raises", raises="AssertionError",
+              tests=["test_probe.py::test_observed_other_exception"]),
+        entry(id="probe-other-releases", keras="<0.1", differs="never installed",
+              tests=["test_probe.py::test_outside_range"]),
+    ])
+    monkeypatch.setattr(ledger, "load", lambda: defects)
+    pytester.makepyfile(test_probe=PROBE)
+    result = pytester.runpytest_inprocess("-rfx", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=4, xfailed=1)
+    result.stdout.fnmatch_lines([
+        f"pytest-rnn: known recurrent-layer defects of Keras {installed} (2 of 3 ledger*",
+        "pytest-rnn:   probe-defect: probe differs",
+        "pytest-rnn:   probe-raises: probe differs",
+    ])
+    assert "probe-other-releases" not in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "FAILED test_probe.py::test_observed_but_fixed*",
+        "FAILED test_probe.py::test_observed_other_exception*",
+        "FAILED test_probe.py::test_unlisted*",
+        "FAILED test_probe.py::test_outside_range*",
+        "XFAIL test_probe.py::test_observed - known Keras defect probe-defect (Keras >=0): "
+        "probe differs [[]keras-team/keras#1[]]",
+    ])
+    assert "[XPASS(strict)] known Keras defect probe-defect" in result.stdout.str()
+
+
+def test_header_says_when_the_installed_release_has_no_listed_defect(pytester, monkeypatch):
+    monkeypatch.setattr(ledger, "load", lambda: ledger.parse([entry(keras="<0.1")]))
+    pytester.makepyfile(test_probe="def test_ok():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["pytest-rnn: known recurrent-layer defects of Keras *: none "
+                                 "in the ledger (1 entries)"])
+
+
+# --- README --------------------------------------------------------------------------------
+
+
+def test_readme_table_is_the_one_generated_from_the_ledger():
+    spec = importlib.util.spec_from_file_location("ledger_table",
+                                                  ROOT / "scripts" / "ledger_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert module.table(json.loads((ROOT / "pytest_rnn" / "ledger.json").read_text())) in readme, (
+        "README.md's ledger table is stale: run `python scripts/ledger_table.py --write`"
+    )
