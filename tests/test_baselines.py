@@ -492,10 +492,10 @@ def test_hardware_versioned_and_shared_file_keys(pytester):
     speedups = read_baseline_file(pytester.path / "baselines" / "speedups.json")
     assert list(speedups) == ["test_keyed::test_keys::speedup::device=gpu-Fake-GPU-80GB-cudnn9"]
     assert speedups[next(iter(speedups))]["relative"] is True
-    import importlib.metadata as md
+    from pytest_rnn.runtime.versions import package_version, tensorflow_version
 
-    tf_mm = ".".join(md.version("tensorflow").split(".")[:2])
-    keras_mm = ".".join(md.version("keras").split(".")[:2])
+    tf_mm = ".".join(tensorflow_version().split(".")[:2])  # tensorflow-cpu too
+    keras_mm = ".".join(package_version("keras").split(".")[:2])
     own = read_baseline_file(pytester.path / "baselines" / "test_keyed.json")
     assert list(own) == [f"test_keys::accuracy::tf={tf_mm}::keras={keras_mm}"]
     run(pytester).assert_outcomes(passed=1)

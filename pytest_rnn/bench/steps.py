@@ -34,11 +34,19 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     import tensorflow as tf
 
     from pytest_rnn.checks.models import rnn_layer
+    from pytest_rnn.runtime.versions import keras_lacks
 
     if step not in STEP_KINDS:
         raise ValueError(f"step must be one of {STEP_KINDS}; got {step!r}")
     rng = np.random.default_rng(seed)
     kwargs = {} if kind == "simple_rnn" else {"use_cudnn": use_cudnn}
+    lacks = keras_lacks("use_cudnn")
+    if lacks and kwargs:
+        # Keras < 3.2 has no use_cudnn: the layer picks its kernel itself (cuDNN on a GPU
+        # when eligible), so only "auto" and, where no cuDNN can run, False describe it.
+        if use_cudnn is True:
+            raise ValueError(f"use_cudnn=True cannot be asked of this Keras: {lacks}")
+        kwargs = {}
     layer = rnn_layer(kind, config.units, **kwargs)
     shape = (config.batch, config.steps, config.features)
     layer.build(shape)

@@ -51,6 +51,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pytest_rnn.runtime.versions import keras_at_least
+
 __all__ = [
     "INVALID_USE_CUDNN_ERROR",
     "USE_CUDNN_TRUE_ERROR",
@@ -113,9 +115,13 @@ def _recurrent_reasons(layer: Any) -> tuple[list[str], Any]:
     if kind == "simple_rnn":
         return ["SimpleRNN has no cuDNN kernel in Keras"], getattr(layer, "use_cudnn", None)
     reasons = []
-    use_cudnn = layer.use_cudnn
+    # Keras < 3.2 has no use_cudnn: its LSTM/GRU pick cuDNN themselves, as "auto" does
+    use_cudnn = getattr(layer, "use_cudnn", "auto")
     if use_cudnn is False:
         reasons.append("use_cudnn=False")
+    if cell.dropout and not keras_at_least("3.4.0"):
+        # keras-team/keras 1b8f7b7bff (#19645) let dropout>0 reach cuDNN from 3.4.0
+        reasons.append(f"dropout={cell.dropout:g} (Keras < 3.4 keeps the generic kernel)")
     if cell.recurrent_dropout:
         reasons.append(
             f"recurrent_dropout={cell.recurrent_dropout:g} (> 0 keeps the generic kernel, "

@@ -227,10 +227,15 @@ def _flatten(value: Any) -> list[Any]:
     return [leaf for item in value for leaf in _flatten(item)]
 
 
-def _shape(value: Any) -> Shape:
+def _shape(value: Any) -> Shape | str:
+    """The shape of a leaf; for a leaf that is neither a shape nor has one, a description
+    (compared unequal to every shape, so the difference is reported, not a crash)."""
     if _is_shape(value):
         return tuple(None if d is None else int(d) for d in value)
-    return tuple(None if d is None else int(d) for d in value.shape)
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return f"<not a shape: {type(value).__name__} {value!r}>"
+    return tuple(None if d is None else int(d) for d in shape)
 
 
 def assert_output_structure(

@@ -13,6 +13,16 @@ MARKERS = {
 }
 
 
+def requires_keras(feature: str) -> pytest.MarkDecorator:
+    """A ``skipif`` mark for tests that pin a Keras feature the installed release predates.
+
+    ``feature`` is a key of :data:`pytest_rnn.runtime.versions.KERAS_FEATURES`; the skip
+    reason names the installed release and the first release with the feature.
+    """
+    reason = runtime_versions.keras_lacks(feature)
+    return pytest.mark.skipif(reason is not None, reason=reason or f"Keras has {feature}")
+
+
 def register(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)

@@ -80,6 +80,40 @@ def tensorflow_version() -> str | None:
     return None
 
 
+#: Keras features the plugin and its suites use that the oldest supported release lacks:
+#: name -> (first Keras release with it, what it is). :func:`keras_lacks` reads it.
+KERAS_FEATURES = {
+    "use_cudnn": ("3.2.0", "LSTM/GRU's use_cudnn argument and the TensorFlow cuDNN dispatch "
+                           "that simulated_gpu_routing observes (keras-team/keras b451d660a2)"),
+    "keras.tree": ("3.3.0", "the public keras.tree API"),
+}
+
+
+def keras_lacks(feature: str, keras_version: str | None = None) -> str | None:
+    """Why the installed Keras (or ``keras_version``) lacks ``feature``; None if it has it.
+
+    The reason names the release and the first release with the feature, so a test
+    that pins the feature can skip with it.
+    """
+    from packaging.version import Version
+
+    if feature not in KERAS_FEATURES:
+        raise ValueError(f"unknown Keras feature {feature!r}; known: {sorted(KERAS_FEATURES)}")
+    since, what = KERAS_FEATURES[feature]
+    version = keras_version or package_version("keras")
+    if version is None or Version(version) >= Version(since):
+        return None
+    return f"Keras {version} predates {what} (added in Keras {since})"
+
+
+def keras_at_least(release: str) -> bool:
+    """Whether the installed Keras is ``release`` or newer (False when Keras is absent)."""
+    from packaging.version import Version
+
+    version = package_version("keras")
+    return version is not None and Version(version) >= Version(release)
+
+
 def versions() -> dict[str, str | None]:
     """Everything a record of this run is keyed or described by, without importing TF."""
     build = tensorflow_build_info()
