@@ -38,6 +38,7 @@ from pytest_rnn import (
     expected_output_structure,
     expected_param_count,
 )
+from pytest_rnn.checks import compare
 from pytest_rnn.checks.dropout import (
     assert_cell_mask_rates,
     assert_cell_masks_sized,
@@ -442,7 +443,7 @@ SAVED_OPTIONS = {
 
 
 def _outputs(layer, x) -> list[np.ndarray]:
-    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(layer(x))]
+    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in compare.flatten(layer(x))]
 
 
 def _assert_same(rebuilt, original, x, how: str) -> None:

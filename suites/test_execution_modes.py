@@ -93,14 +93,14 @@ class Bundle:
             self.inference = keras.ops.convert_to_numpy(twin(self.x))
         self.names = [f"{k} {'output' if i == 0 else f'state {i - 1}'}"
                       for k, layer in self.layers.items()
-                      for i, _ in enumerate(keras.tree.flatten(layer(self.x)))]
+                      for i, _ in enumerate(compare.flatten(layer(self.x)))]
         self.weights = [keras.ops.convert_to_tensor(rng.normal(size=tuple(o.shape)), "float32")
                         for o in self.outputs(self.x)]
         self.variables = [v for layer in self.layers.values() for v in layer.trainable_weights]
 
     def outputs(self, x):
         return [o for k, layer in self.layers.items()
-                for o in keras.tree.flatten(layer(x, mask=self.masks[k]))]
+                for o in compare.flatten(layer(x, mask=self.masks[k]))]
 
     def loss(self, x):
         return sum(keras.ops.sum(o * w) for o, w in zip(self.outputs(x), self.weights,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pytest_rnn import assert_gradients_match_reference
-from pytest_rnn.checks.models import build_random
+from pytest_rnn.checks.models import build_random, keras_own_loop
 
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 3
 POST = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)  # post-padded sample 0
@@ -40,7 +40,7 @@ CASES = {
         lambda: keras.layers.LSTM(UNITS, return_sequences=True, return_state=True), None, 2),
     "lstm_go_backwards_pre_mask": (
         lambda: keras.layers.LSTM(UNITS, go_backwards=True, return_state=True,
-                                  use_cudnn=False), PRE, 2),
+                                  **keras_own_loop()), PRE, 2),
     "gru_initial_state": (lambda: keras.layers.GRU(UNITS, return_state=True), None, 1),
     "gru_reset_before_sequences_pre_mask": (
         lambda: keras.layers.GRU(UNITS, reset_after=False, return_sequences=True,
@@ -50,7 +50,7 @@ CASES = {
                                  return_sequences=True, return_state=True), POST, 3),
     "bidirectional_lstm_concat": (
         lambda: _bi(keras.layers.LSTM(UNITS, return_sequences=True, return_state=True,
-                                      use_cudnn=False), "concat"), POST, 4),
+                                      **keras_own_loop()), "concat"), POST, 4),
     "bidirectional_gru_sum": (
         lambda: _bi(keras.layers.GRU(UNITS, return_state=True), "sum"), None, 2),
     "bidirectional_simple_rnn_ave": (

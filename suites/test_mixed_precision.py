@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from pytest_rnn.checks import compare
-from pytest_rnn.checks.models import build_random
+from pytest_rnn.checks.models import build_random, keras_own_loop
 from pytest_rnn.checks.reference import reference_outputs
 
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
@@ -72,12 +72,12 @@ def assert_policy_dtypes(what: str, layer, returned, policy: str) -> None:
 @pytest.mark.parametrize("policy", list(POLICIES))
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_masked_layer_computes_in_the_policy_dtype_near_the_reference(kind, policy, rnn_rng):
-    native = {} if kind == "simple_rnn" else {"use_cudnn": False}  # masked: Keras's own loop
+    native = {} if kind == "simple_rnn" else keras_own_loop()  # masked: Keras's own loop
     layer = KINDS[kind](UNITS, return_sequences=True, return_state=True, dtype=policy, **native)
     build_random(layer, (BATCH, STEPS, FEATURES), rnn_rng)
     x = rnn_rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
     reference = reference_outputs(layer, x, mask=MASK)
-    returned = keras.tree.flatten(layer(x, mask=MASK))
+    returned = compare.flatten(layer(x, mask=MASK))
     assert_policy_dtypes(f"{kind} with a mask", layer, returned, policy)
     assert_near_reference(f"{kind} with a mask", returned, reference, policy, STEPS)
 
@@ -93,11 +93,11 @@ def test_stateful_layer_builds_and_carries_state(policy, rnn_rng):
     layer.reset_states()
     x = rnn_rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
     whole = reference_outputs(layer, x)  # from the zero state the variables hold now
-    first = keras.tree.flatten(layer(x[:, :half]))
-    second = keras.tree.flatten(layer(x[:, half:]))
+    first = compare.flatten(layer(x[:, :half]))
+    second = compare.flatten(layer(x[:, half:]))
     assert_policy_dtypes("stateful LSTM, first half", layer, first, policy)
     assert_policy_dtypes("stateful LSTM, second half", layer, second, policy)
-    states = keras.tree.flatten(layer.states)
+    states = compare.flatten(layer.states)
     assert [_dtype(s) for s in states] == ["float32", "float32"], (
         f"stateful LSTM under {policy}: state variables are {[_dtype(s) for s in states]}; "
         "they hold the carried state and stay float32 like every variable")
@@ -107,5 +107,5 @@ def test_stateful_layer_builds_and_carries_state(policy, rnn_rng):
                           policy, STEPS)
     layer.reset_states()
     assert not any(np.asarray(keras.ops.convert_to_numpy(s)).any()
-                   for s in keras.tree.flatten(layer.states)), (
+                   for s in compare.flatten(layer.states)), (
         f"reset_states() under {policy} leaves a non-zero state")

@@ -171,13 +171,7 @@ def _nesting(value) -> object:
     return tuple(value if isinstance(value, (list, tuple)) else value.shape)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Keras 3.15 defect: an eager RNN([cells], return_state=True) returns the final "
-    "state of every single-state cell (GRU, SimpleRNN) wrapped in a one-element list, while "
-    "symbolic calls and compute_output_shape return it bare; strict, so a fix shows as XPASS",
-)
+# strict xfail on the affected releases: ledger entry stacked-cells-eager-state-nesting
 def test_return_state_nests_states_alike_eager_symbolic_and_compute_output_shape(rnn_rng):
     layer = _nested_stack(return_state=True)
     x = rnn_rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")

@@ -36,6 +36,26 @@ def to_numpy(value: Any) -> np.ndarray:
         return np.asarray(value)
 
 
+def keras_tree() -> Any:
+    """``keras.tree``: the one place the checks get Keras's nested-structure utilities.
+
+    Keras < 3.3 has no public ``keras.tree``; it then depended on ``dm-tree`` (module
+    ``tree``), which it used for the same structures. Older releases get dm-tree's
+    ``flatten``, ``map_structure`` and ``is_nested`` under these names, and its
+    ``unflatten_as`` as ``pack_sequence_as``.
+    """
+    import keras
+
+    if hasattr(keras, "tree"):
+        return keras.tree
+    import types
+
+    import tree
+
+    return types.SimpleNamespace(flatten=tree.flatten, map_structure=tree.map_structure,
+                                 is_nested=tree.is_nested, pack_sequence_as=tree.unflatten_as)
+
+
 def flatten(value: Any) -> list[Any]:
     """The leaves of a nested structure of outputs (lists, tuples, dicts), in order."""
     if isinstance(value, (list, tuple)):

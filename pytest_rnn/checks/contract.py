@@ -702,7 +702,7 @@ class RecurrentLayerContract:
         variables = list(layer.trainable_weights)
 
         def loss_and_outputs(v):
-            outs = keras.tree.flatten(layer(v, training=False))
+            outs = compare.keras_tree().flatten(layer(v, training=False))
             loss = sum(keras.ops.sum(keras.ops.cast(o, "float32") * w)
                        for o, w in zip(outs, weights, strict=True))
             return loss, outs

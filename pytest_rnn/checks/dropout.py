@@ -674,7 +674,7 @@ def _recording(cell: Any, name: str, store: dict) -> Callable:
         masks = original(step_input)
         if masks is not None and name not in store:
             store[name] = tuple(
-                compare.to_numpy(m) for m in keras.tree.flatten(masks)
+                compare.to_numpy(m) for m in compare.keras_tree().flatten(masks)
             )
         return masks
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn.checks import compare
+
 #: unit roundoff of float64 and float32
 EPS64 = 2.0**-53
 EPS32 = 2.0**-24
@@ -169,7 +171,7 @@ def assert_gradients_match_finite_differences(
     batch = x.shape[0]
     call_kwargs.setdefault("training", False)
     returned = [np.asarray(keras.ops.convert_to_numpy(r))
-                for r in keras.tree.flatten(twin(x, **call_kwargs))]
+                for r in compare.keras_tree().flatten(twin(x, **call_kwargs))]
     in_float64 = all(r.dtype == np.float64 for r in returned)
     eps, dtype = (EPS64, "float64") if in_float64 else (EPS32, "float32")
     precision = dtype if in_float64 else (
@@ -181,7 +183,7 @@ def assert_gradients_match_finite_differences(
     w_tensors = [keras.ops.convert_to_tensor(w, dtype=dtype) for w in weights]
 
     def loss_fn(xx):
-        outs = keras.tree.flatten(twin(xx, **call_kwargs))
+        outs = compare.keras_tree().flatten(twin(xx, **call_kwargs))
         return sum(keras.ops.sum(keras.ops.cast(o, dtype) * w)
                    for o, w in zip(outs, w_tensors, strict=True))
 
@@ -194,7 +196,7 @@ def assert_gradients_match_finite_differences(
         if kwargs.get("mask") is not None:
             kwargs["mask"] = np.concatenate([np.asarray(kwargs["mask"])] * len(copies))
         outs = [np.asarray(keras.ops.convert_to_numpy(o), dtype=np.float64)
-                for o in keras.tree.flatten(twin(np.concatenate(copies), **kwargs))]
+                for o in compare.keras_tree().flatten(twin(np.concatenate(copies), **kwargs))]
         return [float(sum(np.sum(w * o[i * batch : (i + 1) * batch])
                           for w, o in zip(weights, outs, strict=True)))
                 for i in range(len(copies))]

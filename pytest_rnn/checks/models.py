@@ -81,6 +81,18 @@ def rnn_layer(kind: str, units: int, **kwargs: Any) -> keras.layers.Layer:
     return LAYER_CLASSES[check_kind(kind)](_positive("units", units), **kwargs)
 
 
+def keras_own_loop() -> dict[str, Any]:
+    """Keyword arguments that keep an LSTM/GRU on Keras's own loop: ``use_cudnn=False``.
+
+    Keras < 3.2 has no ``use_cudnn``; there this is ``{}``: its layers pick the kernel
+    themselves and never send a masked call to cuDNN (the backend refuses masks), so the
+    masked calls these arguments are for take Keras's own loop anyway.
+    """
+    from pytest_rnn.runtime.versions import keras_lacks
+
+    return {} if keras_lacks("use_cudnn") else {"use_cudnn": False}
+
+
 def rnn_cell(kind: str, units: int, **kwargs: Any) -> keras.layers.Layer:
     """A Keras ``kind`` cell with ``units`` units."""
     return CELL_CLASSES[check_kind(kind)](_positive("units", units), **kwargs)

@@ -595,15 +595,17 @@ def layer_gradients(
     weights = [keras.ops.convert_to_tensor(np.asarray(w, dtype=np.float32))
                for w in loss_weights]
 
+    tree = compare.keras_tree()
+
     def loss_fn(x, *init):
         kwargs: dict[str, Any] = {}
         if init:  # in the structure the caller gave (nested for stacked cells)
-            kwargs["initial_state"] = keras.tree.pack_sequence_as(initial_state, list(init))
+            kwargs["initial_state"] = tree.pack_sequence_as(initial_state, list(init))
         if mask is not None:
             kwargs["mask"] = keras.ops.convert_to_tensor(np.asarray(mask, dtype=bool))
         if training is not None:
             kwargs["training"] = training
-        returned = keras.tree.flatten(layer(x, **kwargs))
+        returned = tree.flatten(layer(x, **kwargs))
         if len(returned) != len(weights):
             raise AssertionError(
                 f"{type(layer).__name__} {layer.name!r} returned {len(returned)} tensors; the "

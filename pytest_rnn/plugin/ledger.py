@@ -49,5 +49,5 @@ def mark_known_defects(items: list[pytest.Item]) -> None:
         defect = ledger.defect_for(item.nodeid, defects)
         if defect is None:
             continue
-        kwargs = {"raises": _exception(defect.raises)} if defect.raises else {}
+        kwargs = {"raises": tuple(_exception(r) for r in defect.raises)} if defect.raises else {}
         item.add_marker(pytest.mark.xfail(strict=True, reason=defect.reason, **kwargs))

@@ -9,8 +9,8 @@ One data file ships in the package (``pytest_rnn/ledger.json``). Each entry name
 * ``verified``: how the entry was checked (tag containment, a run of the suite);
 * ``tests``: node ids of the tests that observe it; ``*`` matches any run of characters
   (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
-* ``raises`` (optional): the exception the observing tests fail with on those releases,
-  so that a different failure of the same test stays a failure.
+* ``raises`` (optional): the exception (or a list of them) the observing tests fail with
+  on those releases, so that a different failure of the same test stays a failure.
 
 The plugin turns the observing tests into strict expected failures on exactly the
 affected releases (:mod:`pytest_rnn.plugin.ledger`); elsewhere they run as usual.
@@ -48,7 +48,7 @@ class Defect:
     reference: str
     verified: str
     tests: tuple[str, ...]
-    raises: str | None = None
+    raises: tuple[str, ...] = ()
 
     def affects(self, keras_version: str | None) -> bool:
         """Whether ``keras_version`` lies in the affected range (False when unknown)."""
@@ -102,8 +102,13 @@ def parse(data: object) -> tuple[Defect, ...]:
         if entry["id"] in seen:
             raise LedgerError(f"{where}: id {entry['id']!r} appears twice")
         seen.add(entry["id"])
+        raises = entry.get("raises", [])
+        raises = [raises] if isinstance(raises, str) else raises
+        if not (isinstance(raises, list) and all(isinstance(r, str) and r for r in raises)):
+            raise LedgerError(f"{where}: raises must be an exception name or a list of them "
+                              "('AssertionError', 'tensorflow.errors.InvalidArgumentError')")
         out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
-                          entry["verified"], tuple(tests), entry.get("raises")))
+                          entry["verified"], tuple(tests), tuple(raises)))
     return tuple(out)
 
 
