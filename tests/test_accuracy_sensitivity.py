@@ -87,12 +87,14 @@ def test_the_training_patches_reach_every_cell_and_undo_cleanly(regression):
     it restores the layer."""
     import keras
 
+    from pytest_rnn.checks.models import keras_own_loop
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 4, 3)).astype("float32")
     layers = {  # no cuDNN: on a GPU host its kernel would bypass the patched cells
         "SimpleRNNCell": keras.layers.SimpleRNN(5),
-        "LSTMCell": keras.layers.LSTM(5, use_cudnn=False),
-        "GRUCell": keras.layers.GRU(5, use_cudnn=False),
+        "LSTMCell": keras.layers.LSTM(5, **keras_own_loop()),
+        "GRUCell": keras.layers.GRU(5, **keras_own_loop()),
     }
     for layer in layers.values():
         layer.build(x.shape)

@@ -242,7 +242,9 @@ def with_kwargs(mp: pytest.MonkeyPatch, cls: type, method: str,
 def with_states(mp: pytest.MonkeyPatch, cls: type, transform: Callable[[Any], Any]) -> None:
     """Call ``cls.call(inputs, states, ...)`` with every state tensor passed through
     ``transform`` (the step function of every recurrent layer built on the cell)."""
-    from keras import tree
+    from pytest_rnn.checks.compare import keras_tree  # keras.tree from Keras 3.3
+
+    tree = keras_tree()
 
     def make(original):
         def patched(self, inputs, states, *args, **kwargs):
