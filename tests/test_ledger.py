@@ -185,8 +185,8 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
                  "FAILED test_probe.py::test_observed_other_exception*",
                  "FAILED test_probe.py::test_unlisted*",
                  "FAILED test_probe.py::test_outside_range*",
-                 "XFAIL test_probe.py::test_observed - known Keras defect probe-defect (Keras >=0): "
-                 "probe differs [[]keras-team/keras#1[]]"]:
+                 "XFAIL test_probe.py::test_observed - known Keras defect probe-defect "
+                 "(Keras >=0): probe differs [[]keras-team/keras#1[]]"]:
         result.stdout.fnmatch_lines([line])  # each on its own: pytest orders them its way
     assert "[XPASS(strict)] known Keras defect probe-defect" in result.stdout.str()
 

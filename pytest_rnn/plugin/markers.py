@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_rnn.plugin import options, xdist
+from pytest_rnn.runtime import versions as runtime_versions
 
 MARKERS = {
     "gpu": "gpu: the test needs a visible GPU; skipped without one "
