@@ -169,10 +169,7 @@ class Baselines:
             baseline=None, tolerance=tolerance, direction=direction, relative=relative,
             status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
         if self.updating:
@@ -264,10 +261,7 @@ class Baselines:
             baseline=None, tolerance=0.0, direction=direction, relative=False,
             status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]) if "distribution" not in stored
                           else rules.SCALES[scale][1](float(stored["distribution"]["mean"])))
@@ -329,10 +323,7 @@ class Baselines:
             value=summary["median"], baseline=None, tolerance=min_effect, direction="lower",
             relative=True, status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
         if self.updating:
@@ -403,6 +394,14 @@ class Baselines:
                 f"got {file!r}"
             )
         return stem
+
+    def _stored(self, ask: CheckResult, path: Path) -> dict | None:
+        """The stored entry of ``ask.key``; a corrupt file fails the test with one line."""
+        try:
+            return read_baseline_file(path).get(ask.key)
+        except BaselineFileError as exc:
+            self._finish(ask, Status.UNREADABLE, "", str(exc))  # fails the test
+            raise
 
     def _device(self):
         return self._request.getfixturevalue("rnn_device")
