@@ -25,6 +25,7 @@ from pytest_rnn.cudnn import (
     simulated_gpu_routing,
 )
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
+
 from pytest_rnn.plugin.markers import requires_keras
 from pytest_rnn.runtime.versions import keras_at_least
 

@@ -71,9 +71,10 @@ def without_time_major(config):
 
 
 def expected(name: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    stored = np.load(LEGACY / f"{name}.npz")
-    outputs = [stored[f"output_{i}"] for i in range(len(stored.files) - 1)]
-    return stored["inputs"], outputs
+    stored = json.loads((LEGACY / f"{name}.outputs.json").read_text(encoding="utf-8"))
+    arrays = {k: np.asarray(v, dtype=stored["dtype"]) for k, v in stored.items() if k != "dtype"}
+    outputs = [arrays[f"output_{i}"] for i in range(len(arrays) - 1)]
+    return arrays["inputs"], outputs
 
 
 def assert_reproduces_keras2(model, name: str, how: str) -> None:

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import pytest
 from pytest_rnn.models import KINDS, MERGE_MODES, VARIANTS, build_random, rnn_layer
-from pytest_rnn.runtime.versions import keras_lacks
 
 from pytest_rnn import assert_matches_reference
+from pytest_rnn.runtime.versions import keras_lacks
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 3, 4
