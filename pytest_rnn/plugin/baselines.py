@@ -273,13 +273,9 @@ class Baselines:
         verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
                                      scale=scale)
         if verdict.status in (Status.MISSING, Status.STALE):
-            why = "has no entry" if verdict.status is Status.MISSING else \
-                f"has a stale entry ({verdict.detail})"
-            return self._finish(ask, verdict.status, "", (
-                f"no calibration for {metric} (runs gave {_values_text(values)}): file "
-                f"{ask.file} {why} {key!r}. Calibrate it with:\n"
-                f"    {self.calibrate_command()}\nthen review and commit {ask.file}."
-            ))
+            return self._no_entry(ask, verdict, f"no calibration for {metric} (runs gave "
+                                  f"{_values_text(values)})", "Calibrate",
+                                  self.calibrate_command())
         words = {Status.OK: "within", Status.FAIL: "below" if direction == "higher" else
                  "outside", Status.CHANGED: "CHANGED: beyond"}[verdict.status]
         if verdict.status is Status.FAIL and direction == "lower":
@@ -330,13 +326,9 @@ class Baselines:
             return self._record_rounds(ask, path, values, alpha, min_effect, note)
         verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect)
         if verdict.status in (Status.MISSING, Status.STALE):
-            why = "has no entry" if verdict.status is Status.MISSING else \
-                f"has a stale entry ({verdict.detail})"
-            return self._finish(ask, verdict.status, "", (
-                f"no stored rounds for {metric} (median {summary['median']:.4g} over "
-                f"{len(values)} rounds): file {ask.file} {why} {key!r}. Record it with:\n"
-                f"    {self.update_command()}\nthen review and commit {ask.file}."
-            ))
+            return self._no_entry(ask, verdict, f"no stored rounds for {metric} (median "
+                                  f"{summary['median']:.4g} over {len(values)} rounds)",
+                                  "Record", self.update_command())
         words = {Status.OK: "within", Status.FAIL: "SLOWER than",
                  Status.CHANGED: "CHANGED: faster than"}[verdict.status]
         return self._finish(ask, verdict.status, verdict.band.text, (
@@ -394,6 +386,16 @@ class Baselines:
                 f"got {file!r}"
             )
         return stem
+
+    def _no_entry(self, ask: CheckResult, verdict: rules.Verdict, what: str, verb: str,
+                  command: str) -> CheckResult:
+        """Fail a sample or timing check that has no usable entry, with the command to fix it."""
+        why = "has no entry" if verdict.status is Status.MISSING else \
+            f"has a stale entry ({verdict.detail})"
+        return self._finish(ask, verdict.status, "", (
+            f"{what}: file {ask.file} {why} {ask.key!r}. {verb} it with:\n"
+            f"    {command}\nthen review and commit {ask.file}."
+        ))
 
     def _stored(self, ask: CheckResult, path: Path) -> dict | None:
         """The stored entry of ``ask.key``; a corrupt file fails the test with one line."""
