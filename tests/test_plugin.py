@@ -20,7 +20,7 @@ import numpy  # noqa: F401
 import pytest
 import subprocess_runs
 
-from pytest_rnn import device, options, seeding
+from pytest_rnn import backends, device, options, seeding
 from pytest_rnn.backends import devices
 from pytest_rnn.runtime import threads, versions
 
@@ -282,13 +282,46 @@ def test_seeds_differ_between_tests_and_follow_the_base_seed(plain_run):
 def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
     import random
 
-    import keras
     import numpy as np
 
     a = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
-    seeding.seed_everything(rnn_seed)
+    backends.seed_everything(rnn_seed)
     b = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
     assert a == b
+
+
+def _tf_draws(tf) -> list[float]:
+    """Stateful TensorFlow draws: global-seeded ops whose kernels the cache keeps."""
+    return [*tf.random.uniform((3,)).numpy().tolist(), *tf.random.normal((2,)).numpy().tolist(),
+            *tf.random.uniform((3,), seed=5).numpy().tolist()]
+
+
+def test_a_new_seed_keeps_tensorflows_kernels_and_draws_what_tf_random_set_seed_draws(
+        monkeypatch):
+    """seed_everything skips TensorFlow's kernel-cache clearing for a seed new to the
+    process (the cost of a seeded test), and stateful tf.random draws are still exactly
+    those after tf.random.set_seed, which clears; a seed given again clears as usual."""
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow.python import pywrap_tfe
+
+    clears = []
+    real_clear = pywrap_tfe.TFE_ContextClearCaches
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches",
+                        lambda handle: (clears.append(1), real_clear(handle)))
+    first, second = seeding.derive_seed(1, "kernel-cache/a"), seeding.derive_seed(1, "b")
+    backends.seed_everything(first)
+    assert clears == [], "a seed new to this process cleared TensorFlow's kernel cache"
+    kept = _tf_draws(tf)
+    backends.seed_everything(second)
+    other = _tf_draws(tf)
+    backends.seed_everything(first)  # given before: its kernels exist, so the cache goes
+    assert clears == [1], "a seed given before did not clear TensorFlow's kernel cache"
+    assert _tf_draws(tf) == kept, "the same seed did not reproduce TensorFlow's draws"
+    for seed, draws in ((first, kept), (second, other)):
+        tf.random.set_seed(seed)  # TensorFlow's own path, which always clears
+        assert _tf_draws(tf) == draws, (
+            f"after seed {seed}, draws with the kernel cache kept differ from TensorFlow's")
+    assert kept != other
 
 
 def test_derived_seed_fits_every_rng():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,41 @@ def xla_available() -> tuple[bool, str]:
     except Exception as exc:  # an XLA-less TensorFlow build
         return False, f"this TensorFlow cannot XLA-compile ({type(exc).__name__}: {exc})"
     return True, ""
+
+
+#: Global seeds this process gave TensorFlow through :func:`kernel_cache_kept`.
+_SEEDS_GIVEN: set[int] = set()
+
+
+@contextlib.contextmanager
+def kernel_cache_kept(seed: int) -> Iterator[None]:
+    """Inside the block, ``tf.random.set_seed(seed)`` keeps TensorFlow's eager kernel cache
+    if this process has not given TensorFlow ``seed`` before.
+
+    Setting the global seed drops every cached kernel so that stateful random kernels
+    restart their streams, and the next op of every kind is then instantiated again.
+    Dropping them is needed only for a seed seen before: a stateful random kernel is
+    cached under its ``seed`` and ``seed2`` attributes, and once a global seed is set an
+    op's ``seed`` attribute is that global seed, so after a new one no random op can
+    reuse a cached kernel, and its draws are those a cleared cache gives. A seed given
+    before (a test run twice in one process) clears the cache as usual. TensorFlow calls
+    the clearing function through its ``pywrap_tfe`` module; a release without it just
+    clears.
+    """
+    from tensorflow.python import pywrap_tfe
+
+    fresh = seed not in _SEEDS_GIVEN
+    _SEEDS_GIVEN.add(seed)
+    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
+    if not fresh or clear is None:
+        yield
+        return
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    try:
+        yield
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
+
+
+def enable_op_determinism() -> None:
+    tf.config.experimental.enable_op_determinism()
