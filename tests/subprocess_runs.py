@@ -7,9 +7,10 @@ plugin's seed probes, the report's ``-n 2`` run). Those runs are declared here w
 starts every declared run whose fixture a selected test uses as soon as the session starts,
 one at a time on a helper thread, so they use the core the in-process tests leave idle
 instead of running after them, and moves the tests that read them to the end of the
-session (whatever order pytest-randomly chose), so they do not wait for them. The fixture then collects the result with :func:`result`,
-which runs the command itself when nothing started it (a single test selected by name, or an
-xdist worker, where the workers already keep every core busy).
+session (whatever order pytest-randomly chose), so they do not wait for them. The fixture
+then collects the result with :func:`result`, which runs the command itself when nothing
+started it (a single test selected by name, or an xdist worker, where the workers already
+keep every core busy).
 """
 
 from __future__ import annotations
