@@ -361,7 +361,7 @@ def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_mar
     pytester.makepyfile(test_marked='''
         import keras
         import pytest
-        import tensorflow as tf
+        from pytest_rnn import backends
 
         from pytest_rnn import RecurrentLayerContract
 
@@ -374,11 +374,11 @@ def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_mar
                 return keras.layers.GRU(self.units, **kwargs)
 
             def test_tf32_is_off_here(self):
-                assert not tf.config.experimental.tensor_float_32_execution_enabled()
+                assert backends.full_float32_enabled()
 
 
         def test_tf32_is_back_on_after():
-            assert tf.config.experimental.tensor_float_32_execution_enabled()
+            assert not backends.full_float32_enabled()
     ''')
     items, _ = pytester.inline_genitems("-p", "no:cacheprovider")
     contract_items = [i for i in items if i.cls is not None]

@@ -425,13 +425,13 @@ def test_device_probe_of_an_unknown_backend_names_the_known_ones():
 
 def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytest.Pytester):
     pytester.makepyfile("""
-        import tensorflow as tf
+        from pytest_rnn import backends
 
         def test_inside(rnn_float32):
-            assert not tf.config.experimental.tensor_float_32_execution_enabled()
+            assert backends.full_float32_enabled()
 
         def test_after():
-            assert tf.config.experimental.tensor_float_32_execution_enabled()
+            assert not backends.full_float32_enabled()
     """)
     pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(
         passed=2)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,24 @@ def xla_available() -> tuple[bool, str]:
     except Exception as exc:  # an XLA-less TensorFlow build
         return False, f"this TensorFlow cannot XLA-compile ({type(exc).__name__}: {exc})"
     return True, ""
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for float32 matmuls and convolutions (cuBLAS, cuDNN); restored on exit."""
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
+def full_float32_enabled() -> bool:
+    return not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+def devices() -> dict[str, Any]:
+    return {"backend": "tensorflow", "version": tf.__version__,
+            "platform": "gpu" if tf.config.list_logical_devices("GPU") else "cpu",
+            "devices": [d.name for d in tf.config.list_logical_devices()]}
