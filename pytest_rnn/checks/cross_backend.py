@@ -97,8 +97,7 @@ class Case:
     ``(batch, steps, features...)``. ``mask``: ``(batch, steps)`` of 0/1 or None.
     ``initial_state``: pass random initial states (shapes from ``state_shapes``).
     ``stateful``: two calls on the halves of the sequence instead of one with gradients.
-    ``patch``: ``"module:function"`` applied inside the subprocess before the case runs
-    (the injected regressions of the proof); ``patch_backends`` limits it to those backends.
+    ``inputs``: the inputs as nested lists (default: standard normals from ``seed``).
     """
 
     name: str
@@ -111,6 +110,7 @@ class Case:
     state_shapes: tuple[tuple[int, ...], ...] = ()
     stateful: bool = False
     recurrences: int = 1
+    inputs: Any = None
 
     @property
     def steps(self) -> int:
@@ -210,7 +210,8 @@ def _resolve(factory: str):
 
 def _case_arrays(case: Case) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(case.seed)
-    arrays = {"x": rng.normal(size=case.input_shape).astype("float32")}
+    x = rng.normal(size=case.input_shape).astype("float32")
+    arrays = {"x": x if case.inputs is None else np.asarray(case.inputs, dtype="float32")}
     if case.initial_state:
         batch = case.input_shape[0]
         arrays["initial_state"] = [rng.normal(size=(batch, *s)).astype("float32") * 0.5

@@ -89,6 +89,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ledger.mark_known_defects(items)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the contract's cross-backend subprocesses early (only when a contract class was
+    collected, so its module, and Keras, are imported already)."""
+    import os
+    import sys
+
+    contract = sys.modules.get("pytest_rnn.checks.contract")
+    if contract is None or os.environ.get("PYTEST_XDIST_WORKER") \
+            or session.config.option.collectonly:
+        return
+    contract.start_cross_backend(session)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if options.get(config).report is not None:
         from pytest_rnn.plugin import report
