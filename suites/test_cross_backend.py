@@ -113,14 +113,19 @@ def head_start() -> None:
         _RUNS[backend] = start_backend(backend, CASES, workdir)
 
 
+def backend_results() -> dict:
+    """``{backend: results}`` of every installed backend's subprocess (waits for them)."""
+    head_start()
+    return {b: run.result() for b, run in _RUNS.items()}
+
+
 @pytest.fixture(scope="module")
 def results() -> dict:
     backends = installed_backends()
     if len(backends) < 2:
         pytest.skip(f"only the {backends[0]} Keras backend is installed: nothing to compare "
                     "it with (install jax or torch)")
-    head_start()
-    return {b: run.result() for b, run in _RUNS.items()}
+    return backend_results()
 
 
 @pytest.mark.parametrize("case", [c for c in CASES

@@ -73,6 +73,7 @@ __all__ = [
     "KnownDifference",
     "KNOWN_DIFFERENCES",
     "BackendRun",
+    "backend_command",
     "compare_results",
     "keras_layer",
     "max_differences",
@@ -301,7 +302,7 @@ def worker(in_path: str, out_path: str) -> int:
     from pytest_rnn.runtime import versions
 
     backend = keras.backend.backend()
-    patch = spec.get("patch") if backend in spec.get("patch_backends", BACKENDS) else None
+    patch = spec.get("patch")
     undo = _apply_patch(patch)
     results: dict[str, Any] = {}
     for raw in spec["cases"]:
@@ -366,17 +367,19 @@ class BackendRun:
         return self._result
 
 
-def start_backend(backend: str, cases: Sequence[Case], workdir: Path, *,
-                  patch: str | None = None, patch_backends: Iterable[str] = BACKENDS,
-                  sys_path: Sequence[str] = (), timeout: float = 600.0,
-                  env: Mapping[str, str] | None = None) -> BackendRun:
-    """Start ``backend``'s subprocess on ``cases`` (it runs while the caller goes on)."""
+def backend_command(backend: str, cases: Sequence[Case], workdir: Path, *,
+                    patch: str | None = None, sys_path: Sequence[str] = (),
+                    env: Mapping[str, str] | None = None
+                    ) -> tuple[list[str], dict[str, str], Path]:
+    """``(argv, env, out_path)`` of ``backend``'s subprocess on ``cases``; writes its input
+    file under ``workdir``. ``patch``: ``"module:function"`` called in the subprocess before
+    the cases (an injected regression; ``sys_path`` makes its module importable); it may
+    return a function that undoes it."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     in_path, out_path = workdir / f"{backend}-in.json", workdir / f"{backend}-out.json"
     in_path.write_text(json.dumps({
-        "cases": [asdict(c) for c in cases], "patch": patch,
-        "patch_backends": list(patch_backends), "sys_path": list(sys_path)}))
+        "cases": [asdict(c) for c in cases], "patch": patch, "sys_path": list(sys_path)}))
     child_env = dict(os.environ if env is None else env)
     child_env["KERAS_BACKEND"] = backend
     # Each subprocess runs beside the parent's tests: one thread each keeps the cores shared.
@@ -390,9 +393,19 @@ def start_backend(backend: str, cases: Sequence[Case], workdir: Path, *,
     root = str(Path(__file__).resolve().parents[2])
     child_env["PYTHONPATH"] = os.pathsep.join(
         [root, *([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_rnn.checks.cross_backend", str(in_path), str(out_path)],
-        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-m", "pytest_rnn.checks.cross_backend", str(in_path),
+            str(out_path)]
+    return argv, child_env, out_path
+
+
+def start_backend(backend: str, cases: Sequence[Case], workdir: Path, *,
+                  patch: str | None = None, sys_path: Sequence[str] = (),
+                  timeout: float = 600.0, env: Mapping[str, str] | None = None) -> BackendRun:
+    """Start ``backend``'s subprocess on ``cases`` (it runs while the caller goes on)."""
+    argv, child_env, out_path = backend_command(backend, cases, workdir, patch=patch,
+                                                sys_path=sys_path, env=env)
+    proc = subprocess.Popen(argv, env=child_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     return BackendRun(backend, proc, out_path, timeout)
 
 
