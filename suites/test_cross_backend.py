@@ -29,6 +29,8 @@ from pytest_rnn.checks.cross_backend import (
     start_backend,
 )
 
+pytestmark = pytest.mark.cross_backend  # waits for the subprocesses: runs last
+
 BATCH, STEPS, FEATURES, UNITS = 3, 6, 3, 4
 SHAPE = (BATCH, STEPS, FEATURES)
 FACTORY = "pytest_rnn.checks.cross_backend:keras_layer"

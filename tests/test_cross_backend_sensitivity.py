@@ -26,6 +26,8 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS.parent / "suites"))
 import test_cross_backend as suite  # noqa: E402 - the suite's own cases
 
+pytestmark = pytest.mark.cross_backend  # waits for subprocesses: runs last
+
 NEEDED = sorted({n for r in BACKEND_REGRESSIONS for n in (*r.fails, *r.passes)})
 CASES = [suite.BY_NAME[n] for n in NEEDED]
 READY = {"tensorflow", "jax"} <= set(installed_backends())

@@ -743,10 +743,11 @@ class RecurrentLayerContract:
                 "eagerly (same weights, same inputs, training=False):\n  "
                 + "\n  ".join(problems))
 
+    @pytest.mark.cross_backend  # waits for the backends' subprocesses: runs last
     def test_backends_agree(self, request: pytest.FixtureRequest):
         """The layer from :meth:`make_layer` (``return_sequences``, and ``return_state`` when
         supported) in one subprocess per installed Keras backend: same weights (uniform from
-        the test's seed), same inputs (:meth:`make_inputs`); the outputs, states and the
+        a seed derived from the test's node id), same inputs (:meth:`make_inputs`); the outputs, states and the
         gradients of ``L = sum_k sum(P_k * returned_k)`` with respect to every trainable
         weight and the inputs must agree within the float32 bound derived in
         :mod:`pytest_rnn.checks.cross_backend`. The subprocesses of every contract class in
@@ -791,7 +792,7 @@ def cross_backend_case(item: pytest.Item) -> Any:
     import sys
 
     from pytest_rnn.checks.cross_backend import Case
-    from pytest_rnn.plugin.fixtures import seed_for
+    from pytest_rnn.runtime.seeding import derive_seed
 
     cls = item.cls
     qualname = cls.__qualname__
@@ -805,7 +806,8 @@ def cross_backend_case(item: pytest.Item) -> Any:
                 f"{path or 'no file'}; a class at module level is): the cross-backend "
                 "comparison needs each backend's subprocess to build the layer")
     instance = cls()
-    seed = seed_for(item.config, item.nodeid)
+    # known when collection ends, before any fixture runs: from the node id alone
+    seed = derive_seed(0, item.nodeid)
     kwargs = {"return_sequences": True}
     if instance.supports_return_state:
         kwargs["return_state"] = True

@@ -85,8 +85,10 @@ def pytest_runtest_setup(item: pytest.Item):
     return (yield)
 
 
+@pytest.hookimpl(trylast=True)  # after plugins that reorder (pytest-randomly)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ledger.mark_known_defects(items)
+    markers.cross_backend_last(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

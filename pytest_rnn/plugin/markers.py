@@ -11,6 +11,8 @@ MARKERS = {
     "gpu": "gpu: the test needs a visible GPU; skipped without one "
     "(an error for the whole run with --rnn-require-gpu)",
     "slow": "slow: trains real models for minutes; deselect with -m \"not slow\"",
+    "cross_backend": "cross_backend: waits for subprocesses that compute on other Keras "
+    "backends; run after the other tests so the subprocesses compute beside them",
 }
 
 
@@ -22,6 +24,14 @@ def requires_keras(feature: str) -> pytest.MarkDecorator:
     """
     reason = runtime_versions.keras_lacks(feature)
     return pytest.mark.skipif(reason is not None, reason=reason or f"Keras has {feature}")
+
+
+def cross_backend_last(items: list[pytest.Item]) -> None:
+    """Move ``cross_backend`` tests to the end (stable): their subprocesses start when
+    collection ends and compute while the other tests run, instead of being waited for."""
+    waiting = [i for i in items if i.get_closest_marker("cross_backend") is not None]
+    if waiting:
+        items[:] = [i for i in items if i.get_closest_marker("cross_backend") is None] + waiting
 
 
 def register(config: pytest.Config) -> None:
