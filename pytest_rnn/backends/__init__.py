@@ -158,8 +158,3 @@ def observed_routing(*, simulate_gpu: bool):
         raise Unsupported(f"the {name()} backend's routing is observed by "
                           "pytest_rnn.checks.cudnn.simulated_gpu_routing")
     return backend.observed_routing(simulate_gpu=simulate_gpu)
-
-
-def device_summary() -> dict[str, Any]:
-    """The active backend's name, version and the devices it computes on."""
-    return module().devices()

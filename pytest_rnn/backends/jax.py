@@ -229,7 +229,7 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
         jax_rnn.lstm = saved["lstm"]
 
 
-# -- TF32, threads, device ---------------------------------------------------------------------
+# -- TF32 ------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -246,9 +246,3 @@ def full_float32() -> Iterator[None]:
 
 def full_float32_enabled() -> bool:
     return jax.config.jax_default_matmul_precision in ("highest", "float32")
-
-
-def devices() -> dict[str, Any]:
-    """What JAX computes on: its default platform and devices."""
-    return {"backend": "jax", "version": jax.__version__, "platform": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()]}

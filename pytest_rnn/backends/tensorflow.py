@@ -102,9 +102,3 @@ def full_float32() -> Iterator[None]:
 
 def full_float32_enabled() -> bool:
     return not tf.config.experimental.tensor_float_32_execution_enabled()
-
-
-def devices() -> dict[str, Any]:
-    return {"backend": "tensorflow", "version": tf.__version__,
-            "platform": "gpu" if tf.config.list_logical_devices("GPU") else "cpu",
-            "devices": [d.name for d in tf.config.list_logical_devices()]}

@@ -53,13 +53,6 @@ def full_float32_enabled() -> bool:
     return not (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
 
-def devices() -> dict[str, Any]:
-    cuda = torch.cuda.is_available()
-    return {"backend": "torch", "version": torch.__version__,
-            "platform": "gpu" if cuda else "cpu",
-            "devices": ["cpu"] + [torch.cuda.get_device_name(i)
-                                  for i in range(torch.cuda.device_count())] if cuda else ["cpu"]}
-
 
 # -- which kernel Keras runs an LSTM/GRU on (keras/src/backend/torch/rnn.py, Keras 3.15) -------
 #
