@@ -73,7 +73,6 @@ def _cases() -> list[Case]:
                   **extra, **RETURN_ALL),
             _case(f"{name}_stateful", kind, n, seed + 4, stateful=True, stateful_case=True,
                   **extra, return_sequences=True),
-            _case(f"{name}_last_step", kind, n, seed + 5, **extra),
         ]
     cases += [
         # the generic loop next to the fused paths (JAX's GRU scan, PyTorch's LSTM/GRU loops)
@@ -82,7 +81,8 @@ def _cases() -> list[Case]:
         _case("gru_unroll", "gru", 1, 1102, unroll=True, **RETURN_ALL),
         _case("lstm_initial_state", "lstm", 2, 1103, mask=MASK, initial_state=True,
               **RETURN_ALL),
-        _case("gru_initial_state", "gru", 1, 1104, initial_state=True, **RETURN_ALL),
+        # return_sequences=False (the last step only) once: the same loop, its last output
+        _case("lstm_last_step", "lstm", 2, 1104, initial_state=True),
         _case("lstm_initial_state_leading_mask", "lstm", 2, 1105, mask=LEADING_MASK,
               initial_state=True, **RETURN_ALL),
     ]
