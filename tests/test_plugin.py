@@ -270,9 +270,9 @@ def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
     import keras
     import numpy as np
 
-    a = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    a = (random.random(), np.random.rand(), float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
     seeding.seed_everything(rnn_seed)
-    b = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    b = (random.random(), np.random.rand(), float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
     assert a == b
 
 

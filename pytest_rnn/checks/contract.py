@@ -716,7 +716,7 @@ class RecurrentLayerContract:
             _, traced_out, traced_gv, traced_gx = backends.compiled_value_and_grad(
                 loss_and_outputs, variables, has_aux=True)(x)
         except Exception as exc:
-            raise AssertionError(f"{label} cannot be traced into a graph (tf.function): "
+            raise AssertionError(f"{label} cannot be traced into a graph ({backends.name()}): "
                                  f"{type(exc).__name__}: {exc}") from None
         names = ["output"] + [f"state {k}" for k in range(len(eager_out) - 1)]
         pairs = list(zip(names, traced_out, eager_out, strict=False))
@@ -739,7 +739,7 @@ class RecurrentLayerContract:
                 problems.append(line)
         if problems:
             raise AssertionError(
-                f"{label}: traced into a graph (tf.function) it computes something else than "
+                f"{label}: traced into a graph ({'jax.jit' if backends.name() == 'jax' else 'tf.function'}) it computes something else than "
                 "eagerly (same weights, same inputs, training=False):\n  "
                 + "\n  ".join(problems))
 
