@@ -32,7 +32,9 @@ def value_and_grad(
     grads = [None if g is None else g.detach().cpu().numpy().astype(np.float64) for g in grads]
     result = (float(loss.detach().cpu()), grads[: len(params)], grads[len(params) :])
     if has_aux:
-        aux = keras.tree.map_structure(lambda t: keras.ops.convert_to_numpy(t), aux)
+        aux = keras.tree.map_structure(
+            lambda t: t.detach().cpu().numpy() if isinstance(t, torch.Tensor)
+            else keras.ops.convert_to_numpy(t), aux)
         return (result[0], aux, *result[1:])
     return result
 
