@@ -6,7 +6,7 @@ The parent writes one JSON file of :class:`Case` specs; every subprocess compute
 all of them and writes its results; the parent compares them pairwise with
 :mod:`pytest_rnn.checks.compare`, so a difference reads::
 
-    jax vs tensorflow: gru_masked dL/d kernel: 3 of 36 values differ (...); worst at
+    jax vs tensorflow: gru_masked dL/d w0 kernel: 3 of 36 values differ (...); worst at
     row 2, column 5: jax 0.0123, tensorflow 0.0119, |diff| 0.0004
 
 What a case computes (identically on every backend, from the case's seed):
@@ -279,8 +279,10 @@ def _compute(case: Case) -> dict[str, Any]:
     for name, value in zip(names, outs, strict=True):
         tensors[name] = value
     tensors["dL/d inputs"] = g_inputs[0]
-    for v, g in zip(variables, g_vars, strict=True):
-        tensors[f"dL/d {v.path}"] = np.zeros(tuple(v.shape)) if g is None else g
+    # named by position and the variable's own name: layer paths carry a per-process
+    # counter (gru_1/...) that depends on what the process built before
+    for i, (v, g) in enumerate(zip(variables, g_vars, strict=True)):
+        tensors[f"dL/d w{i} {v.name}"] = np.zeros(tuple(v.shape)) if g is None else g
     return {"tensors": tensors, "weights": [v.path for v in variables]}
 
 
