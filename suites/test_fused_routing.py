@@ -145,7 +145,8 @@ def test_fused_kernel_equals_the_generic_loop(kind, go_backwards, x, rnn_seed):
     def run(layer):
         def loss_and_outputs(v):
             outs = keras.tree.flatten(layer(v))
-            return sum(keras.ops.sum(o * w) for o, w in zip(outs, weights, strict=True)), outs
+            return sum(keras.ops.sum(o * keras.ops.convert_to_tensor(w))
+                       for o, w in zip(outs, weights, strict=True)), outs
 
         with backends.observed_routing(simulate_gpu=False) as calls:
             _, outs, g_vars, g_x = backends.value_and_grad(

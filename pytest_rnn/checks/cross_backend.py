@@ -267,7 +267,8 @@ def _compute(case: Case) -> dict[str, Any]:
         while len(projections) < len(outs):  # drawn in output order, once
             shape = tuple(outs[len(projections)].shape)
             projections.append(proj_rng.normal(size=shape).astype("float32"))
-        loss = sum(keras.ops.sum(keras.ops.cast(o, "float32") * p)
+        # projections as tensors: ndarray * tensor would convert the tensor to NumPy on torch
+        loss = sum(keras.ops.sum(keras.ops.cast(o, "float32") * keras.ops.convert_to_tensor(p))
                    for o, p in zip(outs, projections, strict=True))
         return loss, outs
 
