@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pytest_rnn.checks.cross_backend import (
     KNOWN_DIFFERENCES,
     BackendRun,

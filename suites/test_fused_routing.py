@@ -16,9 +16,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from pytest_rnn.models import build_random, copy_layer, rnn_layer
+
 from pytest_rnn import backends
 from pytest_rnn.checks import compare
-from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 2, 3
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 from pytest_rnn import baselines, records
+from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.store import Status, lock_path, rules
 
 
@@ -331,7 +331,8 @@ def test_summary_says_not_written_when_the_write_failed(pytester):
     result = run(pytester, "--rnn-update-baselines")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "1 metric(s): 0 within baseline, 0 failed, 0 recorded, 1 NOT WRITTEN (file write failed) (Keras backend *)",
+        "1 metric(s): 0 within baseline, 0 failed, 0 recorded, 1 NOT WRITTEN (file write failed)"
+        " (Keras backend *)",
         "  NOT WRITTEN *test_spoil :: test_spoil::acc*",
         "NOT WRITTEN baselines/test_spoil.json: baseline file * is not valid JSON*",
     ])
@@ -447,7 +448,8 @@ def test_entry_of_a_test_that_fails_after_the_check_is_not_recorded(pytester):
     result = run(pytester, "--rnn-update-baselines")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "2 metric(s): 0 within baseline, 0 failed, 1 recorded, 1 not recorded (test failed) (Keras backend *)"])
+        "2 metric(s): 0 within baseline, 0 failed, 1 recorded, 1 not recorded (test failed)"
+        " (Keras backend *)"])
     assert list(read_baseline_file(pytester.path / "baselines" / "test_suite.json")) == [
         "test_fine::accuracy"]
 
@@ -637,7 +639,8 @@ def test_xdist_update_loses_no_entry_and_only_the_controller_writes(pytester, mo
 
     result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=12)
-    result.stdout.fnmatch_lines(["24 metric(s): 24 within baseline, 0 failed, 0 recorded (Keras backend *)"])
+    result.stdout.fnmatch_lines(
+        ["24 metric(s): 24 within baseline, 0 failed, 0 recorded (Keras backend *)"])
     assert math.isclose(merged["test_suite::test_metric[3]::shared_score"]["value"], 0.3)
 
 

@@ -270,9 +270,10 @@ def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
     import keras
     import numpy as np
 
-    a = (random.random(), np.random.rand(), float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
+    draw = keras.ops.convert_to_numpy  # any backend's tensor
+    a = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
     seeding.seed_everything(rnn_seed)
-    b = (random.random(), np.random.rand(), float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
+    b = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
     assert a == b
 
 

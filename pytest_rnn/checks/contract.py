@@ -739,16 +739,18 @@ class RecurrentLayerContract:
                 problems.append(line)
         if problems:
             raise AssertionError(
-                f"{label}: traced into a graph ({'jax.jit' if backends.name() == 'jax' else 'tf.function'}) it computes something else than "
+                f"{label}: traced into a graph "
+                f"({'jax.jit' if backends.name() == 'jax' else 'tf.function'}) it computes "
+                "something else than "
                 "eagerly (same weights, same inputs, training=False):\n  "
                 + "\n  ".join(problems))
 
     @pytest.mark.cross_backend  # waits for the backends' subprocesses: runs last
     def test_backends_agree(self, request: pytest.FixtureRequest):
         """The layer from :meth:`make_layer` (``return_sequences``, and ``return_state`` when
-        supported) in one subprocess per installed Keras backend: same weights (uniform from
-        a seed derived from the test's node id), same inputs (:meth:`make_inputs`); the outputs, states and the
-        gradients of ``L = sum_k sum(P_k * returned_k)`` with respect to every trainable
+        supported) in one subprocess per installed Keras backend: same weights (uniform
+        from a seed derived from the test's node id), same inputs (:meth:`make_inputs`); the
+        outputs, states and the gradients of ``L = sum_k sum(P_k * returned_k)`` with respect to every trainable
         weight and the inputs must agree within the float32 bound derived in
         :mod:`pytest_rnn.checks.cross_backend`. The subprocesses of every contract class in
         the session start together, when collection ends. Skips when one backend is

@@ -361,7 +361,8 @@ class BackendRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             _, stderr = self.proc.communicate()
-            raise RuntimeError(f"the {self.backend} subprocess ran past {self.timeout:g} s")
+            raise RuntimeError(
+                f"the {self.backend} subprocess ran past {self.timeout:g} s") from None
         if self.proc.returncode != 0 or not self.out_path.exists():
             tail = "\n".join((stderr or "").strip().splitlines()[-15:])
             raise RuntimeError(f"the {self.backend} subprocess failed (exit "

@@ -154,9 +154,9 @@ class Baselines:
         name). ``hardware``: key the entry by ``rnn_device.key`` (timings, cuDNN).
         ``versioned``: key it by TF/Keras major.minor. ``backend``: key it by the Keras
         backend (default: when ``hardware`` or ``versioned``; pass True for a value that
-        depends on the backend's random numbers, such as a training result). ``seeds`` (JSON-serialisable,
-        default: base seed and this test's seed) and ``note`` (e.g. how the tolerance
-        was calibrated) are stored with the entry when recording.
+        depends on the backend's random numbers, such as a training result). ``seeds``
+        (JSON-serialisable, default: base seed and this test's seed) and ``note`` (e.g. how
+        the tolerance was calibrated) are stored with the entry when recording.
 
         Fails the test with baseline, measured value, allowed band, file and key; a
         missing entry fails with the command that records it; a corrupt file fails

@@ -4,9 +4,9 @@ An entry key is ``<test id>::<metric>``, plus ``::device=<key>`` for values that
 depend on the hardware, ``::tf=<M.m>::keras=<M.m>`` for values that depend on
 the versions, and ``::backend=<name>`` for values that depend on the Keras backend
 (JAX, PyTorch; TensorFlow, the default every entry was recorded on before backends were
-keyed, adds nothing, so those entries keep their keys). A tolerance is absolute in the metric's unit, or a fraction of
-``|baseline|`` when ``relative``. Higher is better: a value passes when
-``value >= baseline - tolerance``; lower is better: ``value <= baseline + tolerance``;
+keyed, adds nothing, so those entries keep their keys). A tolerance is absolute in the
+metric's unit, or a fraction of ``|baseline|`` when ``relative``. Higher is better: a
+value passes when ``value >= baseline - tolerance``; lower is better: ``value <= baseline + tolerance``;
 ``both``: within ``tolerance`` on either side. Improvements pass. The tolerance
 and direction a test asks for must equal the stored ones, or the entry is stale.
 

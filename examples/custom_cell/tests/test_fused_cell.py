@@ -13,12 +13,11 @@ import pytest
 from fused_cell import FusedSimpleRNNCell, fused_rnn
 from pytest_rnn.models import build_random
 
-from pytest_rnn import backends
-
 from pytest_rnn import (
     RecurrentLayerContract,
     assert_matches_reference,
     assert_param_count,
+    backends,
     expected_param_count,
 )
 
