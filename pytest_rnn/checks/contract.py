@@ -750,11 +750,12 @@ class RecurrentLayerContract:
         """The layer from :meth:`make_layer` (``return_sequences``, and ``return_state`` when
         supported) in one subprocess per installed Keras backend: same weights (uniform
         from a seed derived from the test's node id), same inputs (:meth:`make_inputs`); the
-        outputs, states and the gradients of ``L = sum_k sum(P_k * returned_k)`` with respect to every trainable
-        weight and the inputs must agree within the float32 bound derived in
-        :mod:`pytest_rnn.checks.cross_backend`. The subprocesses of every contract class in
-        the session start together, when collection ends. Skips when one backend is
-        installed or this class cannot be imported from its file in a fresh process."""
+        outputs, states and the gradients of ``L = sum_k sum(P_k * returned_k)`` with
+        respect to every trainable weight and the inputs must agree within the float32
+        bound derived in :mod:`pytest_rnn.checks.cross_backend`. The subprocesses of every
+        contract class in the session start together, when collection ends. Skips when one
+        backend is installed or this class cannot be imported from its file in a fresh
+        process."""
         from pytest_rnn.checks import cross_backend
 
         installed = cross_backend.installed_backends()

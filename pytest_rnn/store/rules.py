@@ -6,9 +6,10 @@ the versions, and ``::backend=<name>`` for values that depend on the Keras backe
 (JAX, PyTorch; TensorFlow, the default every entry was recorded on before backends were
 keyed, adds nothing, so those entries keep their keys). A tolerance is absolute in the
 metric's unit, or a fraction of ``|baseline|`` when ``relative``. Higher is better: a
-value passes when ``value >= baseline - tolerance``; lower is better: ``value <= baseline + tolerance``;
-``both``: within ``tolerance`` on either side. Improvements pass. The tolerance
-and direction a test asks for must equal the stored ones, or the entry is stale.
+value passes when ``value >= baseline - tolerance``; lower is better:
+``value <= baseline + tolerance``; ``both``: within ``tolerance`` on either side.
+Improvements pass. The tolerance and direction a test asks for must equal the stored
+ones, or the entry is stale.
 
 :func:`judge` turns a stored entry and a measured value into a :class:`Verdict`
 whose :class:`Status` every consumer (the fixture, the terminal summary, the
