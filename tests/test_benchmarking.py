@@ -189,6 +189,8 @@ def test_pair_is_grouped_timed_saved_with_machine_info_and_tabled(
     # the per-round speedup and each kernel's rounds went to the store under the GPU's key
     stored = json.loads((pytester.path / "baselines" / "test_pair.json").read_text())
     device = "::device=gpu-NVIDIA-H100-80GB-HBM3-cudnn9"
+    backend = runtime.keras_backend_name()  # hardware entries are keyed by backend too
+    device += "" if backend == "tensorflow" else f"::backend={backend}"
     assert sorted(stored["entries"]) == [
         f"test_kernel[lstm-forward-small-cudnn]::cudnn_over_generic_per_round{device}",
         f"test_kernel[lstm-forward-small-cudnn]::seconds_per_call{device}",
