@@ -12,6 +12,7 @@ run from its end and so cannot match one call on the whole sequence.
 from __future__ import annotations
 
 import keras
+import pytest
 from keras import ops
 
 from pytest_rnn import RecurrentLayerContract, expected_param_count

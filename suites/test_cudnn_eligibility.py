@@ -25,12 +25,13 @@ from pytest_rnn.cudnn import (
     simulated_gpu_routing,
 )
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
+
+from pytest_rnn import backends
 from pytest_rnn.plugin.markers import requires_keras
 from pytest_rnn.runtime.versions import keras_at_least
 
 pytestmark = requires_keras("use_cudnn")
 
-from pytest_rnn import backends
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 2, 3

@@ -22,7 +22,6 @@ from pytest_rnn import (
     assert_inverted_dropout_scaling,
     assert_seed_reproduces_masks,
     assert_training_applies_dropout,
-    backends,
 )
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
