@@ -36,7 +36,7 @@ _EXPORTS = {
     "DeviceInfo": "pytest_rnn.runtime.device",
     "full_float32": "pytest_rnn.backends",
     "derive_seed": "pytest_rnn.runtime.seeding",
-    "seed_everything": "pytest_rnn.runtime.seeding",
+    "seed_everything": "pytest_rnn.backends",
     "expected_param_count": "pytest_rnn.checks.params",
     "assert_param_count": "pytest_rnn.checks.params",
     "assert_matches_reference": "pytest_rnn.checks.reference",

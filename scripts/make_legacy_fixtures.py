@@ -15,7 +15,8 @@ For each model below it writes, as Keras 2 wrote them:
   names and arguments (``implementation``, ``time_major``, initializer class names ...);
 * ``NAME.weights.h5.gz``: ``model.save_weights("NAME.h5")``, the weights in Keras 2's
   HDF5 weights layout (the other half of the JSON route);
-* ``NAME.npz``: the stored ``inputs`` and the outputs Keras 2 computed on them
+* ``NAME.outputs.json``: the stored ``inputs`` and the outputs Keras 2 computed on them
+  (float32 values written exactly, as text a reviewer can read)
   (``output_0``, ``output_1`` ... in the order the model returns them).
 
 HDF5 files are mostly empty metadata blocks (about 14 KiB for a tiny model), so
@@ -146,7 +147,8 @@ def main(argv: list[str]) -> int:
             "NAME.json": "model.to_json()",
             "NAME.weights.h5.gz": "model.save_weights('NAME.h5'): legacy HDF5 weights, "
             "gzip-compressed",
-            "NAME.npz": "inputs and the outputs Keras 2 computed (output_0, output_1 ...)",
+            "NAME.outputs.json": "inputs and the outputs Keras 2 computed (output_0, output_1 "
+            "...), float32 values written exactly",
         },
         "models": {},
     }
@@ -159,7 +161,11 @@ def main(argv: list[str]) -> int:
             result = model(x, training=False)
             outputs = result if isinstance(result, (list, tuple)) else [result]
             arrays = {f"output_{i}": np.asarray(o) for i, o in enumerate(outputs)}
-            np.savez(out / f"{name}.npz", inputs=x, **arrays)
+            arrays = {"inputs": np.asarray(x), **arrays}
+            (out / f"{name}.outputs.json").write_text(json.dumps(
+                {"dtype": "float32",
+                 **{k: a.astype(np.float64).tolist() for k, a in arrays.items()}},
+                sort_keys=True) + "\n")
             (out / f"{name}.json").write_text(model.to_json())  # verbatim
             whole, weights = Path(tmp, f"{name}.h5"), Path(tmp, f"{name}_weights.h5")
             model.save(whole)

@@ -30,9 +30,9 @@ import pytest
 import tensorflow as tf
 from pytest_rnn.cudnn import USE_CUDNN_TRUE_ERROR, cudnn_sequence_output
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
-from pytest_rnn.plugin.markers import requires_keras
 
 from pytest_rnn.checks import compare
+from pytest_rnn.plugin.markers import requires_keras
 
 pytestmark = [pytest.mark.gpu, requires_keras("use_cudnn")]
 

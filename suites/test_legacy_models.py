@@ -14,7 +14,8 @@ documents for it:
   (``model.save_weights("w.h5")``), read by ``keras.legacy.saving.deserialize_keras_object``
   and ``Model.load_weights``.
 
-What Keras 3.15 cannot do is pinned as strict xfails naming the defect: every
+What no Keras 3 release so far can do is pinned by two ledger entries (strict xfails
+naming the defect, ``keras2-h5-time-major`` and ``keras2-json-model-class``): every
 recurrent layer config Keras 2 wrote holds ``time_major: false``, an argument Keras 3
 removed and now rejects, so no such file loads as saved; and
 ``keras.models.model_from_json`` cannot resolve Keras 2's model classes. The
@@ -71,9 +72,10 @@ def without_time_major(config):
 
 
 def expected(name: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    stored = np.load(LEGACY / f"{name}.npz")
-    outputs = [stored[f"output_{i}"] for i in range(len(stored.files) - 1)]
-    return stored["inputs"], outputs
+    stored = json.loads((LEGACY / f"{name}.outputs.json").read_text(encoding="utf-8"))
+    arrays = {k: np.asarray(v, dtype=stored["dtype"]) for k, v in stored.items() if k != "dtype"}
+    outputs = [arrays[f"output_{i}"] for i in range(len(arrays) - 1)]
+    return arrays["inputs"], outputs
 
 
 def assert_reproduces_keras2(model, name: str, how: str) -> None:
@@ -162,14 +164,7 @@ def test_keras2_h5_load_fails_with_a_clear_error_naming_time_major(tmp_path):
         keras.models.load_model(path, compile=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Keras 3.15 defect: the legacy HDF5 loader passes the time_major=False that every "
-    "Keras 2 recurrent layer config holds to layers that no longer accept it ('Unrecognized "
-    "keyword arguments passed to LSTM: {'time_major': False}', keras-team/keras#20750, "
-    "closed without a fix); strict, so a fix shows as XPASS",
-)
+# ledger entry keras2-h5-time-major: a strict xfail on every Keras 3 release so far
 @pytest.mark.parametrize("name", NAMES)
 def test_keras2_h5_file_loads_as_saved(name, tmp_path):
     path = unpacked(name, ".h5", tmp_path)
@@ -178,13 +173,7 @@ def test_keras2_h5_file_loads_as_saved(name, tmp_path):
     assert_reproduces_keras2(model, name, "loaded as saved")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Keras 3.15 defect: keras.models.model_from_json cannot resolve the model class of a "
-    "Keras 2 JSON ('Could not locate class 'Sequential'': Keras 2 wrote no module for it), "
-    "even once time_major is dropped",
-)
+# ledger entry keras2-json-model-class: a strict xfail on every Keras 3 release so far
 def test_model_from_json_reads_a_keras2_json():
     config = without_time_major(json.loads((LEGACY / "simple_rnn.json").read_text()))
     load("simple_rnn", "through keras.models.model_from_json",

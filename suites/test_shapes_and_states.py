@@ -1,7 +1,8 @@
 """What recurrent layers return: structure, order and shapes of outputs and states.
 
-Sizes are all different (batch 2, steps 5, features 3, units 4) so that a
-swapped axis shows up as a wrong shape rather than passing by coincidence.
+Sizes are all different (batch 2, steps 3, features 5, units 4) so that a
+swapped axis shows up as a wrong shape rather than passing by coincidence; three steps
+are enough, since no shape depends on the sequence's length beyond carrying it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pytest_rnn import assert_output_structure, expected_output_structure
 from pytest_rnn.checks import compare
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
-BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
+BATCH, STEPS, FEATURES, UNITS = 2, 3, 5, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 FLAGS = list(itertools.product((False, True), (False, True)))
 FLAG_IDS = [f"seq{int(rs)}-state{int(st)}" for rs, st in FLAGS]
@@ -155,12 +156,17 @@ def test_rnn_over_stacked_cells_returns_one_state_group_per_cell(x):
 
 # --- Bidirectional ---------------------------------------------------------------------------
 
+#: The merge mode shapes only the merged output, and the return flags only what follows it, so
+#: the cases cross them pairwise rather than fully: every flag combination with "concat" (the
+#: one mode that changes the width) and None (the one that returns two outputs) for LSTM (two
+#: states per direction), every other mode once, and GRU (one state) with both state flags.
 BIDIRECTIONAL_CASES = [
-    (kind, merge_mode, rs, st)
-    for kind in ("lstm", "gru")
-    for merge_mode in MERGE_MODES
-    for rs, st in (FLAGS if kind == "lstm" else [(False, True), (True, True)])
+    *(("lstm", mode, rs, st) for mode in ("concat", None) for rs, st in FLAGS),
+    *(("lstm", mode, True, True) for mode in ("sum", "mul", "ave")),
+    ("gru", "concat", False, True), ("gru", "concat", True, True),
+    ("gru", None, True, True), ("gru", "sum", False, True),
 ]
+assert {case[1] for case in BIDIRECTIONAL_CASES} == set(MERGE_MODES)
 
 
 @pytest.mark.parametrize(

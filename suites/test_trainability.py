@@ -17,7 +17,7 @@ from pytest_rnn.models import build_random, imdb_classifier, rnn_cell, rnn_layer
 
 from pytest_rnn import backends
 
-BATCH, STEPS, FEATURES, UNITS = 3, 4, 3, 4
+BATCH, STEPS, FEATURES, UNITS = 3, 3, 2, 4
 INPUT_SHAPE = (BATCH, STEPS, FEATURES)
 LEARNING_RATE = 0.01
 

@@ -6,9 +6,11 @@ plugin's seed probes, the report's ``-n 2`` run). Those runs are declared here w
 :func:`declare`, keyed by the name of the fixture that reads them. ``tests/conftest.py``
 starts every declared run whose fixture a selected test uses as soon as the session starts,
 one at a time on a helper thread, so they use the core the in-process tests leave idle
-instead of running after them. The fixture then collects the result with :func:`result`,
-which runs the command itself when nothing started it (a single test selected by name, or an
-xdist worker, where the workers already keep every core busy).
+instead of running after them, and moves the tests that read them to the end of the
+session (whatever order pytest-randomly chose), so they do not wait for them. The fixture
+then collects the result with :func:`result`, which runs the command itself when nothing
+started it (a single test selected by name, or an xdist worker, where the workers already
+keep every core busy).
 """
 
 from __future__ import annotations
@@ -137,6 +139,11 @@ class HeadStart:
         self._executor.shutdown(wait=True)
         _PENDING.clear()
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def reads_a_run(item: pytest.Item) -> bool:
+    """Whether ``item`` uses the fixture of a declared run."""
+    return any(name in _DECLARED for name in getattr(item, "fixturenames", ()))
 
 
 def needed(items: Iterable[pytest.Item]) -> list[str]:

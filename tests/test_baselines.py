@@ -15,6 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# NumPy is loaded before pytester snapshots sys.modules, so in-process runs that use it
+# never load it a second time ("cannot load module more than once per process")
+import numpy  # noqa: F401
 import pytest
 from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 

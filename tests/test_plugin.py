@@ -1,9 +1,9 @@
 """The plugin's foundation: markers, options, header, seeding, xdist behaviour.
 
-Runs that import TensorFlow are expensive (~3 s each), so the two real
-subprocess runs are module-scoped, start with the session (see subprocess_runs),
-and several tests read each of them.
-Everything that can be checked without TensorFlow runs in-process.
+Runs that import TensorFlow are expensive (~3 s each), so the seed probe runs twice
+for the whole module: once in this process (where TensorFlow is already imported) and
+once as a ``-n 2`` subprocess that starts with the session (see subprocess_runs);
+several tests read each run. Everything else runs in-process.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ import os
 import subprocess
 from pathlib import Path
 
+# imported before any in-process run: pytester drops the modules an inner run imports
+# first, and NumPy cannot be imported twice in one process
+import keras  # noqa: F401
+import numpy  # noqa: F401
 import pytest
 import subprocess_runs
 
-from pytest_rnn import device, options, seeding
+from pytest_rnn import backends, device, options, seeding
 from pytest_rnn.backends import devices
 from pytest_rnn.runtime import threads, versions
 
@@ -73,10 +77,8 @@ def _probe(workdir: Path, *args: str, conftest: str | None = None) -> subprocess
         cwd=project, env=subprocess_runs.clean_env(SEED_PROBE_OUT=str(out)), timeout=300)
 
 
-def _probe_result(request: pytest.FixtureRequest):
-    """(RunResult, seed per node id, rows the probe wrote, what the controller saw)."""
-    finished = subprocess_runs.result(request)
-    out = finished.workdir / "out"
+def _read_probe(out: Path) -> tuple[dict, list, dict | None]:
+    """(seed per node id, rows the probe wrote, what the controller saw) from ``out``."""
     seeds = {}
     rows = []
     for path in out.glob("*.jsonl"):
@@ -86,15 +88,7 @@ def _probe_result(request: pytest.FixtureRequest):
             seeds[row["nodeid"]] = row["seed"]
     controller = out / "controller.json"
     watched = json.loads(controller.read_text()) if controller.exists() else None
-    proc = finished.proc
-    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(),
-                              proc.stderr.splitlines(), 0.0)
-    return result, seeds, rows, watched
-
-
-@subprocess_runs.declare("plain_run")
-def _plain_probe(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
-    return _probe(workdir)
+    return seeds, rows, watched
 
 
 @subprocess_runs.declare("xdist_run")
@@ -102,16 +96,37 @@ def _xdist_probe(workdir: Path, session: pytest.Session) -> subprocess_runs.Comm
     return _probe(workdir, "-n", "2", conftest=REVERSE_AND_WATCH_CONFTEST)
 
 
-@pytest.fixture(scope="module")
-def plain_run(request):
-    """One ordinary run (no xdist), in file order."""
-    return _probe_result(request)
+#: The plain run, once per session: pytester is per test, the run is read by several.
+_PLAIN_RUN: list = []
+
+
+@pytest.fixture
+def plain_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """One ordinary run (no xdist), in file order, in this process: TensorFlow is already
+    imported here, and a subprocess would spend seconds importing it again.
+    (RunResult, seed per node id, rows the probe wrote, None)."""
+    if not _PLAIN_RUN:
+        for setting in options.SETTINGS:
+            if setting.env:
+                monkeypatch.delenv(setting.env, raising=False)
+        out = pytester.mkdir("out")
+        monkeypatch.setenv("SEED_PROBE_OUT", str(out))
+        pytester.makepyfile(test_probe=SEED_PROBE)
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs",
+                                              "--rnn-seed", "77")
+        _PLAIN_RUN.append((result, *_read_probe(out)))
+    return _PLAIN_RUN[0]
 
 
 @pytest.fixture(scope="module")
 def xdist_run(request):
-    """One ``-n 2`` run with the test order reversed by a conftest."""
-    return _probe_result(request)
+    """One ``-n 2`` run with the test order reversed by a conftest (a subprocess: the
+    workers are processes anyway)."""
+    finished = subprocess_runs.result(request)
+    proc = finished.proc
+    result = pytest.RunResult(proc.returncode, proc.stdout.splitlines(),
+                              proc.stderr.splitlines(), 0.0)
+    return (result, *_read_probe(finished.workdir / "out"))
 
 
 # --- markers --------------------------------------------------------------------------------
@@ -267,14 +282,47 @@ def test_seeds_differ_between_tests_and_follow_the_base_seed(plain_run):
 def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
     import random
 
-    import keras
     import numpy as np
 
     draw = keras.ops.convert_to_numpy  # any backend's tensor
     a = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
-    seeding.seed_everything(rnn_seed)
+    backends.seed_everything(rnn_seed)
     b = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
     assert a == b
+
+
+def _tf_draws(tf) -> list[float]:
+    """Stateful TensorFlow draws: global-seeded ops whose kernels the cache keeps."""
+    return [*tf.random.uniform((3,)).numpy().tolist(), *tf.random.normal((2,)).numpy().tolist(),
+            *tf.random.uniform((3,), seed=5).numpy().tolist()]
+
+
+def test_a_new_seed_keeps_tensorflows_kernels_and_draws_what_tf_random_set_seed_draws(
+        monkeypatch):
+    """seed_everything skips TensorFlow's kernel-cache clearing for a seed new to the
+    process (the cost of a seeded test), and stateful tf.random draws are still exactly
+    those after tf.random.set_seed, which clears; a seed given again clears as usual."""
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow.python import pywrap_tfe
+
+    clears = []
+    real_clear = pywrap_tfe.TFE_ContextClearCaches
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches",
+                        lambda handle: (clears.append(1), real_clear(handle)))
+    first, second = seeding.derive_seed(1, "kernel-cache/a"), seeding.derive_seed(1, "b")
+    backends.seed_everything(first)
+    assert clears == [], "a seed new to this process cleared TensorFlow's kernel cache"
+    kept = _tf_draws(tf)
+    backends.seed_everything(second)
+    other = _tf_draws(tf)
+    backends.seed_everything(first)  # given before: its kernels exist, so the cache goes
+    assert clears == [1], "a seed given before did not clear TensorFlow's kernel cache"
+    assert _tf_draws(tf) == kept, "the same seed did not reproduce TensorFlow's draws"
+    for seed, draws in ((first, kept), (second, other)):
+        tf.random.set_seed(seed)  # TensorFlow's own path, which always clears
+        assert _tf_draws(tf) == draws, (
+            f"after seed {seed}, draws with the kernel cache kept differ from TensorFlow's")
+    assert kept != other
 
 
 def test_derived_seed_fits_every_rng():

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import pytest
 
-from pytest_rnn.runtime import seeding
+from pytest_rnn import backends
 
 OUT = Path(__file__).parent / "draws.jsonl"
 
@@ -41,7 +41,7 @@ def warmed(rnn_seed):
 @pytest.mark.parametrize("i", range(3))
 def test_seeded(rnn_seed, warmed, request, i):
     body = _draw()
-    seeding.seed_everything(rnn_seed)
+    backends.seed_everything(rnn_seed)
     expected_fixture, expected_body = _draw(), _draw()
     with OUT.open("a") as fh:
         fh.write(json.dumps({"test": request.node.name, "seed": rnn_seed, "body": body,

@@ -8,9 +8,13 @@ the stored rounds (:func:`pytest_rnn.store.rules.judge_timing`: Mann-Whitney U a
 a 10% minimum effect). The slowdown is injected as busy work lasting 20% of each layer
 call, timed with it (``slowdown=0.2``).
 
-The fast test takes three samples (~2 s): a stored one, an unmodified rerun, a slowed
-one. The slow test repeats that ``REPEATS`` times against one stored sample and reports
-the false-alarm and detection rates with the machine's load (README, "Baselines").
+The fast test takes three samples (~2 s): a stored one, an unmodified rerun, and one
+slowed by 50%. One trial cannot show the power for 20%: a 20% slowdown moves the ratio by
+only ~15%, and on a loaded machine it was once measured at 1.098, just under the 10%
+minimum effect, so a fast test of 20% fails about once in a hundred runs. The slow test
+measures that power: it repeats the trial ``REPEATS`` times at 20% against one stored
+sample and reports the false-alarm and detection rates with the machine's load (README,
+"Baselines").
 """
 
 from __future__ import annotations
@@ -53,15 +57,15 @@ def judge(stored: list[float], new: list[float]) -> rules.Verdict:
                               min_effect=cases.TIMING_MIN_EFFECT)
 
 
-def test_a_20_percent_slower_lstm_fails_and_an_unmodified_rerun_passes(lstm_sampler):
+def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes(lstm_sampler):
     stored = lstm_sampler()
     rerun = lstm_sampler()
-    slowed = lstm_sampler(slowdown=0.2)
+    slowed = lstm_sampler(slowdown=0.5)
     again = judge(stored, rerun)
     caught = judge(stored, slowed)
     assert again.status.passed, f"an unmodified rerun failed: {again.detail}"
     assert caught.status is rules.Status.FAIL, (
-        f"a 20% slower LSTM step passed the timing check: {caught.detail}")
+        f"a 50% slower LSTM step passed the timing check: {caught.detail}")
 
 
 REPEATS = 40

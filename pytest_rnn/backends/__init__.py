@@ -17,6 +17,9 @@ Gradients:
 * :func:`gradients` ``(loss_fn, variables)``: the same without inputs, returning
   ``(loss, [grad per variable])``.
 
+Seeding: :func:`seed_everything` seeds Python, NumPy, Keras and the frameworks Keras
+seeds (TensorFlow whenever it is installed, for ``tf.data``; PyTorch on its backend).
+
 Compilation: :func:`compile_function` ``(fn, jit_compile=False, input_signature=None)``
 returns ``fn`` traced into a graph (TensorFlow: ``tf.function``, XLA with
 ``jit_compile=True``), and :func:`compiled_value_and_grad` the gradients computed inside
@@ -26,7 +29,10 @@ turn into a skip.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -158,3 +164,47 @@ def observed_routing(*, simulate_gpu: bool):
         raise Unsupported(f"the {name()} backend's routing is observed by "
                           "pytest_rnn.checks.cudnn.simulated_gpu_routing")
     return backend.observed_routing(simulate_gpu=simulate_gpu)
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy, Keras and its frameworks with ``seed``, as
+    ``keras.utils.set_random_seed`` does, on every supported release and cheaply.
+
+    * TensorFlow keeps its compiled eager kernels when ``seed`` is new to this process
+      (:func:`pytest_rnn.backends.tensorflow.kernel_cache_kept` says why the draws are
+      the same); ``tf.random.set_seed`` alone would drop them, and re-creating them
+      costs a test that runs a few small layers about a quarter of its CPU time.
+    * Unseeded ``keras.random`` draws follow the seed before Keras 3.13 too.
+    * ``deterministic``: TensorFlow's deterministic ops as well.
+    """
+    import keras
+
+    tensorflow = module("tensorflow") if _tensorflow_installed() else None
+    with tensorflow.kernel_cache_kept(seed) if tensorflow else contextlib.nullcontext():
+        keras.utils.set_random_seed(seed)
+    _reset_global_seed_generator()
+    if deterministic:
+        module("tensorflow").enable_op_determinism()
+
+
+@functools.cache
+def _tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _reset_global_seed_generator() -> None:
+    """Make unseeded ``keras.random`` draws follow the seed on every release.
+
+    They come from one global SeedGenerator. ``set_random_seed`` drops it (so it is
+    recreated from the new seed) only from Keras 3.13.0 (keras-team/keras 9fc818534e,
+    #21874); before that, draws went on from wherever earlier tests left it. On those
+    releases the same is done here, through the Keras-internal global state that the
+    fix itself uses (attribute ``"global_seed_generator"``, the same name since 3.0).
+    """
+    from pytest_rnn.runtime.versions import keras_at_least
+
+    if keras_at_least("3.13.0"):
+        return
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("global_seed_generator", None)

@@ -102,3 +102,41 @@ def full_float32() -> Iterator[None]:
 
 def full_float32_enabled() -> bool:
     return not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+#: Global seeds this process gave TensorFlow through :func:`kernel_cache_kept`.
+_SEEDS_GIVEN: set[int] = set()
+
+
+@contextlib.contextmanager
+def kernel_cache_kept(seed: int) -> Iterator[None]:
+    """Inside the block, ``tf.random.set_seed(seed)`` keeps TensorFlow's eager kernel cache
+    if this process has not given TensorFlow ``seed`` before.
+
+    Setting the global seed drops every cached kernel so that stateful random kernels
+    restart their streams, and the next op of every kind is then instantiated again.
+    Dropping them is needed only for a seed seen before: a stateful random kernel is
+    cached under its ``seed`` and ``seed2`` attributes, and once a global seed is set an
+    op's ``seed`` attribute is that global seed, so after a new one no random op can
+    reuse a cached kernel, and its draws are those a cleared cache gives. A seed given
+    before (a test run twice in one process) clears the cache as usual. TensorFlow calls
+    the clearing function through its ``pywrap_tfe`` module; a release without it just
+    clears.
+    """
+    from tensorflow.python import pywrap_tfe
+
+    fresh = seed not in _SEEDS_GIVEN
+    _SEEDS_GIVEN.add(seed)
+    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
+    if not fresh or clear is None:
+        yield
+        return
+    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
+    try:
+        yield
+    finally:
+        pywrap_tfe.TFE_ContextClearCaches = clear
+
+
+def enable_op_determinism() -> None:
+    tf.config.experimental.enable_op_determinism()

@@ -178,10 +178,7 @@ class Baselines:
             baseline=None, tolerance=tolerance, direction=direction, relative=relative,
             status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
         if self.updating:
@@ -274,10 +271,7 @@ class Baselines:
             baseline=None, tolerance=0.0, direction=direction, relative=False,
             status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]) if "distribution" not in stored
                           else rules.SCALES[scale][1](float(stored["distribution"]["mean"])))
@@ -289,13 +283,9 @@ class Baselines:
         verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
                                      scale=scale)
         if verdict.status in (Status.MISSING, Status.STALE):
-            why = "has no entry" if verdict.status is Status.MISSING else \
-                f"has a stale entry ({verdict.detail})"
-            return self._finish(ask, verdict.status, "", (
-                f"no calibration for {metric} (runs gave {_values_text(values)}): file "
-                f"{ask.file} {why} {key!r}. Calibrate it with:\n"
-                f"    {self.calibrate_command()}\nthen review and commit {ask.file}."
-            ))
+            return self._no_entry(ask, verdict, f"no calibration for {metric} (runs gave "
+                                  f"{_values_text(values)})", "Calibrate",
+                                  self.calibrate_command())
         words = {Status.OK: "within", Status.FAIL: "below" if direction == "higher" else
                  "outside", Status.CHANGED: "CHANGED: beyond"}[verdict.status]
         if verdict.status is Status.FAIL and direction == "lower":
@@ -339,23 +329,16 @@ class Baselines:
             value=summary["median"], baseline=None, tolerance=min_effect, direction="lower",
             relative=True, status=Status.FAIL, bound="", message="",
         )
-        try:
-            stored = read_baseline_file(path).get(key)
-        except BaselineFileError as exc:
-            return self._finish(ask, Status.UNREADABLE, "", str(exc))
+        stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
         if self.updating:
             return self._record_rounds(ask, path, values, alpha, min_effect, note)
         verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect)
         if verdict.status in (Status.MISSING, Status.STALE):
-            why = "has no entry" if verdict.status is Status.MISSING else \
-                f"has a stale entry ({verdict.detail})"
-            return self._finish(ask, verdict.status, "", (
-                f"no stored rounds for {metric} (median {summary['median']:.4g} over "
-                f"{len(values)} rounds): file {ask.file} {why} {key!r}. Record it with:\n"
-                f"    {self.update_command()}\nthen review and commit {ask.file}."
-            ))
+            return self._no_entry(ask, verdict, f"no stored rounds for {metric} (median "
+                                  f"{summary['median']:.4g} over {len(values)} rounds)",
+                                  "Record", self.update_command())
         words = {Status.OK: "within", Status.FAIL: "SLOWER than",
                  Status.CHANGED: "CHANGED: faster than"}[verdict.status]
         return self._finish(ask, verdict.status, verdict.band.text, (
@@ -413,6 +396,24 @@ class Baselines:
                 f"got {file!r}"
             )
         return stem
+
+    def _no_entry(self, ask: CheckResult, verdict: rules.Verdict, what: str, verb: str,
+                  command: str) -> CheckResult:
+        """Fail a sample or timing check that has no usable entry, with the command to fix it."""
+        why = "has no entry" if verdict.status is Status.MISSING else \
+            f"has a stale entry ({verdict.detail})"
+        return self._finish(ask, verdict.status, "", (
+            f"{what}: file {ask.file} {why} {ask.key!r}. {verb} it with:\n"
+            f"    {command}\nthen review and commit {ask.file}."
+        ))
+
+    def _stored(self, ask: CheckResult, path: Path) -> dict | None:
+        """The stored entry of ``ask.key``; a corrupt file fails the test with one line."""
+        try:
+            return read_baseline_file(path).get(ask.key)
+        except BaselineFileError as exc:
+            self._finish(ask, Status.UNREADABLE, "", str(exc))  # fails the test
+            raise
 
     def _device(self):
         return self._request.getfixturevalue("rnn_device")

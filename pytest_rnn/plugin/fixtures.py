@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 
+from pytest_rnn import backends
 from pytest_rnn.plugin import options, records
 from pytest_rnn.runtime import seeding
 
@@ -32,7 +33,7 @@ def rnn_seed(request: pytest.FixtureRequest) -> int:
     same whatever the test order or xdist worker, and differs between tests.
     """
     seed = _test_seed(request)
-    seeding.seed_everything(seed, deterministic=options.get(request.config).deterministic)
+    backends.seed_everything(seed, deterministic=options.get(request.config).deterministic)
     return seed
 
 

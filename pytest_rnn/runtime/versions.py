@@ -10,6 +10,7 @@ benchmark record uses.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as metadata
 import importlib.util
 import json
@@ -19,7 +20,10 @@ import sys
 from pathlib import Path
 
 
+@functools.cache
 def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (None when absent), read once: every
+    test's seeding asks for Keras's, and a metadata lookup costs about 2 ms."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
