@@ -42,6 +42,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         module = getattr(item, "module", None)
         if module is not None and hasattr(module, "head_start") and \
-                module.__name__.endswith("test_cross_backend"):
+                module.__name__.endswith("test_cross_backend") and \
+                item.get_closest_marker("skip") is None:  # --rnn-skip-cross-backend
             module.head_start()
             return

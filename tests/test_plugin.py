@@ -378,6 +378,34 @@ def clean_env(monkeypatch):
     return monkeypatch
 
 
+CROSS_BACKEND_TESTS = """
+import pytest
+
+@pytest.mark.cross_backend
+def test_on_other_backends():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+def test_skip_cross_backend_skips_only_those_tests_naming_the_setting(pytester, clean_env):
+    pytester.makepyfile(CROSS_BACKEND_TESTS)
+    result = pytester.runpytest_inprocess("--no-header", "-rs", "-o",
+                                          "rnn_skip_cross_backend=true")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "SKIPPED * pytest-rnn: cross-backend tests are off (ini value rnn_skip_cross_backend = "
+        "True); run them with -o rnn_skip_cross_backend=false -m cross_backend"])
+    clean_env.setenv("PYTEST_RNN_SKIP_CROSS_BACKEND", "1")
+    result = pytester.runpytest_inprocess("--no-header", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*(environment variable PYTEST_RNN_SKIP_CROSS_BACKEND=1)*"])
+    result = pytester.runpytest_inprocess("--no-header", "-o", "rnn_skip_cross_backend=false")
+    result.assert_outcomes(passed=2)
+
+
 def test_defaults(pytester, clean_env):
     s = _settings(pytester)
     assert s.seed == options.DEFAULT_SEED

@@ -34,6 +34,19 @@ def cross_backend_last(items: list[pytest.Item]) -> None:
         items[:] = [i for i in items if i.get_closest_marker("cross_backend") is None] + waiting
 
 
+def skip_cross_backend(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``cross_backend`` tests, saying which setting did it and how to run them,
+    when ``--rnn-skip-cross-backend`` (or its ini key or variable) is on."""
+    if not options.get(config).skip_cross_backend:
+        return
+    where = options.origin(config, "rnn_skip_cross_backend")
+    skip = pytest.mark.skip(reason=f"pytest-rnn: cross-backend tests are off ({where}); run "
+                            "them with -o rnn_skip_cross_backend=false -m cross_backend")
+    for item in items:
+        if item.get_closest_marker("cross_backend") is not None:
+            item.add_marker(skip)
+
+
 def register(config: pytest.Config) -> None:
     for line in MARKERS.values():
         config.addinivalue_line("markers", line)
