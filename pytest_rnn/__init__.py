@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "DeviceInfo": "pytest_rnn.runtime.device",
-    "full_float32": "pytest_rnn.runtime.device",
+    "full_float32": "pytest_rnn.backends",
     "derive_seed": "pytest_rnn.runtime.seeding",
     "seed_everything": "pytest_rnn.backends",
     "expected_param_count": "pytest_rnn.checks.params",

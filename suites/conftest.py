@@ -29,3 +29,20 @@ def x(request: pytest.FixtureRequest, rnn_rng: np.random.Generator) -> np.ndarra
 def _full_float32(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("slow") is None:
         request.getfixturevalue("rnn_float32")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the cross-backend subprocesses as soon as they are known to be needed, so they
+    compute beside the in-process tests (not in xdist workers: their cores are busy)."""
+    import os
+
+    option = session.config.option
+    if os.environ.get("PYTEST_XDIST_WORKER") or option.collectonly:
+        return
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "head_start") and \
+                module.__name__.endswith("test_cross_backend") and \
+                item.get_closest_marker("skip") is None:  # --rnn-skip-cross-backend
+            module.head_start()
+            return

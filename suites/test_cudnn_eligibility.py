@@ -26,10 +26,12 @@ from pytest_rnn.cudnn import (
 )
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
+from pytest_rnn import backends
 from pytest_rnn.plugin.markers import requires_keras
 from pytest_rnn.runtime.versions import keras_at_least
 
 pytestmark = requires_keras("use_cudnn")
+
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 3, 4, 2, 3
@@ -72,6 +74,13 @@ def config_cases() -> list:
 
 
 
+#: The tests that observe Keras's TensorFlow routing; the rest hold on every backend.
+tensorflow_routing = pytest.mark.skipif(
+    backends.name() != "tensorflow",
+    reason=f"pins Keras's TensorFlow routing; the {backends.name()} backend routes LSTM/GRU "
+           "by its own rules, pinned in suites/test_fused_routing.py")
+
+
 def built(kind: str, seed: int, **kwargs) -> keras.layers.Layer:
     return build_random(rnn_layer(kind, UNITS, **kwargs), INPUT_SHAPE, seed)
 
@@ -82,6 +91,7 @@ def routed(layer, x, **call_kwargs) -> list:
     return calls
 
 
+@tensorflow_routing
 @pytest.mark.parametrize(("kind", "spec", "reason"), config_cases())
 def test_eligibility_mirror_agrees_with_keras_routing(kind, spec, reason, x, rnn_seed):
     layer = built(kind, rnn_seed, **_kwargs(spec))
@@ -105,12 +115,14 @@ def test_eligibility_mirror_agrees_with_keras_routing(kind, spec, reason, x, rnn
     )
 
 
+@tensorflow_routing
 def test_simple_rnn_never_takes_cudnn(x, rnn_seed):
     layer = built("simple_rnn", rnn_seed)
     assert not cudnn_eligibility(layer).eligible
     assert routed(layer, x) == [], "SimpleRNN reached a cuDNN kernel"
 
 
+@tensorflow_routing
 @pytest.mark.parametrize("kind", KINDS)
 def test_use_cudnn_true_raises_documented_error_without_a_gpu(kind, x, rnn_seed, rnn_device):
     if rnn_device.has_gpu:
@@ -121,6 +133,7 @@ def test_use_cudnn_true_raises_documented_error_without_a_gpu(kind, x, rnn_seed,
         layer(x)
 
 
+@tensorflow_routing
 @pytest.mark.parametrize(("kind", "spec", "reason"), [
     c for c in config_cases() if c.values[2] not in (None, "use_cudnn=False")
 ])
@@ -133,6 +146,7 @@ def test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host(
     assert calls == [], f"{spec} reached cuDNN although it disqualifies it"
 
 
+@tensorflow_routing
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("simulate_gpu", [False, True], ids=["cpu", "gpu_without_cudnn_op"])
 def test_auto_falls_back_to_exactly_the_generic_result(kind, simulate_gpu, x, rnn_seed,
@@ -180,6 +194,7 @@ MASKS = {
 }
 
 
+@tensorflow_routing
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("mask_name", MASKS)
 def test_mask_rule_agrees_with_keras_routing(kind, mask_name, x, rnn_seed):
@@ -231,6 +246,7 @@ def test_padded_steps_generic_carries_last_output_where_cudnn_writes_zeros(
     np.testing.assert_array_equal(cudnn_like[order], generic[order])
 
 
+@tensorflow_routing
 @pytest.mark.parametrize("kind", KINDS)
 def test_bidirectional_routes_each_direction_and_zeroes_padded_steps(kind, x, rnn_seed):
     wrapped = keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True))

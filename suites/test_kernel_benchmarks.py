@@ -29,8 +29,14 @@ from pytest_rnn.benchmarking import BenchCase, Timing  # noqa: E402
 
 from pytest_rnn import benchmarking  # noqa: E402 - after the importorskip
 from pytest_rnn.backends import devices  # noqa: E402
+from pytest_rnn.runtime.versions import keras_backend_name  # noqa: E402
 
-pytestmark = pytest.mark.slow
+#: The timed steps are tf.function graphs of TensorFlow's generic and cuDNN kernels.
+NOT_TENSORFLOW = (
+    f"the kernel benchmarks time TensorFlow's generic and cuDNN kernels (tf.function steps); "
+    f"Keras backend {keras_backend_name()} has no kernel benchmarks in pytest-rnn yet")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(keras_backend_name() != "tensorflow", reason=NOT_TENSORFLOW)]
 
 ON_GPU = devices.detect().has_gpu
 

@@ -14,7 +14,6 @@ import functools
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from pytest_rnn.models import KINDS, build_random, copy_layer, rnn_cell, rnn_layer
 
 from pytest_rnn.checks import compare
@@ -236,7 +235,8 @@ def test_implementation_1_equals_implementation_2(variant, x, rnn_rng):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_seed_manual_cell_loop_over_unstack_equals_the_layers(kind, x, rnn_rng):
-    """The seeds' two-cell loop (``for word in tf.unstack(x, axis=1)``) against two stacked
+    """The seeds' two-cell loop (``for word in tf.unstack(x, axis=1)``, here
+    ``keras.ops.unstack`` so it runs on every backend) against two stacked
     layers, both with dropout=0.5 called in inference mode, as the seeds build them."""
     first = random_layer(kind, rnn_rng, dropout=0.5, return_sequences=True)
     second = build_random(rnn_layer(kind, UNITS, dropout=0.5), (BATCH, STEPS, UNITS), rnn_rng)
@@ -246,9 +246,9 @@ def test_seed_manual_cell_loop_over_unstack_equals_the_layers(kind, x, rnn_rng):
     cell0.set_weights(first.get_weights())
     cell1.set_weights(second.get_weights())
     n_states = 2 if kind == "lstm" else 1
-    state0 = [tf.zeros([BATCH, UNITS]) for _ in range(n_states)]
-    state1 = [tf.zeros([BATCH, UNITS]) for _ in range(n_states)]
-    for word in tf.unstack(tf.constant(x), axis=1):
+    state0 = [keras.ops.zeros([BATCH, UNITS]) for _ in range(n_states)]
+    state1 = [keras.ops.zeros([BATCH, UNITS]) for _ in range(n_states)]
+    for word in keras.ops.unstack(keras.ops.convert_to_tensor(x), axis=1):
         out0, state0 = cell0(word, state0, training=False)
         out1, state1 = cell1(out0, state1, training=False)
     assert_close(out1, second(first(x, training=False), training=False), f"{kind} cell loop")
@@ -258,9 +258,9 @@ def test_cells_take_training_by_keyword_only_unlike_the_seeds_keras2_loop(x):
     """The seeds pass ``training`` positionally (``cell(word, state, training)``); Keras 3
     refuses non-tensor positional arguments, so that code must say ``training=``."""
     cell = keras.layers.LSTMCell(UNITS)
-    state = [tf.zeros([BATCH, UNITS]), tf.zeros([BATCH, UNITS])]
+    state = [keras.ops.zeros([BATCH, UNITS]), keras.ops.zeros([BATCH, UNITS])]
     with pytest.raises(ValueError, match="positional"):
-        cell(tf.constant(x[:, 0]), state, False)
+        cell(keras.ops.convert_to_tensor(x[:, 0]), state, False)
 
 
 @pytest.mark.parametrize("kind", KINDS)

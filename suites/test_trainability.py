@@ -93,7 +93,7 @@ def training_step(model, inputs, target, *, loss_fn, **call_kwargs):
 
 
 def mse(output, target):
-    return keras.ops.mean(keras.ops.square(output - target))
+    return keras.ops.mean(keras.ops.square(output - keras.ops.convert_to_tensor(target)))
 
 
 def assert_every_weight_moves(

@@ -36,6 +36,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER") or option.collectonly or option.setupplan:
         return
     _HEAD_START.append(HeadStart(session))
+    # the cross-backend proof compares with the equivalence suite's own subprocesses
+    if any(getattr(item, "module", None) is not None
+           and item.module.__name__ == "test_cross_backend_sensitivity" for item in session.items):
+        from test_cross_backend_sensitivity import suite
+
+        suite.head_start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -150,6 +150,9 @@ def needed(items: Iterable[pytest.Item]) -> list[str]:
     """Declared runs that the selected tests read, in the order the tests come."""
     order = {}
     for item in items:
+        marker = getattr(item, "get_closest_marker", None)
+        if marker is not None and marker("skip") is not None:  # --rnn-skip-cross-backend
+            continue
         for name in getattr(item, "fixturenames", ()):
             if name in _DECLARED:
                 order.setdefault(name, None)

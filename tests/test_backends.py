@@ -119,3 +119,62 @@ def test_the_jax_backend_gives_the_same_gradients_as_the_closed_form():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_full_float32_switches_the_active_backend_and_restores_it():
+    from pytest_rnn import backends
+
+    before = backends.full_float32_enabled()
+    with backends.full_float32():
+        assert backends.full_float32_enabled(), f"{backends.name()}: TF32 still allowed"
+    assert backends.full_float32_enabled() is before
+
+
+def test_compiled_gradients_equal_eager_ones_where_the_backend_compiles():
+    import keras
+
+    from pytest_rnn import backends
+
+    layer, x, w = _dense_case()
+    try:
+        compiled = backends.compiled_value_and_grad(
+            lambda v: keras.ops.sum(layer(v) * w), [layer.kernel, layer.bias])
+    except backends.Unsupported as exc:
+        assert backends.name() == "torch", exc
+        return
+    loss, g_vars, g_x = compiled(x)
+    want_loss, want_vars, want_x = backends.value_and_grad(
+        lambda v: keras.ops.sum(layer(v) * w), [layer.kernel, layer.bias], [x])
+    assert abs(loss - want_loss) <= 1e-5 * max(1.0, abs(want_loss))
+    for got, want in zip([*g_vars, *g_x], [*want_vars, *want_x], strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_routing_seam_names_where_tensorflow_routing_lives():
+    import keras
+
+    from pytest_rnn import backends
+
+    if backends.name() != "tensorflow":
+        route, _ = backends.kernel_route(keras.layers.SimpleRNN(2), gpu_available=False)
+        assert route == "generic"
+        return
+    with pytest.raises(backends.Unsupported, match="pytest_rnn.checks.cudnn"):
+        backends.kernel_route(keras.layers.LSTM(2), gpu_available=False)
+    with pytest.raises(backends.Unsupported, match="simulated_gpu_routing"):
+        backends.observed_routing(simulate_gpu=False)
+
+
+def test_cross_backend_tests_are_moved_last_in_a_stable_order():
+    from pytest_rnn.plugin import markers
+
+    class Item:
+        def __init__(self, name, marked):
+            self.name, self.marked = name, marked
+
+        def get_closest_marker(self, name):
+            return object() if self.marked and name == "cross_backend" else None
+
+    items = [Item("a", True), Item("b", False), Item("c", True), Item("d", False)]
+    markers.cross_backend_last(items)
+    assert [i.name for i in items] == ["b", "d", "a", "c"]

@@ -22,6 +22,7 @@ import pytest
 from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 from pytest_rnn import baselines, records
+from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.store import Status, lock_path, rules
 
 
@@ -206,6 +207,10 @@ def test_entry_key_layout():
     assert rules.entry_key("T::t[a]", "acc") == "T::t[a]::acc"
     assert rules.entry_key("t", "speedup", device_key="gpu-X-cudnn9", versions=versions) == (
         "t::speedup::device=gpu-X-cudnn9::tf=2.21::keras=3.15")
+    assert rules.entry_key("t", "ms", device_key="cpu", backend="jax") == (
+        "t::ms::device=cpu::backend=jax")
+    # entries recorded on TensorFlow (all of them, before backends were keyed) keep their key
+    assert rules.entry_key("t", "ms", device_key="cpu", backend="tensorflow") == "t::ms::device=cpu"
 
 
 # --- the fixture in a pytest run ---------------------------------------------------------------
@@ -329,7 +334,8 @@ def test_summary_says_not_written_when_the_write_failed(pytester):
     result = run(pytester, "--rnn-update-baselines")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "1 metric(s): 0 within baseline, 0 failed, 0 recorded, 1 NOT WRITTEN (file write failed)",
+        "1 metric(s): 0 within baseline, 0 failed, 0 recorded, 1 NOT WRITTEN (file write failed)"
+        " (Keras backend *)",
         "  NOT WRITTEN *test_spoil :: test_spoil::acc*",
         "NOT WRITTEN baselines/test_spoil.json: baseline file * is not valid JSON*",
     ])
@@ -382,7 +388,7 @@ def test_regression_fails_with_baseline_value_band_file_and_key(pytester):
         "accuracy outside its baseline band: measured 0.8, baseline 0.86, allowed >= 0.81 "
         "(tolerance 0.05 absolute, higher is better); file baselines/test_suite.json, "
         "key 'test_acc[0.8]::accuracy'; baseline recorded 2025-01-01T00:00:00Z on cpu with "
-        "TensorFlow 2.21.0, Keras 3.15.1",
+        "TensorFlow 2.21.0, Keras 3.15.1, backend tensorflow",
         "loss outside its baseline band: measured 0.3, baseline 0.15, allowed <= 0.25 "
         "(tolerance 0.1 absolute, lower is better)*",
     ])
@@ -395,7 +401,7 @@ def test_terminal_summary_lists_the_checked_metrics(pytester):
     result = run(pytester)
     result.stdout.fnmatch_lines([
         "*- pytest-rnn baselines -*",
-        "3 metric(s): 1 within baseline, 2 failed, 0 recorded",
+        "3 metric(s): 1 within baseline, 2 failed, 0 recorded (Keras backend *)",
         "  status      file :: key * baseline   measured  allowed",
         "  FAIL        test_suite :: test_acc[[]0.8]::accuracy * 0.86 * 0.8  >= 0.81",
         "  MISSING     test_suite :: test_loss::loss * - * 0.3  (no baseline)",
@@ -445,7 +451,8 @@ def test_entry_of_a_test_that_fails_after_the_check_is_not_recorded(pytester):
     result = run(pytester, "--rnn-update-baselines")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "2 metric(s): 0 within baseline, 0 failed, 1 recorded, 1 not recorded (test failed)"])
+        "2 metric(s): 0 within baseline, 0 failed, 1 recorded, 1 not recorded (test failed)"
+        " (Keras backend *)"])
     assert list(read_baseline_file(pytester.path / "baselines" / "test_suite.json")) == [
         "test_fine::accuracy"]
 
@@ -493,15 +500,43 @@ def test_hardware_versioned_and_shared_file_keys(pytester):
     pytester.makepyfile(test_keyed=KEYED)
     run(pytester, "--rnn-update-baselines").assert_outcomes(passed=1)
     speedups = read_baseline_file(pytester.path / "baselines" / "speedups.json")
-    assert list(speedups) == ["test_keyed::test_keys::speedup::device=gpu-Fake-GPU-80GB-cudnn9"]
+    backend = runtime_versions.keras_backend_name()
+    on = "" if backend == "tensorflow" else f"::backend={backend}"
+    assert list(speedups) == [
+        f"test_keyed::test_keys::speedup::device=gpu-Fake-GPU-80GB-cudnn9{on}"]
     assert speedups[next(iter(speedups))]["relative"] is True
     from pytest_rnn.runtime.versions import package_version, tensorflow_version
 
     tf_mm = ".".join(tensorflow_version().split(".")[:2])  # tensorflow-cpu too
     keras_mm = ".".join(package_version("keras").split(".")[:2])
     own = read_baseline_file(pytester.path / "baselines" / "test_keyed.json")
-    assert list(own) == [f"test_keys::accuracy::tf={tf_mm}::keras={keras_mm}"]
+    assert list(own) == [f"test_keys::accuracy::tf={tf_mm}::keras={keras_mm}{on}"]
     run(pytester).assert_outcomes(passed=1)
+
+
+BACKEND_KEYED = """
+def test_trained(rnn_baseline):
+    rnn_baseline.check("mse", 0.05, tolerance=0.01, higher_is_better=False, backend=True)
+    rnn_baseline.check("params", 12.0, tolerance=0.0)
+"""
+
+
+def test_backend_keyed_entries_are_kept_apart_per_backend(pytester, monkeypatch):
+    """A value that depends on the backend (``backend=True``) gets one entry per backend: a
+    JAX run neither reads nor overwrites TensorFlow's; a backend-neutral one is shared."""
+    pytester.makepyfile(test_trained=BACKEND_KEYED)
+    for backend in ("tensorflow", "jax"):
+        monkeypatch.setenv("KERAS_BACKEND", backend)
+        run(pytester, "--rnn-update-baselines").assert_outcomes(passed=1)
+    stored = read_baseline_file(pytester.path / "baselines" / "test_trained.json")
+    assert sorted(stored) == ["test_trained::mse", "test_trained::mse::backend=jax",
+                              "test_trained::params"]
+    assert stored["test_trained::mse::backend=jax"]["recorded_on"]["backend"] == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # no entry for torch yet: it must not pass
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no entry 'test_trained::mse::backend=torch'*",
+                                 "*(Keras backend torch)*"])
 
 
 @pytest.mark.parametrize(("call", "message"), [
@@ -607,7 +642,8 @@ def test_xdist_update_loses_no_entry_and_only_the_controller_writes(pytester, mo
 
     result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=12)
-    result.stdout.fnmatch_lines(["24 metric(s): 24 within baseline, 0 failed, 0 recorded"])
+    result.stdout.fnmatch_lines(
+        ["24 metric(s): 24 within baseline, 0 failed, 0 recorded (Keras backend *)"])
     assert math.isclose(merged["test_suite::test_metric[3]::shared_score"]["value"], 0.3)
 
 

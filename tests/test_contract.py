@@ -79,10 +79,11 @@ class TestOptedOut(TestBrokenCell):
     }
 '''
 
-#: contract test -> words its failure message must contain
+#: contract test -> regular expression its failure message must match
 EXPECTED_FAILURES = {
     "test_masking_equivalence": "a padded sequence with a mask differs",
-    "test_trainability": "forgotten (3,): no gradient",
+    # JAX gives zeros, not None, for a variable the loss never reads
+    "test_trainability": r"forgotten \(3,\): (no gradient|gradient is exactly zero)",
     "test_serialization_round_trip": "does not survive serialization",
     "test_dropout_train_vs_inference": "dropout leaks into inference",
     "test_param_count": "24 parameters, expected 21",
@@ -101,7 +102,9 @@ def _outcomes(reprec) -> dict[str, tuple[str, str]]:
 
 def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pytester):
     pytester.makepyfile(test_broken=BROKEN_LAYER)
-    outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider"))
+    # the cross-backend test has its own proof below (it starts a subprocess per backend)
+    outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider", "-k",
+                                             "not test_backends_agree"))
     assert len(outcomes) == 16, sorted(outcomes)
     failed = {nodeid.split("::")[1] for nodeid, (o, _) in outcomes.items() if o == "failed"}
     assert failed == set(EXPECTED_FAILURES), (
@@ -111,7 +114,8 @@ def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pyt
     for nodeid, (outcome, text) in outcomes.items():
         name = nodeid.split("::")[1].split("[")[0]
         if name in EXPECTED_FAILURES:
-            assert EXPECTED_FAILURES[name] in text, f"{nodeid} failed for another reason:\n{text}"
+            assert re.search(EXPECTED_FAILURES[name], text), (
+                f"{nodeid} failed for another reason:\n{text}")
         else:
             assert outcome == "passed", f"{nodeid} should pass on the broken layer:\n{text}"
     # a failure says which step of which sample leaked, not just "differs"
@@ -126,7 +130,7 @@ def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytes
     ).replace("class TestBrokenCell(", "class BrokenBase(") + OPTED_OUT.replace(
         "TestBrokenCell", "BrokenBase"))
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(passed=1, skipped=15)
+    result.assert_outcomes(passed=1, skipped=16)
     result.stdout.fnmatch_lines([
         "*SKIPPED*TestOptedOut opts out of test_masking_equivalence: known defect, reason #2*",
         "*SKIPPED*TestOptedOut opts out of test_param_count: known defect, reason #7*",
@@ -174,8 +178,14 @@ class TestHalfGradientCell(RecurrentLayerContract):
 
 
 def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, request: pytest.FixtureRequest,
 ):
+    from pytest_rnn import backends
+
+    if backends.name() == "jax":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "open gap: on JAX (no float64 without JAX_ENABLE_X64, so the copy computes in "
+            "float32) the finite-difference contract passes a halved backward pass")))
     pytester.makepyfile(test_wrong_backward=WRONG_BACKWARD)
     outcomes = _outcomes(pytester.inline_run(
         "-p", "no:cacheprovider", "-k", "finite_differences or trainability or masking"))
@@ -242,7 +252,8 @@ def test_python_state_in_call_fails_the_traced_contract(pytester: pytest.Pyteste
     assert failed == {"TestStepCountingCell::test_traced_call_matches_eager"}, outcomes
     text = outcomes["TestStepCountingCell::test_traced_call_matches_eager"][1]
     assert "computes something else than eagerly" in text, text
-    assert re.search(r"output: \d+ of \d+ values differ .*traced .*eager", text), text
+    # TensorFlow's trace shows it in the output; JAX's (jax.jit) in the gradients
+    assert re.search(r"(output|dL/d \S+): \d+ of \d+ values differ .*traced .*eager", text), text
 
 
 def test_unsupported_features_skip_and_say_which_declaration(pytester: pytest.Pytester):
@@ -361,7 +372,7 @@ def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_mar
     pytester.makepyfile(test_marked='''
         import keras
         import pytest
-        import tensorflow as tf
+        from pytest_rnn import backends
 
         from pytest_rnn import RecurrentLayerContract
 
@@ -374,11 +385,11 @@ def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_mar
                 return keras.layers.GRU(self.units, **kwargs)
 
             def test_tf32_is_off_here(self):
-                assert not tf.config.experimental.tensor_float_32_execution_enabled()
+                assert backends.full_float32_enabled()
 
 
         def test_tf32_is_back_on_after():
-            assert tf.config.experimental.tensor_float_32_execution_enabled()
+            assert not backends.full_float32_enabled()
     ''')
     items, _ = pytester.inline_genitems("-p", "no:cacheprovider")
     contract_items = [i for i in items if i.cls is not None]
@@ -386,3 +397,87 @@ def test_contract_tests_run_in_full_float32_also_when_a_subclass_has_its_own_mar
     assert all(i.get_closest_marker("slow") for i in contract_items)
     reprec = pytester.inline_run("-p", "no:cacheprovider", "-k", "tf32")
     reprec.assertoutcome(passed=2)
+
+
+BACKEND_DEPENDENT = '''
+import keras
+from keras import ops
+
+from pytest_rnn import RecurrentLayerContract
+
+
+class DriftingCell(keras.layers.Layer):
+    """A SimpleRNN cell that, on JAX only, scales its state by 1.01: a backend-dependent bug."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent = self.add_weight(shape=(self.units, self.units), name="recurrent")
+
+    def call(self, inputs, states):
+        h = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent))
+        if keras.backend.backend() == "jax":
+            h = h * 1.01
+        return h, [h]
+
+
+class TestDrifting(RecurrentLayerContract):
+    units = 3
+
+    def make_layer(self, **options):
+        return keras.layers.RNN(DriftingCell(3), **options)
+
+
+class TestFaithful(RecurrentLayerContract):
+    units = 3
+
+    def make_layer(self, **options):
+        return keras.layers.SimpleRNN(3, **options)
+'''
+
+
+def test_a_backend_dependent_layer_fails_the_cross_backend_contract_naming_the_pair(
+        pytester: pytest.Pytester):
+    from pytest_rnn.checks.cross_backend import installed_backends
+
+    if not {"tensorflow", "jax"} <= set(installed_backends()):
+        pytest.skip("needs the tensorflow and the jax backend installed")
+    pytester.makepyfile(test_drifting=BACKEND_DEPENDENT)
+    outcomes = _outcomes(pytester.inline_run("-p", "no:cacheprovider", "-k", "backends_agree"))
+    assert {k: v[0] for k, v in outcomes.items()} == {
+        "TestDrifting::test_backends_agree": "failed",
+        "TestFaithful::test_backends_agree": "passed"}, outcomes
+    text = outcomes["TestDrifting::test_backends_agree"][1]
+    assert "computes different values on different Keras backends" in text, text
+    assert re.search(r"jax vs tensorflow: \S+TestDrifting output: \d+ of \d+ values differ "
+                     r".*worst at batch \d+, step \d+, unit \d+: jax \S+, tensorflow", text), text
+
+
+def test_a_class_not_importable_by_path_skips_the_cross_backend_test(pytester):
+    from pytest_rnn.checks.cross_backend import installed_backends
+
+    if len(installed_backends()) < 2:
+        pytest.skip("with one backend installed the test skips for that reason first")
+    pytester.makepyfile(test_local='''
+import keras
+from pytest_rnn import RecurrentLayerContract
+
+
+def make():
+    class TestLocal(RecurrentLayerContract):
+        units = 2
+
+        def make_layer(self, **options):
+            return keras.layers.SimpleRNN(2, **options)
+    return TestLocal
+
+
+TestLocal = make()
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", "-k", "backends_agree")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*cannot be imported by path in a fresh process*"])

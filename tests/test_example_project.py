@@ -14,17 +14,23 @@ from pathlib import Path
 import pytest
 import subprocess_runs
 
+from pytest_rnn.plugin import options
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_cell"
 GPU_SKIP = "pytest-rnn: @gpu test needs a visible GPU"
+CROSS_BACKEND_SKIP = "pytest-rnn: cross-backend tests are off"
 
 
 @subprocess_runs.declare("example_run")
 def _example_run(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    # the example's cross-backend test runs when this run's do (rnn_skip_cross_backend)
+    skip = {"PYTEST_RNN_SKIP_CROSS_BACKEND": "1"} if options.get(
+        session.config).skip_cross_backend else {}
     return subprocess_runs.Command(
         subprocess_runs.pytest_argv("-m", "not slow", "-rs"),
         cwd=EXAMPLE,
         # leave no __pycache__ in the example
-        env=subprocess_runs.clean_env(PYTHONDONTWRITEBYTECODE="1"),
+        env=subprocess_runs.clean_env(PYTHONDONTWRITEBYTECODE="1", **skip),
     )
 
 
@@ -40,12 +46,15 @@ def test_example_project_fast_tests_pass(example_run: subprocess.CompletedProces
     assert proc.returncode == 0, f"the example's tests failed:\n{output[-6000:]}"
     counts = {kind: int(n) for n, kind in re.findall(
         r"(\d+) (passed|skipped|failed|errors?|deselected)", proc.stdout.splitlines()[-1])}
-    # 16 contract tests + 2 reference + params + baseline + registration; the @gpu test
-    # passes on a GPU host and is skipped elsewhere; the slow IMDB test is deselected
-    assert counts.get("passed", 0) + counts.get("skipped", 0) == 22, output[-3000:]
-    assert counts.get("passed", 0) >= 21 and counts.get("deselected") == 1, output[-3000:]
-    if counts.get("skipped"):
-        assert GPU_SKIP in output, output[-3000:]
+    # 17 contract tests (test_backends_agree included) + 2 reference + params + baseline +
+    # registration; the @gpu test passes on a GPU host and is skipped elsewhere; the slow IMDB
+    # test is deselected; the cross-backend test is skipped when this run skips its own
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == 23, output[-3000:]
+    expected_skips = (GPU_SKIP in output) + (CROSS_BACKEND_SKIP in output)
+    assert counts.get("skipped", 0) == expected_skips, output[-3000:]
+    assert counts.get("deselected") == 1, output[-3000:]
     # the plugin ran: the baseline in the example's own baselines/ was checked
     assert "1 metric(s): 1 within baseline, 0 failed, 0 recorded" in output, output[-3000:]
-    assert re.search(r"^ +ok +\S.*::test_mse ", output, re.MULTILINE), output[-3000:]
+    # keyed ::backend=NAME off TensorFlow (each backend draws its own initial weights)
+    assert re.search(r"^ +ok +\S.*::test_mse(::backend=\w+)? ", output, re.MULTILINE), (
+        output[-3000:])

@@ -284,9 +284,10 @@ def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
 
     import numpy as np
 
-    a = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    draw = keras.ops.convert_to_numpy  # any backend's tensor
+    a = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
     backends.seed_everything(rnn_seed)
-    b = (random.random(), np.random.rand(), float(keras.random.uniform(()).numpy()))
+    b = (random.random(), np.random.rand(), float(draw(keras.random.uniform(()))))
     assert a == b
 
 
@@ -375,6 +376,34 @@ def clean_env(monkeypatch):
         if setting.env:
             monkeypatch.delenv(setting.env, raising=False)
     return monkeypatch
+
+
+CROSS_BACKEND_TESTS = """
+import pytest
+
+@pytest.mark.cross_backend
+def test_on_other_backends():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+def test_skip_cross_backend_skips_only_those_tests_naming_the_setting(pytester, clean_env):
+    pytester.makepyfile(CROSS_BACKEND_TESTS)
+    result = pytester.runpytest_inprocess("--no-header", "-rs", "-o",
+                                          "rnn_skip_cross_backend=true")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "SKIPPED * pytest-rnn: cross-backend tests are off (ini value rnn_skip_cross_backend = "
+        "True); run them with -o rnn_skip_cross_backend=false -m cross_backend"])
+    clean_env.setenv("PYTEST_RNN_SKIP_CROSS_BACKEND", "1")
+    result = pytester.runpytest_inprocess("--no-header", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*(environment variable PYTEST_RNN_SKIP_CROSS_BACKEND=1)*"])
+    result = pytester.runpytest_inprocess("--no-header", "-o", "rnn_skip_cross_backend=false")
+    result.assert_outcomes(passed=2)
 
 
 def test_defaults(pytester, clean_env):
@@ -473,13 +502,13 @@ def test_device_probe_of_an_unknown_backend_names_the_known_ones():
 
 def test_rnn_float32_turns_tf32_off_for_the_test_and_restores_it(pytester: pytest.Pytester):
     pytester.makepyfile("""
-        import tensorflow as tf
+        from pytest_rnn import backends
 
         def test_inside(rnn_float32):
-            assert not tf.config.experimental.tensor_float_32_execution_enabled()
+            assert backends.full_float32_enabled()
 
         def test_after():
-            assert tf.config.experimental.tensor_float_32_execution_enabled()
+            assert not backends.full_float32_enabled()
     """)
     pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(
         passed=2)

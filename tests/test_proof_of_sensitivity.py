@@ -28,7 +28,17 @@ from regressions.judge import problems, selects, why_not_a_catch
 from regressions.runner import HIDDEN_GPUS, ROOT, command
 
 from pytest_rnn.runtime import ledger
+from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.runtime.versions import KERAS_FEATURES, keras_at_least, keras_lacks, package_version
+
+# The catalogue patches Keras where the TensorFlow backend computes (its cuDNN dispatch,
+# GRUCell.call, which JAX's fused GRU scan and PyTorch's fused loops bypass); one-backend
+# regressions on JAX are proven by tests/test_cross_backend_sensitivity.py instead.
+pytestmark = pytest.mark.skipif(
+    runtime_versions.keras_backend_name() != "tensorflow",
+    reason="the proof-of-sensitivity catalogue targets the TensorFlow backend's code paths; "
+           f"not ported to {runtime_versions.keras_backend_name()} (see "
+           "tests/test_cross_backend_sensitivity.py for one-backend regressions)")
 
 TIMEOUT_S = 900
 

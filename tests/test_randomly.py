@@ -29,7 +29,8 @@ OUT = Path(__file__).parent / "draws.jsonl"
 
 
 def _draw():
-    return [random.random(), float(np.random.rand()), float(keras.random.uniform(()).numpy())]
+    draw = keras.ops.convert_to_numpy(keras.random.uniform(()))  # any backend's tensor
+    return [random.random(), float(np.random.rand()), float(draw)]
 
 
 @pytest.fixture

@@ -129,6 +129,43 @@ def xla_available() -> tuple[bool, str]:
     return backend.xla_available()
 
 
+# -- TF32, kernel routing, device and threads: one module per backend -------------------------
+
+
+def full_float32():
+    """A context manager: float32 matmuls at full float32 precision inside the block (no
+    TF32 on Ampere+ GPUs), the previous setting restored on exit. TensorFlow:
+    ``enable_tensor_float_32_execution(False)``; JAX: ``jax_default_matmul_precision=
+    "highest"``; PyTorch: ``torch.backends.cuda.matmul.allow_tf32 = False`` and cuDNN's."""
+    return module().full_float32()
+
+
+def full_float32_enabled() -> bool:
+    """Whether float32 matmuls run at full precision now (see :func:`full_float32`)."""
+    return module().full_float32_enabled()
+
+
+def kernel_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[str, list[str]]:
+    """``(route, reasons)``: which kernel an eager call of ``layer`` takes on the active
+    backend (JAX, PyTorch), and why not the fused one. TensorFlow's routing is
+    :func:`pytest_rnn.checks.cudnn.expected_kernel` (:class:`Unsupported` here)."""
+    backend = module()
+    if not hasattr(backend, "kernel_route"):
+        raise Unsupported(f"the {name()} backend's LSTM/GRU routing is pinned by "
+                          "pytest_rnn.checks.cudnn (expected_kernel, simulated_gpu_routing)")
+    return backend.kernel_route(layer, gpu_available=gpu_available, mask=mask)
+
+
+def observed_routing(*, simulate_gpu: bool):
+    """A context manager yielding the list of fused kernels the calls in the block reach
+    (see the backend module's ``observed_routing``); :class:`Unsupported` on TensorFlow."""
+    backend = module()
+    if not hasattr(backend, "observed_routing"):
+        raise Unsupported(f"the {name()} backend's routing is observed by "
+                          "pytest_rnn.checks.cudnn.simulated_gpu_routing")
+    return backend.observed_routing(simulate_gpu=simulate_gpu)
+
+
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy, Keras and its frameworks with ``seed``, as
     ``keras.utils.set_random_seed`` does, on every supported release and cheaply.

@@ -89,6 +89,21 @@ def xla_available() -> tuple[bool, str]:
     return True, ""
 
 
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for float32 matmuls and convolutions (cuBLAS, cuDNN); restored on exit."""
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
+def full_float32_enabled() -> bool:
+    return not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
 #: Global seeds this process gave TensorFlow through :func:`kernel_cache_kept`.
 _SEEDS_GIVEN: set[int] = set()
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -31,6 +32,99 @@ def value_and_grad(
     grads = [None if g is None else g.detach().cpu().numpy().astype(np.float64) for g in grads]
     result = (float(loss.detach().cpu()), grads[: len(params)], grads[len(params) :])
     if has_aux:
-        aux = keras.tree.map_structure(lambda t: keras.ops.convert_to_numpy(t), aux)
+        aux = keras.tree.map_structure(
+            lambda t: t.detach().cpu().numpy() if isinstance(t, torch.Tensor)
+            else keras.ops.convert_to_numpy(t), aux)
         return (result[0], aux, *result[1:])
     return result
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off in cuBLAS matmuls and cuDNN (``torch.backends``); restored on exit."""
+    was = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = was
+
+
+def full_float32_enabled() -> bool:
+    return not (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+
+
+
+# -- which kernel Keras runs an LSTM/GRU on (keras/src/backend/torch/rnn.py, Keras 3.15) -------
+#
+# * LSTM without a mask: ``backend.lstm`` always takes over (recurrent_dropout = 0 and
+#   use_cudnn != False): cuDNN when the inputs are on CUDA, activation tanh
+#   (keras.activations/keras.ops/torch.tanh), recurrent_activation sigmoid, unroll=False,
+#   use_bias=True and not tracing; otherwise its own fused loop (one input-projection
+#   matmul for all steps), on CPU too and whatever the activations. With a mask: Keras's
+#   generic loop.
+# * GRU: the same with reset_after=True; reset_after=False or a mask: the generic loop.
+# * Bidirectional LSTM/GRU: one fused cuDNN call only on CUDA (same conditions, no mask,
+#   not stateful, no dropout); else each direction as its own layer.
+
+ROUTES = ("cudnn", "fused_loop", "generic", "error")
+
+
+def kernel_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[str, list[str]]:
+    """``(route, reasons)`` of an eager call on PyTorch (see the comment above)."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        fwd = layer.forward_layer
+        route, reasons = kernel_route(fwd, gpu_available=gpu_available, mask=mask)
+        if (route == "cudnn" and not layer.stateful
+                and not (fwd.cell.dropout or layer.backward_layer.cell.dropout)):
+            return "bidirectional_cudnn", []
+        return route, reasons
+    cell = layer.cell
+    if isinstance(cell, keras.layers.SimpleRNNCell):
+        return "generic", ["SimpleRNN has no fused kernel"]
+    reasons = []
+    if layer.use_cudnn is False:
+        reasons.append("use_cudnn=False")
+    if cell.recurrent_dropout:
+        reasons.append(f"recurrent_dropout={cell.recurrent_dropout:g}")
+    if mask is not None:
+        reasons.append("a mask")
+    if isinstance(cell, keras.layers.GRUCell) and not cell.reset_after:
+        reasons.append("reset_after=False")
+    if reasons:
+        return ("error" if layer.use_cudnn is True else "generic"), reasons
+    tanh = (keras.activations.tanh, torch.tanh, keras.ops.tanh)
+    sigmoid = (keras.activations.sigmoid, torch.sigmoid, keras.ops.sigmoid)
+    cudnn = (gpu_available and any(cell.activation is f for f in tanh)
+             and any(cell.recurrent_activation is f for f in sigmoid)
+             and not layer.unroll and cell.use_bias)
+    return ("cudnn" if cudnn else "fused_loop"), []
+
+
+@contextlib.contextmanager
+def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
+    """Record ``"fused_loop"`` for each call that Keras's torch ``lstm``/``gru`` took over.
+    (cuDNN needs CUDA tensors: ``simulate_gpu`` cannot fake it here and is refused.)"""
+    from keras.src import backend as kbackend
+
+    from pytest_rnn.backends import Unsupported
+
+    if simulate_gpu:
+        raise Unsupported("PyTorch picks cuDNN by the tensors' device: a GPU cannot be "
+                          "simulated on a CPU host")
+    calls: list[str] = []
+    saved = {"lstm": kbackend.lstm, "gru": kbackend.gru}
+
+    def spy(name):
+        def wrapped(*args, **kwargs):
+            out = saved[name](*args, **kwargs)
+            calls.append("fused_loop")
+            return out
+        return wrapped
+
+    try:
+        kbackend.lstm, kbackend.gru = spy("lstm"), spy("gru")
+        yield calls
+    finally:
+        kbackend.lstm, kbackend.gru = saved["lstm"], saved["gru"]

@@ -85,6 +85,9 @@ CONTRACT_TESTS: dict[str, str] = {
     "layer's own forward pass",
     "test_traced_call_matches_eager": "traced into a graph (tf.function), the layer returns "
     "the outputs, states and gradients eager execution gives",
+    "test_backends_agree": "every installed Keras backend (TensorFlow, JAX, PyTorch), each in "
+    "its own subprocess, computes the same outputs, states and gradients from the same "
+    "weights and inputs",
 }
 
 _SUPPORTS = ("supports_masking", "supports_return_state", "supports_stateful", "supports_dropout")
@@ -682,16 +685,16 @@ class RecurrentLayerContract:
             raise AssertionError(f"{self._label(layer, **options)}: {exc}") from None
 
     def test_traced_call_matches_eager(self, rnn_seed: int):
-        """One ``tf.function`` trace (through :mod:`pytest_rnn.backends`) of the call and of
+        """One trace (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, through
+        :mod:`pytest_rnn.backends`) of the call and of
         the gradients of ``L = sum_k sum(W_k * returned_k)`` with respect to the inputs and
         every trainable weight equals eager execution within ``atol * max(1, max|eager|)``
         (both are float32 computations of the same values; tracing may only reorder them).
         Python control flow on tensors, state kept in Python attributes or a call that
-        reads ``training`` wrongly when traced shows here. Skips off TensorFlow."""
-        try:
-            backends.compile_function(lambda v: v)
-        except backends.Unsupported as exc:
-            pytest.skip(str(exc))
+        reads ``training`` wrongly when traced shows here. Skips on PyTorch."""
+        if not hasattr(backends.module(), "compiled_value_and_grad"):
+            pytest.skip(f"the {backends.name()} backend has no compiled gradients in "
+                        "pytest_rnn.backends (TensorFlow: tf.function; JAX: jax.jit)")
         rng = np.random.default_rng(rnn_seed)
         options = {"return_sequences": True, "return_state": self.supports_return_state}
         layer = self._layer(**options)
@@ -713,7 +716,7 @@ class RecurrentLayerContract:
             _, traced_out, traced_gv, traced_gx = backends.compiled_value_and_grad(
                 loss_and_outputs, variables, has_aux=True)(x)
         except Exception as exc:
-            raise AssertionError(f"{label} cannot be traced into a graph (tf.function): "
+            raise AssertionError(f"{label} cannot be traced into a graph ({backends.name()}): "
                                  f"{type(exc).__name__}: {exc}") from None
         names = ["output"] + [f"state {k}" for k in range(len(eager_out) - 1)]
         pairs = list(zip(names, traced_out, eager_out, strict=False))
@@ -736,8 +739,42 @@ class RecurrentLayerContract:
                 problems.append(line)
         if problems:
             raise AssertionError(
-                f"{label}: traced into a graph (tf.function) it computes something else than "
+                f"{label}: traced into a graph "
+                f"({'jax.jit' if backends.name() == 'jax' else 'tf.function'}) it computes "
+                "something else than "
                 "eagerly (same weights, same inputs, training=False):\n  "
+                + "\n  ".join(problems))
+
+    @pytest.mark.cross_backend  # waits for the backends' subprocesses: runs last
+    def test_backends_agree(self, request: pytest.FixtureRequest):
+        """The layer from :meth:`make_layer` (``return_sequences``, and ``return_state`` when
+        supported) in one subprocess per installed Keras backend: same weights (uniform
+        from a seed derived from the test's node id), same inputs (:meth:`make_inputs`); the
+        outputs, states and the gradients of ``L = sum_k sum(P_k * returned_k)`` with
+        respect to every trainable weight and the inputs must agree within the float32
+        bound derived in :mod:`pytest_rnn.checks.cross_backend`. The subprocesses of every
+        contract class in the session start together, when collection ends. Skips when one
+        backend is installed or this class cannot be imported from its file in a fresh
+        process."""
+        from pytest_rnn.checks import cross_backend
+
+        installed = cross_backend.installed_backends()
+        if len(installed) < 2:
+            pytest.skip(f"only the {installed[0] if installed else 'no'} Keras backend is "
+                        "installed: install jax or torch to compare backends")
+        case = cross_backend_case(request.node)
+        if isinstance(case, str):
+            pytest.skip(case)
+        runs = start_cross_backend(request.session)
+        try:
+            results = {b: run.result() for b, run in runs.items()}
+        except RuntimeError as exc:
+            raise AssertionError(f"{type(self).__name__}: {exc}") from None
+        problems = cross_backend.compare_results([case], results)[case.name]
+        if problems:
+            raise AssertionError(
+                f"{type(self).__name__}.make_layer({self._show(case.kwargs)}) computes "
+                "different values on different Keras backends (same weights and inputs):\n  "
                 + "\n  ".join(problems))
 
     def test_param_count(self):
@@ -746,3 +783,75 @@ class RecurrentLayerContract:
         layer = self._layer()
         _build(layer, self._shape())
         assert_param_count(layer, self.param_count)
+
+
+_CROSS_RUNS = pytest.StashKey[dict]()
+
+
+def cross_backend_case(item: pytest.Item) -> Any:
+    """The :class:`~pytest_rnn.checks.cross_backend.Case` of a contract class's
+    ``test_backends_agree`` item, or the reason (a string) it cannot run in a subprocess."""
+    import inspect
+    import sys
+
+    from pytest_rnn.checks.cross_backend import Case
+    from pytest_rnn.runtime.seeding import derive_seed
+
+    cls = item.cls
+    qualname = cls.__qualname__
+    try:
+        path = inspect.getsourcefile(cls)
+    except TypeError:
+        path = None
+    if path is None or "." in qualname or getattr(sys.modules.get(cls.__module__),
+                                                  cls.__name__, None) is not cls:
+        return (f"{qualname} cannot be imported by path in a fresh process (defined in "
+                f"{path or 'no file'}; a class at module level is): the cross-backend "
+                "comparison needs each backend's subprocess to build the layer")
+    instance = cls()
+    # known when collection ends, before any fixture runs: from the node id alone
+    seed = derive_seed(0, item.nodeid)
+    kwargs = {"return_sequences": True}
+    if instance.supports_return_state:
+        kwargs["return_state"] = True
+    inputs = None
+    if type(instance).make_inputs is not RecurrentLayerContract.make_inputs:
+        inputs = instance._inputs(np.random.default_rng(seed)).tolist()
+    states = instance.state_shapes or [(size,) for size in
+                                       instance.state_sizes or instance.step_output_shape[-1:]]
+    return Case(name=f"{path}::{qualname}", factory=f"{path}:{qualname}.make_layer",
+                input_shape=instance._shape(), seed=seed, kwargs=kwargs, inputs=inputs,
+                state_shapes=tuple(tuple(s) for s in states))
+
+
+def start_cross_backend(session: pytest.Session) -> dict:
+    """One subprocess per installed backend computing the cases of every contract class's
+    ``test_backends_agree`` in the session; started once (at collection end, or by the first
+    such test) and kept in the session's stash."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from pytest_rnn.checks import cross_backend
+
+    runs = session.config.stash.get(_CROSS_RUNS, None)
+    if runs is not None:
+        return runs
+    cases = []
+    for item in session.items:
+        if (getattr(item, "originalname", None) == "test_backends_agree"
+                and isinstance(getattr(item, "cls", None), type)
+                and issubclass(item.cls, RecurrentLayerContract)
+                and "test_backends_agree" not in item.cls.skip_contracts):
+            case = cross_backend_case(item)
+            if not isinstance(case, str) and case.name not in {c.name for c in cases}:
+                cases.append(case)
+    runs = {}
+    installed = cross_backend.installed_backends()
+    if cases and len(installed) >= 2:
+        workdir = Path(tempfile.mkdtemp(prefix="pytest-rnn-contract-backends-"))
+        paths = [p for p in sys.path if isinstance(p, str) and p]
+        runs = {b: cross_backend.start_backend(b, cases, workdir, sys_path=paths)
+                for b in installed}
+    session.config.stash[_CROSS_RUNS] = runs
+    return runs

@@ -1,6 +1,8 @@
 """Which kernel Keras runs an LSTM or GRU on: cuDNN or the generic loop, and why.
 
-Keras 3 (TensorFlow backend) decides on every call, in ``LSTM.inner_loop`` /
+This module is the TensorFlow backend's routing (JAX's and PyTorch's: ``kernel_route`` in
+:mod:`pytest_rnn.backends.jax` and ``.torch``). Keras 3 (TensorFlow backend) decides on
+every call, in ``LSTM.inner_loop`` /
 ``GRU.inner_loop`` and ``keras/src/backend/tensorflow/rnn.py``. :func:`cudnn_eligibility`
 mirrors those rules so a test (or a user's own project) can say *why* a layer
 will not take the fast path, instead of noticing only that it got slow:
@@ -49,7 +51,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from pytest_rnn.runtime.versions import keras_at_least
 
@@ -73,8 +74,17 @@ USE_CUDNN_TRUE_ERROR = (
 #: Regex for Keras's error when ``use_cudnn`` is not one of ``"auto"``, True, False.
 INVALID_USE_CUDNN_ERROR = r"Invalid valid received for argument `use_cudnn`"
 
-_TANH = (keras.activations.tanh, keras.ops.tanh, tf.tanh)
-_SIGMOID = (keras.activations.sigmoid, keras.ops.sigmoid, tf.sigmoid)
+
+
+def _activations(name: str) -> tuple[Any, ...]:
+    """Keras's and (when imported: the TensorFlow backend) TensorFlow's ``name`` function,
+    the functions Keras's TensorFlow routing accepts by identity."""
+    import sys
+
+    found = [getattr(keras.activations, name), getattr(keras.ops, name)]
+    if "tensorflow" in sys.modules:
+        found.append(getattr(sys.modules["tensorflow"], name))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -127,9 +137,9 @@ def _recurrent_reasons(layer: Any) -> tuple[list[str], Any]:
             f"recurrent_dropout={cell.recurrent_dropout:g} (> 0 keeps the generic kernel, "
             "at inference too)"
         )
-    if not any(cell.activation is fn for fn in _TANH):
+    if not any(cell.activation is fn for fn in _activations("tanh")):
         reasons.append(f"activation={_name(cell.activation)} (cuDNN needs tanh)")
-    if not any(cell.recurrent_activation is fn for fn in _SIGMOID):
+    if not any(cell.recurrent_activation is fn for fn in _activations("sigmoid")):
         reasons.append(
             f"recurrent_activation={_name(cell.recurrent_activation)} (cuDNN needs sigmoid)"
         )
@@ -255,6 +265,8 @@ def simulated_gpu_routing() -> Iterator[list[CudnnRoute]]:
     when they have moved.
     """
     import importlib
+
+    import tensorflow as tf
 
     module = importlib.import_module(_RNN_MODULE)
     missing = [name for name in _INTERNALS if not hasattr(module, name)]

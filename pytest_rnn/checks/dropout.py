@@ -498,11 +498,30 @@ def _rates(d: dict) -> dict[str, float]:
     return {k: d[k] for k in ("dropout", "recurrent_dropout", "rate") if k in d}
 
 
+def _own_classes(layer: Any, found: dict | None = None) -> dict[str, type]:
+    """``{class name: class}`` of ``layer`` and the cells and layers it wraps: what its
+    config names, so an unregistered custom cell rebuilds from the config too."""
+    found = {} if found is None else found
+    if isinstance(layer, (list, tuple)):
+        for item in layer:
+            _own_classes(item, found)
+        return found
+    if not isinstance(layer, keras.layers.Layer) or type(layer).__name__ in found:
+        return found
+    found[type(layer).__name__] = type(layer)
+    for attr in ("cell", "cells", "forward_layer", "backward_layer", "layer", "layers"):
+        inner = getattr(layer, attr, None)
+        if inner is not None and inner is not layer:
+            _own_classes(inner, found)
+    return found
+
+
 def _twin(layer: Any, x: Any, *, edit, call_kwargs: dict) -> Any:
     config = layer.get_config()
     for d in _dropout_dicts(config):
         edit(d)
-    twin = type(layer).from_config(config)
+    with keras.saving.custom_object_scope(_own_classes(layer)):
+        twin = type(layer).from_config(config)
     if not twin.built:
         if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
             twin.build(np.shape(x))

@@ -85,8 +85,24 @@ def pytest_runtest_setup(item: pytest.Item):
     return (yield)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after plugins that reorder (pytest-randomly)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ledger.mark_known_defects(items)
+    markers.cross_backend_last(items)
+    markers.skip_cross_backend(config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the contract's cross-backend subprocesses early (only when a contract class was
+    collected, so its module, and Keras, are imported already)."""
+    import os
+    import sys
+
+    contract = sys.modules.get("pytest_rnn.checks.contract")
+    if contract is None or os.environ.get("PYTEST_XDIST_WORKER") \
+            or session.config.option.collectonly or options.get(session.config).skip_cross_backend:
+        return
+    contract.start_cross_backend(session)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -114,8 +114,11 @@ class Baselines:
         return self.directory / f"{self._file_stem(file)}.json"
 
     def key(self, metric: str, *, file: str | None = None, hardware: bool = False,
-            versioned: bool = False) -> str:
-        """The entry key :meth:`check` uses for ``metric`` in this test."""
+            versioned: bool = False, backend: bool | None = None) -> str:
+        """The entry key :meth:`check` uses for ``metric`` in this test.
+
+        ``backend``: key by the Keras backend (``::backend=jax``; nothing on TensorFlow);
+        ``None`` (default): exactly when ``hardware`` or ``versioned``."""
         rules.check_metric_name(metric)
         test_id = _test_id(self._node.nodeid)
         stem = self._file_stem(file)
@@ -123,7 +126,9 @@ class Baselines:
             test_id = f"{self.default_file()}::{test_id}"
         device_key = self._device().key if hardware else None
         versions = runtime_versions.versions() if versioned else None
-        return entry_key(test_id, metric, device_key=device_key, versions=versions)
+        by_backend = (hardware or versioned) if backend is None else bool(backend)
+        return entry_key(test_id, metric, device_key=device_key, versions=versions,
+                         backend=runtime_versions.keras_backend_name() if by_backend else None)
 
     def check(
         self,
@@ -136,6 +141,7 @@ class Baselines:
         file: str | None = None,
         hardware: bool = False,
         versioned: bool = False,
+        backend: bool | None = None,
         seeds: Any = None,
         note: str | None = None,
     ) -> CheckResult:
@@ -146,9 +152,11 @@ class Baselines:
         ``relative=True``. ``higher_is_better``: ``True``/``False``, or ``None`` for a
         two-sided band. ``file``: baseline file stem (default: the test module's
         name). ``hardware``: key the entry by ``rnn_device.key`` (timings, cuDNN).
-        ``versioned``: key it by TF/Keras major.minor. ``seeds`` (JSON-serialisable,
-        default: base seed and this test's seed) and ``note`` (e.g. how the tolerance
-        was calibrated) are stored with the entry when recording.
+        ``versioned``: key it by TF/Keras major.minor. ``backend``: key it by the Keras
+        backend (default: when ``hardware`` or ``versioned``; pass True for a value that
+        depends on the backend's random numbers, such as a training result). ``seeds``
+        (JSON-serialisable, default: base seed and this test's seed) and ``note`` (e.g. how
+        the tolerance was calibrated) are stored with the entry when recording.
 
         Fails the test with baseline, measured value, allowed band, file and key; a
         missing entry fails with the command that records it; a corrupt file fails
@@ -161,7 +169,8 @@ class Baselines:
         if not isinstance(relative, bool):
             raise ValueError(f"relative must be True or False; got {relative!r}")
         value = rules.as_number("value", value)
-        key = self.key(metric, file=file, hardware=hardware, versioned=versioned)
+        key = self.key(metric, file=file, hardware=hardware, versioned=versioned,
+                       backend=backend)
         path = self.path(file)
         self._claim(path, key)
         ask = CheckResult(
@@ -195,7 +204,8 @@ class Baselines:
             f"{value:.6g}, baseline {ask.baseline:.6g}, allowed {verdict.band.text} "
             f"({verdict.detail}); file {ask.file}, key {key!r}; baseline recorded "
             f"{stored['recorded_at']} on {recorded.get('device', '?')} with TensorFlow "
-            f"{recorded.get('tensorflow', '?')}, Keras {recorded.get('keras', '?')}"
+            f"{recorded.get('tensorflow', '?')}, Keras {recorded.get('keras', '?')}, backend "
+            f"{recorded.get('backend', 'tensorflow')}"
         ))
 
     @property
@@ -678,11 +688,12 @@ def summary(terminalreporter, config: pytest.Config) -> None:
     if count[Status.CHANGED]:
         line += (f", {count[Status.CHANGED]} CHANGED (better than the calibrated band "
                  f"allows: passes, but behaviour changed)")
+    suffix = f" (Keras backend {runtime_versions.keras_backend_name()})"
     if count[Status.NOT_RECORDED]:
         line += f", {count[Status.NOT_RECORDED]} not recorded (test failed)"
     if count[Status.NOT_WRITTEN]:
         line += f", {count[Status.NOT_WRITTEN]} NOT WRITTEN (file write failed)"
-    write(line)
+    write(line + suffix)
     width = min(60, max(len(_row_name(r)) for r in rows))
     write(f"  {'status':<11} {'file :: key':<{width}} {'baseline':>10} {'measured':>10}  allowed")
     limit = 40

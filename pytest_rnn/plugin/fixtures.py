@@ -59,12 +59,12 @@ def rnn_float32():
     """Full float32 matmuls for this test: TF32 off on Ampere+ GPUs, restored after.
 
     For tests that compare two computations with float32 tolerances; see
-    :func:`pytest_rnn.device.full_float32`. Use it per module with
-    ``pytestmark = pytest.mark.usefixtures("rnn_float32")``.
+    :func:`pytest_rnn.backends.full_float32` (the active Keras backend's switch). Use it
+    per module with ``pytestmark = pytest.mark.usefixtures("rnn_float32")``.
     """
-    from pytest_rnn.runtime import device
+    from pytest_rnn import backends
 
-    with device.full_float32():
+    with backends.full_float32():
         yield
 
 

@@ -11,6 +11,8 @@ MARKERS = {
     "gpu": "gpu: the test needs a visible GPU; skipped without one "
     "(an error for the whole run with --rnn-require-gpu)",
     "slow": "slow: trains real models for minutes; deselect with -m \"not slow\"",
+    "cross_backend": "cross_backend: waits for subprocesses that compute on other Keras "
+    "backends; run after the other tests so the subprocesses compute beside them",
 }
 
 
@@ -22,6 +24,27 @@ def requires_keras(feature: str) -> pytest.MarkDecorator:
     """
     reason = runtime_versions.keras_lacks(feature)
     return pytest.mark.skipif(reason is not None, reason=reason or f"Keras has {feature}")
+
+
+def cross_backend_last(items: list[pytest.Item]) -> None:
+    """Move ``cross_backend`` tests to the end (stable): their subprocesses start when
+    collection ends and compute while the other tests run, instead of being waited for."""
+    waiting = [i for i in items if i.get_closest_marker("cross_backend") is not None]
+    if waiting:
+        items[:] = [i for i in items if i.get_closest_marker("cross_backend") is None] + waiting
+
+
+def skip_cross_backend(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``cross_backend`` tests, saying which setting did it and how to run them,
+    when ``--rnn-skip-cross-backend`` (or its ini key or variable) is on."""
+    if not options.get(config).skip_cross_backend:
+        return
+    where = options.origin(config, "rnn_skip_cross_backend")
+    skip = pytest.mark.skip(reason=f"pytest-rnn: cross-backend tests are off ({where}); run "
+                            "them with -o rnn_skip_cross_backend=false -m cross_backend")
+    for item in items:
+        if item.get_closest_marker("cross_backend") is not None:
+            item.add_marker(skip)
 
 
 def register(config: pytest.Config) -> None:

@@ -97,6 +97,16 @@ SETTINGS: tuple[Setting, ...] = (
         default=False,
     ),
     Setting(
+        "rnn_skip_cross_backend",
+        "--rnn-skip-cross-backend",
+        "skip the cross_backend tests (the contract's test_backends_agree and the like), which "
+        "start one subprocess per installed Keras backend",
+        ini="rnn_skip_cross_backend",
+        env="PYTEST_RNN_SKIP_CROSS_BACKEND",
+        kind="flag",
+        default=False,
+    ),
+    Setting(
         "rnn_report",
         "--rnn-report",
         "write a self-contained HTML report of this run to PATH",
@@ -216,6 +226,7 @@ class RnnSettings:
     require_gpu: bool
     deterministic: bool
     report: Path | None
+    skip_cross_backend: bool = False
 
 
 def validate(config: pytest.Config) -> RnnSettings:
@@ -229,6 +240,7 @@ def validate(config: pytest.Config) -> RnnSettings:
         require_gpu=bool(resolve(config, "rnn_require_gpu")),
         deterministic=bool(resolve(config, "rnn_deterministic")),
         report=resolve(config, "rnn_report"),
+        skip_cross_backend=bool(resolve(config, "rnn_skip_cross_backend")),
     )
     if settings.baselines.exists() and not settings.baselines.is_dir():
         raise pytest.UsageError(

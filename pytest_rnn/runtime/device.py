@@ -115,6 +115,7 @@ def full_float32() -> Iterator[None]:
     generic kernel, masked and unpadded inputs) then differ by ~1e-3 after a few steps,
     too much for the tolerances that catch a dropped bias or swapped gates. The previous
     setting is restored on exit. On CPU TF32 does not exist and this changes nothing.
+    TensorFlow's switch; :func:`pytest_rnn.backends.full_float32` is the active backend's.
     """
     import tensorflow as tf
 

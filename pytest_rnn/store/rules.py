@@ -1,12 +1,15 @@
 """What a baseline check decides: entry keys, allowed bands, and a typed status.
 
 An entry key is ``<test id>::<metric>``, plus ``::device=<key>`` for values that
-depend on the hardware and ``::tf=<M.m>::keras=<M.m>`` for values that depend on
-the versions. A tolerance is absolute in the metric's unit, or a fraction of
-``|baseline|`` when ``relative``. Higher is better: a value passes when
-``value >= baseline - tolerance``; lower is better: ``value <= baseline + tolerance``;
-``both``: within ``tolerance`` on either side. Improvements pass. The tolerance
-and direction a test asks for must equal the stored ones, or the entry is stale.
+depend on the hardware, ``::tf=<M.m>::keras=<M.m>`` for values that depend on
+the versions, and ``::backend=<name>`` for values that depend on the Keras backend
+(JAX, PyTorch; TensorFlow, the default every entry was recorded on before backends were
+keyed, adds nothing, so those entries keep their keys). A tolerance is absolute in the
+metric's unit, or a fraction of ``|baseline|`` when ``relative``. Higher is better: a
+value passes when ``value >= baseline - tolerance``; lower is better:
+``value <= baseline + tolerance``; ``both``: within ``tolerance`` on either side.
+Improvements pass. The tolerance and direction a test asks for must equal the stored
+ones, or the entry is stale.
 
 :func:`judge` turns a stored entry and a measured value into a :class:`Verdict`
 whose :class:`Status` every consumer (the fixture, the terminal summary, the
@@ -74,15 +77,23 @@ def major_minor(version: str | None) -> str:
     return ".".join(version.split(".")[:2])
 
 
+#: The Keras backend whose entries carry no ``::backend=`` part.
+DEFAULT_BACKEND = "tensorflow"
+
+
 def entry_key(test_id: str, metric: str, *, device_key: str | None = None,
-              versions: Mapping[str, str | None] | None = None) -> str:
-    """``<test id>::<metric>[::device=<key>][::tf=<M.m>::keras=<M.m>]``."""
+              versions: Mapping[str, str | None] | None = None,
+              backend: str | None = None) -> str:
+    """``<test id>::<metric>[::device=<key>][::tf=<M.m>::keras=<M.m>][::backend=<name>]``;
+    no backend part for ``backend`` None or :data:`DEFAULT_BACKEND`."""
     parts = [test_id, metric]
     if device_key is not None:
         parts.append(f"device={device_key}")
     if versions is not None:
         parts.append(f"tf={major_minor(versions.get('tensorflow'))}")
         parts.append(f"keras={major_minor(versions.get('keras'))}")
+    if backend is not None and backend != DEFAULT_BACKEND:
+        parts.append(f"backend={backend}")
     return "::".join(parts)
 
 
