@@ -37,8 +37,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     _HEAD_START.append(HeadStart(session))
     # the cross-backend proof compares with the equivalence suite's own subprocesses
+    # (not when --rnn-skip-cross-backend skipped its tests)
     if any(getattr(item, "module", None) is not None
-           and item.module.__name__ == "test_cross_backend_sensitivity" for item in session.items):
+           and item.module.__name__ == "test_cross_backend_sensitivity"
+           and item.get_closest_marker("skip") is None for item in session.items):
         from test_cross_backend_sensitivity import suite
 
         suite.head_start()

@@ -440,6 +440,7 @@ class TestFaithful(RecurrentLayerContract):
 '''
 
 
+@pytest.mark.cross_backend  # one subprocess per backend, as the contract test it proves
 def test_a_backend_dependent_layer_fails_the_cross_backend_contract_naming_the_pair(
         pytester: pytest.Pytester):
     from pytest_rnn.checks.cross_backend import installed_backends
