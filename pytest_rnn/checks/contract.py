@@ -615,10 +615,11 @@ class RecurrentLayerContract:
         if not weights:
             raise AssertionError(f"{label} has no trainable weights; nothing can learn")
         target = rng.normal(size=y.shape).astype("float32")
+        target_tensor = keras.ops.convert_to_tensor(target)  # PyTorch: no NumPy in autograd
 
         def mse():
             out = compare.flatten(layer(x, training=True))[0]
-            return keras.ops.mean(keras.ops.square(out - target))
+            return keras.ops.mean(keras.ops.square(out - target_tensor))
 
         loss, grads = backends.gradients(mse, weights)
         before = [np.array(compare.to_numpy(w)) for w in weights]

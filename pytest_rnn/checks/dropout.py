@@ -334,6 +334,9 @@ def measure_dropout(
         upstream[..., :observed] = 0.0
         upstream = channels_back(upstream, 1)
 
+    upstream = keras.ops.convert_to_tensor(upstream)  # a backend tensor: PyTorch's autograd
+    # tensors cannot meet NumPy arrays
+
     def loss_fn(x, *states):  # the output comes back too: its masks are this call's
         output = dropping(x, initial_state=list(states), training=True)
         return keras.ops.sum(output * upstream), output
