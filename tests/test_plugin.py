@@ -291,6 +291,23 @@ def test_rnn_seed_seeds_numpy_python_and_keras(rnn_seed):
     assert a == b
 
 
+def test_the_first_releases_seed_everything_still_seeds_the_same_way():
+    """``pytest_rnn.seeding.seed_everything`` (the first release's path) is the plain seeding
+    the plugin's one wraps: the same seed gives the same draws through either."""
+    import random
+
+    from pytest_rnn.seeding import seed_everything
+
+    def draws():
+        return (random.random(), float(keras.ops.convert_to_numpy(keras.random.uniform(()))))
+
+    seed = seeding.derive_seed(2, "first-release-path")
+    seed_everything(seed)
+    plain = draws()
+    backends.seed_everything(seed)
+    assert draws() == plain
+
+
 def _tf_draws(tf) -> list[float]:
     """Stateful TensorFlow draws: global-seeded ops whose kernels the cache keeps."""
     return [*tf.random.uniform((3,)).numpy().tolist(), *tf.random.normal((2,)).numpy().tolist(),

@@ -167,44 +167,19 @@ def observed_routing(*, simulate_gpu: bool):
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy, Keras and its frameworks with ``seed``, as
-    ``keras.utils.set_random_seed`` does, on every supported release and cheaply.
-
-    * TensorFlow keeps its compiled eager kernels when ``seed`` is new to this process
-      (:func:`pytest_rnn.backends.tensorflow.kernel_cache_kept` says why the draws are
-      the same); ``tf.random.set_seed`` alone would drop them, and re-creating them
-      costs a test that runs a few small layers about a quarter of its CPU time.
-    * Unseeded ``keras.random`` draws follow the seed before Keras 3.13 too.
-    * ``deterministic``: TensorFlow's deterministic ops as well.
-    """
-    import keras
+    """:func:`pytest_rnn.runtime.seeding.seed_everything` (Python, NumPy, Keras and the
+    frameworks Keras seeds, as ``keras.utils.set_random_seed`` does, on every supported
+    release), keeping TensorFlow's compiled eager kernels when ``seed`` is new to this
+    process (:func:`pytest_rnn.backends.tensorflow.kernel_cache_kept` says why the draws
+    are the same): ``tf.random.set_seed`` alone drops them, and re-creating them costs a
+    test that runs a few small layers about a quarter of its CPU time."""
+    from pytest_rnn.runtime import seeding
 
     tensorflow = module("tensorflow") if _tensorflow_installed() else None
     with tensorflow.kernel_cache_kept(seed) if tensorflow else contextlib.nullcontext():
-        keras.utils.set_random_seed(seed)
-    _reset_global_seed_generator()
-    if deterministic:
-        module("tensorflow").enable_op_determinism()
+        seeding.seed_everything(seed, deterministic=deterministic)
 
 
 @functools.cache
 def _tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
-
-
-def _reset_global_seed_generator() -> None:
-    """Make unseeded ``keras.random`` draws follow the seed on every release.
-
-    They come from one global SeedGenerator. ``set_random_seed`` drops it (so it is
-    recreated from the new seed) only from Keras 3.13.0 (keras-team/keras 9fc818534e,
-    #21874); before that, draws went on from wherever earlier tests left it. On those
-    releases the same is done here, through the Keras-internal global state that the
-    fix itself uses (attribute ``"global_seed_generator"``, the same name since 3.0).
-    """
-    from pytest_rnn.runtime.versions import keras_at_least
-
-    if keras_at_least("3.13.0"):
-        return
-    from keras.src.backend.common import global_state
-
-    global_state.set_global_attribute("global_seed_generator", None)

@@ -137,6 +137,3 @@ def kernel_cache_kept(seed: int) -> Iterator[None]:
     finally:
         pywrap_tfe.TFE_ContextClearCaches = clear
 
-
-def enable_op_determinism() -> None:
-    tf.config.experimental.enable_op_determinism()

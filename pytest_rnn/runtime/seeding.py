@@ -1,11 +1,14 @@
 """Per-test seeds: stable across test order, processes and xdist workers.
 
-Seeding the frameworks with them is :func:`pytest_rnn.backends.seed_everything`.
+:func:`seed_everything` seeds the frameworks with them; the plugin calls
+:func:`pytest_rnn.backends.seed_everything`, the same seeding that also keeps TensorFlow's
+compiled kernels (this module imports no backend module: see the architecture).
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 
 _SEED_SPACE = 2**31 - 1  # what every RNG involved (Python, NumPy, TF) accepts
 
@@ -18,3 +21,37 @@ def derive_seed(base_seed: int, key: str) -> int:
     """
     digest = hashlib.sha256(f"{int(base_seed)}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % _SEED_SPACE
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and Keras (which seeds its backend), optionally TF determinism."""
+    import keras
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+
+    keras.utils.set_random_seed(seed)
+    _reset_global_seed_generator()
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _reset_global_seed_generator() -> None:
+    """Make unseeded ``keras.random`` draws follow the seed on every release.
+
+    They come from one global SeedGenerator. ``set_random_seed`` drops it (so it is
+    recreated from the new seed) only from Keras 3.13.0 (keras-team/keras 9fc818534e,
+    #21874); before that, draws went on from wherever earlier tests left it. On those
+    releases the same is done here, through the Keras-internal global state that the
+    fix itself uses (attribute ``"global_seed_generator"``, the same name since 3.0).
+    """
+    from pytest_rnn.runtime.versions import keras_at_least
+
+    if keras_at_least("3.13.0"):
+        return
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("global_seed_generator", None)
