@@ -18,6 +18,30 @@ import keras
 import numpy as np
 
 
+def _stateless(loss_fn: Callable[..., Any], variables: Sequence[Any]) -> Callable[..., Any]:
+    """``loss_fn`` as a pure function of the variables' values and the inputs (what
+    ``jax.value_and_grad`` differentiates): the layers read ``values`` through a
+    ``keras.StatelessScope``."""
+
+    def pure(values, arrays):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return loss_fn(*arrays)
+
+    return pure
+
+
+def _result(out: Any, has_aux: bool) -> tuple[Any, ...]:
+    """The seam's return value, ``(loss, [aux,] variable gradients, input gradients)``, from
+    jax.value_and_grad's ``(loss, grads)`` or ``((loss, aux), grads)``."""
+    value, (g_vars, g_inputs) = out
+    loss = value[0] if has_aux else value
+    result = (float(loss), [np.asarray(g).astype(np.float64) for g in g_vars],
+              [np.asarray(g).astype(np.float64) for g in g_inputs])
+    if has_aux:
+        return (result[0], jax.tree_util.tree_map(np.asarray, value[1]), *result[1:])
+    return result
+
+
 def value_and_grad(
     loss_fn: Callable[..., Any],
     variables: Sequence[Any],
@@ -27,25 +51,8 @@ def value_and_grad(
 ) -> tuple[Any, ...]:
     values = [jnp.asarray(v.value) for v in variables]
     arrays = [jnp.asarray(x) for x in inputs]
-
-    def pure(values, arrays):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-            return loss_fn(*arrays)
-
-    (loss, *aux), (g_vars, g_inputs) = _normalise(
-        jax.value_and_grad(pure, argnums=(0, 1), has_aux=has_aux)(values, arrays), has_aux)
-    result = (float(loss), [np.asarray(g).astype(np.float64) for g in g_vars],
-              [np.asarray(g).astype(np.float64) for g in g_inputs])
-    if has_aux:
-        return (result[0], jax.tree_util.tree_map(np.asarray, aux[0]), *result[1:])
-    return result
-
-
-def _normalise(out, has_aux):
-    """``((loss, aux...), grads)`` from jax.value_and_grad's ``(loss, grads)`` or
-    ``((loss, aux), grads)``."""
-    value, grads = out
-    return ((value[0], value[1]) if has_aux else (value,)), grads
+    grad = jax.value_and_grad(_stateless(loss_fn, variables), argnums=(0, 1), has_aux=has_aux)
+    return _result(grad(values, arrays), has_aux)
 
 
 # -- compiled gradients ----------------------------------------------------------------------
@@ -62,22 +69,12 @@ def compiled_value_and_grad(
     """:func:`value_and_grad` under ``jax.jit``: the loss and its gradients traced once into
     one XLA computation (JAX always compiles with XLA: ``jit_compile`` changes nothing)."""
     del jit_compile, input_signature  # jax.jit retraces per input shape by itself
-
-    def pure(values, arrays):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-            return loss_fn(*arrays)
-
-    compiled = jax.jit(jax.value_and_grad(pure, argnums=(0, 1), has_aux=has_aux))
+    compiled = jax.jit(jax.value_and_grad(_stateless(loss_fn, variables), argnums=(0, 1),
+                                          has_aux=has_aux))
 
     def run(*inputs):
         values = [jnp.asarray(v.value) for v in variables]
-        out = compiled(values, [jnp.asarray(x) for x in inputs])
-        (loss, *aux), (g_vars, g_inputs) = _normalise(out, has_aux)
-        result = (float(loss), [np.asarray(g).astype(np.float64) for g in g_vars],
-                  [np.asarray(g).astype(np.float64) for g in g_inputs])
-        if has_aux:
-            return (result[0], jax.tree_util.tree_map(np.asarray, aux[0]), *result[1:])
-        return result
+        return _result(compiled(values, [jnp.asarray(x) for x in inputs]), has_aux)
 
     return run
 

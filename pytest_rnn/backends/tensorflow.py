@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from pytest_rnn.runtime import device
+
 
 def _numpy(value: Any) -> np.ndarray | None:
     if value is None:
@@ -18,6 +20,29 @@ def _numpy(value: Any) -> np.ndarray | None:
     return np.asarray(value).astype(np.float64)
 
 
+def _taped(loss_fn: Callable[..., Any], variables: Sequence[Any], tensors: Sequence[Any],
+           has_aux: bool) -> tuple[Any, Any, list[Any]]:
+    """``(loss, aux, gradients)`` of ``loss_fn(*tensors)`` with respect to every variable (the
+    tf.Variable behind each keras.Variable, trainable or not) and every input tensor."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for v in variables:
+            tape.watch(v.value)
+        for t in tensors:
+            tape.watch(t)
+        loss, aux = loss_fn(*tensors) if has_aux else (loss_fn(*tensors), ())
+    return loss, aux, tape.gradient(loss, [v.value for v in variables] + list(tensors))
+
+
+def _result(loss: Any, aux: Any, grads: Sequence[Any], n_variables: int,
+            has_aux: bool) -> tuple[Any, ...]:
+    """The seam's return value: ``(loss, [aux,] variable gradients, input gradients)``."""
+    grads = [_numpy(g) for g in grads]
+    result = (float(loss), grads[:n_variables], grads[n_variables:])
+    if has_aux:
+        return (result[0], tf.nest.map_structure(np.asarray, aux), *result[1:])
+    return result
+
+
 def value_and_grad(
     loss_fn: Callable[..., Any],
     variables: Sequence[Any],
@@ -25,19 +50,9 @@ def value_and_grad(
     *,
     has_aux: bool = False,
 ) -> tuple[Any, ...]:
-    tensors = [tf.convert_to_tensor(x) for x in inputs]
-    with tf.GradientTape(persistent=False, watch_accessed_variables=False) as tape:
-        for v in variables:
-            tape.watch(v.value)  # the tf.Variable behind a keras.Variable, trainable or not
-        for t in tensors:
-            tape.watch(t)
-        loss, aux = loss_fn(*tensors) if has_aux else (loss_fn(*tensors), None)
-    grads = tape.gradient(loss, [v.value for v in variables] + tensors)
-    grads = [_numpy(g) for g in grads]
-    result = (float(loss), grads[: len(variables)], grads[len(variables) :])
-    if has_aux:
-        return (result[0], tf.nest.map_structure(np.asarray, aux), *result[1:])
-    return result
+    loss, aux, grads = _taped(loss_fn, variables, [tf.convert_to_tensor(x) for x in inputs],
+                              has_aux)
+    return _result(loss, aux, grads, len(variables), has_aux)
 
 
 def compile_function(
@@ -59,24 +74,13 @@ def compiled_value_and_grad(
     has_aux: bool = False,
 ) -> Callable[..., tuple[Any, ...]]:
     def step(*tensors):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            for v in variables:
-                tape.watch(v.value)
-            for t in tensors:
-                tape.watch(t)
-            loss, aux = loss_fn(*tensors) if has_aux else (loss_fn(*tensors), ())
-        return loss, aux, tape.gradient(loss, [v.value for v in variables] + list(tensors))
+        return _taped(loss_fn, variables, tensors, has_aux)
 
     compiled = compile_function(step, jit_compile=jit_compile, input_signature=input_signature)
 
     def run(*inputs):
         loss, aux, grads = compiled(*[tf.convert_to_tensor(x) for x in inputs])
-        grads = [_numpy(g) for g in grads]
-        result = (float(loss), grads[: len(variables)], grads[len(variables) :])
-        if has_aux:
-            aux = tf.nest.map_structure(np.asarray, aux)
-            return (result[0], aux, *result[1:])
-        return result
+        return _result(loss, aux, grads, len(variables), has_aux)
 
     return run
 
@@ -89,15 +93,9 @@ def xla_available() -> tuple[bool, str]:
     return True, ""
 
 
-@contextlib.contextmanager
-def full_float32() -> Iterator[None]:
-    """TF32 off for float32 matmuls and convolutions (cuBLAS, cuDNN); restored on exit."""
-    was = tf.config.experimental.tensor_float_32_execution_enabled()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    try:
-        yield
-    finally:
-        tf.config.experimental.enable_tensor_float_32_execution(was)
+#: TF32 off for float32 matmuls and convolutions (cuBLAS, cuDNN), restored on exit: the first
+#: release's ``pytest_rnn.device.full_float32``, which keeps its path.
+full_float32 = device.full_float32
 
 
 def full_float32_enabled() -> bool:
