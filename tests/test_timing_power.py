@@ -71,20 +71,27 @@ def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes(lstm_samp
 REPEATS = 40
 
 
+def rates(sample, stored: list[float], repeats: int, slowdown: float = 0.2):
+    """``repeats`` unmodified and ``repeats`` slowed samples judged against ``stored``:
+    (false alarms, detections, median ratios unmodified, median ratios slowed)."""
+    alarms = detections = 0
+    ratios_same, ratios_slow = [], []
+    for _ in range(repeats):
+        same, slow = sample(), sample(slowdown)
+        alarms += judge(stored, same).status is rules.Status.FAIL
+        detections += judge(stored, slow).status is rules.Status.FAIL
+        ratios_same.append(stats.timing_verdict(stored, same).ratio)
+        ratios_slow.append(stats.timing_verdict(stored, slow).ratio)
+    return alarms, detections, ratios_same, ratios_slow
+
+
 @pytest.mark.slow
 def test_false_alarm_and_detection_rates_on_this_machine(lstm_sampler, rnn_record):
     """REPEATS unmodified and REPEATS 20%-slower samples against one stored sample; the
     rates and the load average are recorded (``timing_power`` record) and printed."""
     load_before = os.getloadavg()
     stored = lstm_sampler()
-    alarms = detections = 0
-    ratios_same, ratios_slow = [], []
-    for _ in range(REPEATS):
-        same, slow = lstm_sampler(), lstm_sampler(0.2)
-        alarms += judge(stored, same).status is rules.Status.FAIL
-        detections += judge(stored, slow).status is rules.Status.FAIL
-        ratios_same.append(stats.timing_verdict(stored, same).ratio)
-        ratios_slow.append(stats.timing_verdict(stored, slow).ratio)
+    alarms, detections, ratios_same, ratios_slow = rates(lstm_sampler, stored, REPEATS)
     load_after = os.getloadavg()
     summary = (f"{alarms}/{REPEATS} false alarms, {detections}/{REPEATS} detections; median "
                f"ratios unmodified {min(ratios_same):.3f}-{max(ratios_same):.3f}, slowed "

@@ -16,10 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_timing_power import judge  # noqa: E402
+from test_timing_power import rates  # noqa: E402
 
 from pytest_rnn.bench import cases, power, steps  # noqa: E402
-from pytest_rnn.store import rules, stats  # noqa: E402
 
 
 def main(repeats: int) -> None:
@@ -34,14 +33,7 @@ def main(repeats: int) -> None:
 
         load, started = os.getloadavg()[0], time.time()
         stored = sample()
-        alarms = caught = 0
-        same, slow = [], []
-        for _ in range(repeats):
-            a, b = sample(), sample(0.2)
-            alarms += judge(stored, a).status is rules.Status.FAIL
-            caught += judge(stored, b).status is rules.Status.FAIL
-            same.append(stats.timing_verdict(stored, a).ratio)
-            slow.append(stats.timing_verdict(stored, b).ratio)
+        alarms, caught, same, slow = rates(sample, stored, repeats)
         print(f"{kind} {step}: {alarms}/{repeats} false alarms, {caught}/{repeats} caught; "
               f"median ratios unmodified {min(same):.3f}-{max(same):.3f}, slowed "
               f"{min(slow):.3f}-{max(slow):.3f}; load {load:.1f} -> {os.getloadavg()[0]:.1f}; "
