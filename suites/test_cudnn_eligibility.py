@@ -27,6 +27,7 @@ from pytest_rnn.cudnn import (
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
 from pytest_rnn import backends
+from pytest_rnn.checks.compare import to_numpy
 from pytest_rnn.plugin.markers import requires_keras
 from pytest_rnn.runtime.versions import keras_at_least
 
@@ -162,7 +163,7 @@ def test_auto_falls_back_to_exactly_the_generic_result(kind, simulate_gpu, x, rn
     want = generic(x)
     for index, (a, b) in enumerate(zip(got, want, strict=True)):
         np.testing.assert_array_equal(
-            np.asarray(a), np.asarray(b),
+            to_numpy(a), to_numpy(b),
             err_msg=f"{kind} use_cudnn='auto' fallback differs from use_cudnn=False "
                     f"in output {index}",
         )
@@ -224,7 +225,7 @@ def test_padded_steps_generic_carries_last_output_where_cudnn_writes_zeros(
     mask = np.asarray(MASKS["right_padded"][0], dtype=bool)
     layer = built(kind, rnn_seed, return_sequences=True, use_cudnn=False,
                   go_backwards=go_backwards)
-    generic = np.asarray(layer(x, mask=mask))
+    generic = to_numpy(layer(x, mask=mask))
     cudnn_like = cudnn_sequence_output(generic, mask, go_backwards=go_backwards)
     order = mask[:, ::-1] if go_backwards else mask
     lengths = mask.sum(axis=1)
@@ -254,7 +255,7 @@ def test_bidirectional_routes_each_direction_and_zeroes_padded_steps(kind, x, rn
     assert cudnn_eligibility(wrapped).eligible
     mask = np.asarray(MASKS["right_padded"][0], dtype=bool)
     with simulated_gpu_routing() as calls:
-        out = np.asarray(wrapped(x, mask=mask))
+        out = to_numpy(wrapped(x, mask=mask))
     assert sorted(c.go_backwards for c in calls) == [False, True], (
         f"Bidirectional({kind}) should send each direction to cuDNN once; got {calls}"
     )

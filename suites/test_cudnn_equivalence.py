@@ -32,6 +32,7 @@ from pytest_rnn.cudnn import USE_CUDNN_TRUE_ERROR, cudnn_sequence_output
 from pytest_rnn.models import build_random, copy_layer, rnn_layer
 
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.compare import to_numpy
 from pytest_rnn.plugin.markers import requires_keras
 
 pytestmark = [pytest.mark.gpu, requires_keras("use_cudnn")]
@@ -132,10 +133,10 @@ def test_non_right_padded_mask_never_silently_takes_cudnn(kind, x, rnn_seed):
     with pytest.raises(ValueError, match=USE_CUDNN_TRUE_ERROR):
         cudnn(x, mask=LEFT_PADDED)
     auto = copy_layer(cudnn, INPUT_SHAPE, use_cudnn="auto")
-    want = np.asarray(generic(x, mask=LEFT_PADDED))
+    want = to_numpy(generic(x, mask=LEFT_PADDED))
     # Eagerly, "auto" checks the mask and runs the generic kernel: the same ops as
     # use_cudnn=False on the same device, hence (near) bit-identical results.
-    assert_close(np.asarray(auto(x, mask=LEFT_PADDED)), want,
+    assert_close(to_numpy(auto(x, mask=LEFT_PADDED)), want,
                  f"{kind} 'auto' with a left-padded mask (must be the generic result)",
                  atol=1e-6)
     # Inside a tf.function the mask check is a graph assertion: the call fails loudly.

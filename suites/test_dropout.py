@@ -23,6 +23,7 @@ from pytest_rnn import (
     assert_seed_reproduces_masks,
     assert_training_applies_dropout,
 )
+from pytest_rnn.checks.compare import to_numpy
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 3, 3, 2, 4
@@ -142,8 +143,8 @@ def test_bidirectional_training_applies_dropout_in_both_directions(kind, x, rnn_
         INPUT_SHAPE,
         rnn_rng,
     )
-    trained = [np.asarray(t) for t in layer(x, training=True)]
-    inferred = [np.asarray(t) for t in layer(x, training=False)]
+    trained = [to_numpy(t) for t in layer(x, training=True)]
+    inferred = [to_numpy(t) for t in layer(x, training=False)]
     for direction, a, b in zip(("forward", "backward"), trained, inferred, strict=True):
         diff = np.abs(a - b).max()
         assert diff > 1e-3, (

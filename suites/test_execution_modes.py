@@ -175,9 +175,10 @@ def test_compiled_model_predict_train_on_batch_and_fit_match_eager(rnn_rng):
                   jit_compile=False)  # XLA is the function test's; graph mode here
     start = [np.array(w) for w in model.get_weights()]
     variables = list(model.trainable_weights)
+    target = keras.ops.convert_to_tensor(y)
 
-    def mse():
-        return keras.ops.mean(keras.ops.square(model(x, training=True) - y))
+    def mse():  # the backend's tensor minus y, not NumPy's (PyTorch refuses to mix them)
+        return keras.ops.mean(keras.ops.square(model(x, training=True) - target))
 
     eager_loss, eager_grads = backends.gradients(mse, variables)
     assert_close("predict", model.predict(x, batch_size=BATCH, verbose=0),

@@ -17,6 +17,7 @@ import pytest
 from pytest_rnn.models import KINDS, MERGE_MODES, VARIANTS, build_random, rnn_layer
 
 from pytest_rnn import assert_matches_reference
+from pytest_rnn.checks.compare import to_numpy
 from pytest_rnn.runtime.versions import keras_lacks
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
@@ -83,7 +84,7 @@ def test_stateful_layer_continues_from_its_state_as_the_reference_does(kind, x, 
     )
     assert_matches_reference(layer, x)
     second = rnn_rng.normal(size=INPUT_SHAPE).astype("float32")
-    assert np.abs(np.asarray(layer.states[0])).max() > 0, f"{kind}: state not kept after a call"
+    assert np.abs(to_numpy(layer.states[0])).max() > 0, f"{kind}: state not kept after a call"
     assert_matches_reference(layer, second)
 
 

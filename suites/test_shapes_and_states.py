@@ -18,6 +18,7 @@ from pytest_rnn.shapes import expected_structure_of
 
 from pytest_rnn import assert_output_structure, expected_output_structure
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.compare import to_numpy
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 BATCH, STEPS, FEATURES, UNITS = 2, 3, 5, 4
@@ -81,7 +82,7 @@ def test_lstm_returns_h_then_c_and_c_is_the_cell_state(x, rnn_rng):
     layer = build_random(
         keras.layers.LSTM(UNITS, return_sequences=True, return_state=True), INPUT_SHAPE, rnn_rng
     )
-    sequence, h, c = (np.asarray(t) for t in layer(x))
+    sequence, h, c = (to_numpy(t) for t in layer(x))
     assert_close(sequence[:, -1], h, "LSTM second return value should be h (the last output)")
     # h = o * tanh(c): the third value must be the carry that h was squashed from
     o_gate_bound = np.abs(np.tanh(c)) + 1e-6
@@ -100,7 +101,7 @@ def test_default_initial_state_is_zeros_of_batch_by_units(kind):
     n_states = 2 if kind == "lstm" else 1
     assert len(states) == n_states, f"{kind} should start from {n_states} state(s)"
     for index, state in enumerate(states):
-        state = np.asarray(state)
+        state = to_numpy(state)
         assert state.shape == (BATCH, UNITS), f"{kind} initial state {index}: {state.shape}"
         assert not state.any(), f"{kind} initial state {index} is not zeros: {state}"
 
@@ -208,7 +209,7 @@ def test_bidirectional_states_are_forward_then_backward(kind, x, rnn_rng):
         INPUT_SHAPE,
         rnn_rng,
     )
-    output, *states = (np.asarray(t) for t in layer(x))
+    output, *states = (to_numpy(t) for t in layer(x))
     half = len(states) // 2
     forward_h, backward_h = states[0], states[half]
     # forward reads steps 0..T-1 and ends at the last step; backward ends at step 0
@@ -226,7 +227,7 @@ def test_bidirectional_merge_modes_combine_the_two_directions(kind, x, rnn_rng):
         INPUT_SHAPE,
         rnn_rng,
     )
-    forward, backward = (np.asarray(t) for t in base(x))
+    forward, backward = (to_numpy(t) for t in base(x))
     combine = {
         "concat": np.concatenate([forward, backward], axis=-1),
         "sum": forward + backward,

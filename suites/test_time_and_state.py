@@ -17,6 +17,7 @@ import pytest
 from pytest_rnn.models import KINDS, build_random, copy_layer, rnn_cell, rnn_layer
 
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.compare import to_numpy
 
 # outputs are compared with float32 tolerances: no TF32 matmuls on GPU hosts
 # four steps: two halves for the stateful tests, and room for the three mask patterns
@@ -35,7 +36,7 @@ assert_close = functools.partial(compare.assert_allclose, atol=1e-5)
 
 
 def assert_differ(a, b, what: str, min_diff: float = 1e-3) -> None:
-    diff = np.abs(np.asarray(a) - np.asarray(b)).max()
+    diff = np.abs(to_numpy(a) - to_numpy(b)).max()
     assert diff > min_diff, f"{what}: expected different values, max |diff| only {diff:.3g}"
 
 
@@ -67,8 +68,8 @@ def test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer(kind
     )
     forward = copy_layer(layer.forward_layer, INPUT_SHAPE)
     backward = copy_layer(layer.backward_layer, INPUT_SHAPE, go_backwards=False)
-    forward_seq = np.asarray(forward(x))
-    backward_seq = np.asarray(backward(x[:, ::-1]))[:, ::-1]  # back to input time order
+    forward_seq = to_numpy(forward(x))
+    backward_seq = to_numpy(backward(x[:, ::-1]))[:, ::-1]  # back to input time order
     assert_differ(forward_seq, backward_seq, f"{kind}: the two directions")
     assert_close(
         layer(x),
@@ -154,7 +155,7 @@ def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rnn_rng):
         INPUT_SHAPE,
         rnn_rng,
     )
-    output = np.asarray(layer(x, mask=MASK))
+    output = to_numpy(layer(x, mask=MASK))
     assert not output[~MASK].any(), (
         f"Bidirectional({kind}) returned non-zero outputs at masked steps "
         f"{np.argwhere((output != 0).any(-1) & ~MASK).tolist()}"
@@ -169,16 +170,16 @@ def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rnn_rng):
 def test_stateful_halves_equal_the_whole_sequence_and_reset_state_restores(kind, x, rnn_rng):
     whole = random_layer(kind, rnn_rng, return_sequences=True)
     stateful = copy_layer(whole, INPUT_SHAPE[:1] + (STEPS // 2, FEATURES), stateful=True)
-    expected = np.asarray(whole(x))
-    first = np.asarray(stateful(x[:, : STEPS // 2]))
-    second = np.asarray(stateful(x[:, STEPS // 2 :]))
-    assert_differ(second, np.asarray(whole(x[:, STEPS // 2 :])), f"{kind}: carried state")
+    expected = to_numpy(whole(x))
+    first = to_numpy(stateful(x[:, : STEPS // 2]))
+    second = to_numpy(stateful(x[:, STEPS // 2 :]))
+    assert_differ(second, to_numpy(whole(x[:, STEPS // 2 :])), f"{kind}: carried state")
     assert_close(
         np.concatenate([first, second], axis=1), expected, f"{kind} stateful halves vs whole"
     )
     stateful.reset_state()
     for index, state in enumerate(stateful.states):
-        assert not np.asarray(state).any(), f"{kind}: state {index} not zero after reset_state"
+        assert not to_numpy(state).any(), f"{kind}: state {index} not zero after reset_state"
     assert_close(stateful(x[:, : STEPS // 2]), first, f"{kind}: first half after reset_state")
 
 

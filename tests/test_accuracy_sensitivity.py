@@ -42,6 +42,8 @@ from regressions.patches import injected
 from regressions.runner import HIDDEN_GPUS, ROOT, command
 from subprocess_runs import clean_env
 
+from pytest_rnn.checks.compare import to_numpy
+
 CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 
 
@@ -98,11 +100,11 @@ def test_the_training_patches_reach_every_cell_and_undo_cleanly(regression):
     }
     for layer in layers.values():
         layer.build(x.shape)
-    clean = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+    clean = {name: to_numpy(layer(x)) for name, layer in layers.items()}
     with injected(regression.apply) as tally:
-        patched = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+        patched = {name: to_numpy(layer(x)) for name, layer in layers.items()}
         calls = tally.snapshot()
-    after = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+    after = {name: to_numpy(layer(x)) for name, layer in layers.items()}
     assert all(calls.get(f"{c}.call") for c in CELLS), f"cells not reached: {calls}"
     for name in CELLS:
         np.testing.assert_array_equal(after[name], clean[name],
@@ -137,10 +139,10 @@ def test_the_mild_training_patches_change_what_they_say_and_undo_cleanly():
         loss = lambda inputs: keras.ops.sum(layer(inputs))  # noqa: E731
         return backends.value_and_grad(loss, [], [x])[2][0]
 
-    clean = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+    clean = {name: to_numpy(layer(x)) for name, layer in layers.items()}
     clean_grad = {name: input_gradients(layer) for name, layer in layers.items()}
     with injected(patches["gradients_damped_through_time"].apply) as tally:
-        damped = {name: np.asarray(layer(x)) for name, layer in layers.items()}
+        damped = {name: to_numpy(layer(x)) for name, layer in layers.items()}
         damped_grad = {name: input_gradients(layer) for name, layer in layers.items()}
         calls = tally.snapshot()
     assert all(calls.get(f"{c}.call") for c in CELLS), f"cells not reached: {calls}"
