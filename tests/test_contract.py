@@ -116,6 +116,8 @@ def test_broken_layer_fails_exactly_the_contracts_it_breaks(pytester: pytest.Pyt
         if name in EXPECTED_FAILURES:
             assert re.search(EXPECTED_FAILURES[name], text), (
                 f"{nodeid} failed for another reason:\n{text}")
+        elif name == "test_traced_call_matches_eager" and not _compiles():
+            assert outcome == "skipped" and "no compiled gradients" in text, (nodeid, text)
         else:
             assert outcome == "passed", f"{nodeid} should pass on the broken layer:\n{text}"
     # a failure says which step of which sample leaked, not just "differs"
@@ -182,10 +184,11 @@ def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
 ):
     from pytest_rnn import backends
 
-    if backends.name() == "jax":
+    if backends.name() != "tensorflow":
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "open gap: on JAX (no float64 without JAX_ENABLE_X64, so the copy computes in "
-            "float32) the finite-difference contract passes a halved backward pass")))
+            f"open gap: on {backends.name()} Keras computes the float64 copy's matmuls in "
+            "float32 (keras_float64_promotion), and at float32's tolerance the "
+            "finite-difference contract passes a halved backward pass")))
     pytester.makepyfile(test_wrong_backward=WRONG_BACKWARD)
     outcomes = _outcomes(pytester.inline_run(
         "-p", "no:cacheprovider", "-k", "finite_differences or trainability or masking"))
@@ -244,7 +247,17 @@ class TestStepCountingCell(RecurrentLayerContract):
 '''
 
 
+def _compiles() -> bool:
+    """Whether the backend traces calls and gradients (the contract's traced test runs)."""
+    from pytest_rnn import backends
+
+    return hasattr(backends.module(), "compiled_value_and_grad")
+
+
 def test_python_state_in_call_fails_the_traced_contract(pytester: pytest.Pytester):
+    if not _compiles():
+        pytest.skip("the backend has no compiled path in pytest_rnn.backends (PyTorch): the "
+                    "contract's traced test skips there, so it cannot catch Python state")
     pytester.makepyfile(test_python_state=PYTHON_STATE_CELL)
     outcomes = _outcomes(pytester.inline_run(
         "-p", "no:cacheprovider", "-k", "traced or output_shapes"))

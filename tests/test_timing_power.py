@@ -24,7 +24,15 @@ import os
 import pytest
 
 from pytest_rnn.bench import cases, power, steps
+from pytest_rnn.runtime.versions import keras_backend_name
 from pytest_rnn.store import rules, stats
+
+# The timed steps are tf.function traces (pytest_rnn.bench.steps); Keras's PyTorch tensors
+# cannot enter one (NumPy conversion of a tensor that requires grad), JAX's arrays can.
+pytestmark = pytest.mark.skipif(
+    keras_backend_name() == "torch",
+    reason="the timed steps are tf.function traces (pytest_rnn.bench.steps), which Keras's "
+           "PyTorch tensors cannot enter")
 
 
 def stored_entry(rounds: list[float]) -> dict:

@@ -30,9 +30,8 @@ turn into a skip.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
-import importlib.util
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -175,11 +174,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     test that runs a few small layers about a quarter of its CPU time."""
     from pytest_rnn.runtime import seeding
 
-    tensorflow = module("tensorflow") if _tensorflow_installed() else None
+    # Only a TensorFlow already imported has kernels to keep. Importing it here, before
+    # Keras, would also load it ahead of PyTorch in an xdist worker on the torch backend,
+    # where PyTorch's import (triton, through Keras's torch backend) then segfaults.
+    tensorflow = module("tensorflow") if "tensorflow" in sys.modules else None
     with tensorflow.kernel_cache_kept(seed) if tensorflow else contextlib.nullcontext():
         seeding.seed_everything(seed, deterministic=deterministic)
 
-
-@functools.cache
-def _tensorflow_installed() -> bool:
-    return importlib.util.find_spec("tensorflow") is not None

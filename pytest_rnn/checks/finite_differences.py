@@ -9,9 +9,9 @@ the backward pass is wrong.
 How: a float64 twin of the layer is rebuilt from its serialized config with every
 ``dtype`` set to ``"float64"`` and given the layer's weights, so both the gradient and
 the differences are computed in double precision (a backend that computes it in float32
-anyway, JAX without ``JAX_ENABLE_X64``, gets the float32 step and tolerance, and the
-message says so). The loss is the fixed
-``L = sum_k sum(W_k * returned_k)`` of :mod:`pytest_rnn.checks.reference_grad`
+anyway gets the float32 step and tolerance, and the message says so: JAX and PyTorch,
+whose Keras ops compute float64 operands in float32, :func:`keras_float64_promotion`).
+The loss is the fixed ``L = sum_k sum(W_k * returned_k)`` of :mod:`pytest_rnn.checks.reference_grad`
 (``W_k`` standard normals from ``numpy.random.default_rng(seed)``). For each trainable
 weight, and for the inputs of each time step separately, a random unit direction
 ``v`` is drawn and the directional derivative the backend gives, ``<grad L, v>``, is
@@ -68,7 +68,8 @@ def fd_tolerance(scale: float, eps: float = EPS64) -> float:
     differences stay below 0.2% of the tolerance. A wrong backward pass changes a
     directional derivative by a fraction of S, about 1e5 times the tolerance.
 
-    Where the backend cannot compute in float64 (JAX without ``JAX_ENABLE_X64``), the
+    Where the backend cannot compute in float64 (JAX, PyTorch:
+    :func:`keras_float64_promotion`), the
     same formulas with ``eps = 2**-24`` give ``h`` about 0.019 and a tolerance of about
     0.05 S: still far below a dropped or halved gradient term, but blind to small errors.
     """
@@ -127,6 +128,18 @@ class _Check:
         return not abs(self.analytic - self.numeric) <= self.tol
 
 
+def keras_float64_promotion() -> str:
+    """The dtype Keras computes an op of two float64 tensors in on the active backend
+    (``keras.backend.result_type("float64", "float64")``): ``"float64"`` on TensorFlow;
+    ``"float32"`` elsewhere, since Keras aligns every other backend with JAX's default of
+    no 64-bit types, so ``keras.ops.matmul`` of float64 tensors runs in float32 there
+    even where the framework has float64 (PyTorch; JAX with ``JAX_ENABLE_X64``) and a
+    layer's float64 outputs carry float32 rounding."""
+    import keras
+
+    return str(keras.backend.result_type("float64", "float64"))
+
+
 def _unit(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     v = rng.normal(size=shape)
     return v / np.linalg.norm(v)
@@ -172,11 +185,13 @@ def assert_gradients_match_finite_differences(
     call_kwargs.setdefault("training", False)
     returned = [np.asarray(keras.ops.convert_to_numpy(r))
                 for r in compare.keras_tree().flatten(twin(x, **call_kwargs))]
-    in_float64 = all(r.dtype == np.float64 for r in returned)
+    promoted = keras_float64_promotion()
+    in_float64 = promoted == "float64" and all(r.dtype == np.float64 for r in returned)
     eps, dtype = (EPS64, "float64") if in_float64 else (EPS32, "float32")
     precision = dtype if in_float64 else (
         f"float32 (the {keras.backend.backend()} backend computes the float64 copy in "
-        f"{returned[0].dtype}; with JAX set JAX_ENABLE_X64=1 for float64)")
+        f"float32: its outputs are {returned[0].dtype} and Keras promotes float64 operands "
+        f"of its ops such as matmul to {promoted})")
     step = central_step(eps)
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=r.shape) for r in returned]
