@@ -27,7 +27,9 @@ def table(entries: list[dict]) -> str:
     ]
     for e in entries:
         tests = "<br>".join(f"`{t}`" for t in e["tests"])
-        rows.append(f"| `{e['id']}` | `{e['keras']}` | {_cell(e['differs'])} | "
+        keras = f"`{e['keras']}`" + (f" on {', '.join(e['backends'])}" if e.get("backends")
+                                     else "")
+        rows.append(f"| `{e['id']}` | {keras} | {_cell(e['differs'])} | "
                     f"{_cell(e['reference'])} | {tests} |")
     return f"{START}\n" + "\n".join(rows) + f"\n{END}"
 

@@ -14,7 +14,6 @@ run from its end and so cannot match one call on the whole sequence.
 from __future__ import annotations
 
 import keras
-import pytest
 from keras import ops
 
 from pytest_rnn import RecurrentLayerContract, expected_param_count
@@ -146,9 +145,3 @@ class TestConvLSTM2D(RecurrentLayerContract):
     def make_layer(self, **options):
         return keras.layers.ConvLSTM2D(2, 3, padding="same", **options)
 
-    @pytest.mark.xfail(
-        keras.backend.backend() == "jax", raises=ValueError, strict=True,
-        reason="Keras 3.15 on JAX: a masked ConvLSTM2D call fails (its generic lax.scan loop "
-        "broadcasts the (batch, 1) mask against the (batch, rows, cols, filters) state)")
-    def test_masking_equivalence(self, rnn_seed: int):
-        super().test_masking_equivalence(rnn_seed)

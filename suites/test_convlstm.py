@@ -220,18 +220,10 @@ REFERENCE_CASES = {
 }
 
 
-#: Keras 3.15 on JAX: its generic lax.scan loop broadcasts the (batch, 1) step mask against
-#: the ConvLSTM state wrongly, so masked steps come out wrong (the contract's masking test
-#: fails outright there, suites/test_contract_keras_layers.py).
-JAX_MASK = pytest.mark.xfail(
-    keras.backend.backend() == "jax", raises=AssertionError, strict=True,
-    reason="Keras 3.15 on JAX: a masked ConvLSTM call computes other values than the "
-    "reference (the generic scan loop's (batch, 1) step mask against the ConvLSTM state)")
+# Masked cases on JAX: the ledger's jax-convlstm-masked-scan (pytest_rnn/ledger.json).
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(case, marks=[JAX_MASK] if REFERENCE_CASES[case][2].get("mask") else [])
-    for case in sorted(REFERENCE_CASES)])
+@pytest.mark.parametrize("case", sorted(REFERENCE_CASES))
 def test_layer_matches_the_numpy_reference(case, rnn_rng):
     rank, options, wanted = REFERENCE_CASES[case]
     data_format = options.get("data_format", "channels_last")

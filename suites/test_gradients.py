@@ -72,18 +72,10 @@ def _state_sizes(layer) -> list[int]:
     return sizes
 
 
-#: On JAX, Keras 3.15's generic loop outputs h0 at steps masked before the first valid one
-#: (TensorFlow: zeros; suites/test_cross_backend.py pins it), so with return_sequences the
-#: loss reaches the initial state through those steps: a documented backend difference.
-JAX_H0_AT_LEADING_MASKED_STEPS = pytest.mark.xfail(
-    keras.backend.backend() == "jax", strict=True,
-    reason="JAX writes h0 at masked steps before the first valid one (TensorFlow: zeros), "
-           "so dL/d initial_state differs from the reference there")
+# gru_reset_before_sequences_pre_mask on JAX: the ledger's jax-h0-at-leading-masked-steps.
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=JAX_H0_AT_LEADING_MASKED_STEPS)
-    if c == "gru_reset_before_sequences_pre_mask" else c for c in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 def test_gradients_match_the_numpy_backward_pass_through_time(case, rnn_rng):
     make, mask, n_init = CASES[case]
     layer = build_random(make(), (BATCH, STEPS, FEATURES), rnn_rng)

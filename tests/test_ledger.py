@@ -116,6 +116,8 @@ def test_star_is_the_only_wildcard_and_brackets_match_literally():
     ([entry(tests=["test_probe.py"])], "non-empty list of node ids"),
     ([entry(), entry()], "appears twice"),
     ([entry(raises=["ValueError", 3])], "raises must be an exception name or a list"),
+    ([entry(backends=["theano"])], r"backends must be a non-empty list of Keras backends"),
+    ([entry(backends=[])], r"backends must be a non-empty list of Keras backends"),
     (["x"], "must be an object"),
 ])
 def test_a_malformed_ledger_says_which_entry_and_field(data, message):
@@ -132,6 +134,24 @@ def test_known_defects_selects_by_release():
     assert [d.id for d in ledger.known_defects("3.1.1", defects)] == ["old"]
     assert [d.id for d in ledger.known_defects("3.9.0", defects)] == ["new"]
     assert ledger.known_defects("3.3.3", defects) == []
+
+
+def test_a_one_backend_entry_affects_only_its_backends():
+    defects = ledger.parse([entry(id="everywhere"), entry(id="jax-scan", backends=["jax"]),
+                            entry(id="torch-loop", backends=["torch"])])
+    found = {b: [d.id for d in ledger.known_defects("3.15.1", defects, backend=b)]
+             for b in ("tensorflow", "jax", "torch")}
+    assert found == {"tensorflow": ["everywhere"], "jax": ["everywhere", "jax-scan"],
+                     "torch": ["everywhere", "torch-loop"]}
+    assert "(Keras >=0 on jax)" in defects[1].reason
+
+
+def test_the_backend_defaults_to_the_one_keras_will_use(monkeypatch):
+    defects = ledger.parse([entry(id="jax-scan", backends=["jax"])])
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert [d.id for d in ledger.known_defects("3.15.1", defects)] == ["jax-scan"]
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert ledger.known_defects("3.15.1", defects) == []
 
 
 # --- in a run ---------------------------------------------------------------------------------
@@ -176,7 +196,7 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
     result = pytester.runpytest_inprocess("-rfx", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=4, xfailed=1)
     result.stdout.fnmatch_lines([
-        f"pytest-rnn: known recurrent-layer defects of Keras {installed} (2 of 3 ledger*",
+        f"pytest-rnn: known recurrent-layer defects of Keras {installed} on * (2 of 3 ledger*",
         "pytest-rnn:   probe-defect: probe differs",
         "pytest-rnn:   probe-raises: probe differs",
     ])
@@ -196,7 +216,7 @@ def test_header_says_when_the_installed_release_has_no_listed_defect(pytester, m
     pytester.makepyfile(test_probe="def test_ok():\n    pass\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["pytest-rnn: known recurrent-layer defects of Keras *: none "
+    result.stdout.fnmatch_lines(["pytest-rnn: known recurrent-layer defects of Keras * on *: none "
                                  "in the ledger (1 entries)"])
 
 

@@ -31,14 +31,16 @@ from pytest_rnn.runtime import ledger
 from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.runtime.versions import KERAS_FEATURES, keras_at_least, keras_lacks, package_version
 
-# The catalogue patches Keras where the TensorFlow backend computes (its cuDNN dispatch,
-# GRUCell.call, which JAX's fused GRU scan and PyTorch's fused loops bypass); one-backend
-# regressions on JAX are proven by tests/test_cross_backend_sensitivity.py instead.
+# The catalogue patches Keras's layers and cells, which the TensorFlow and JAX backends run;
+# an entry whose patch a backend bypasses (JAX's fused GRU scan, TensorFlow's cuDNN routing
+# and tf.function) says so in ``Regression.bypassed`` and skips there with that reason.
+# One-backend regressions are proven by tests/test_cross_backend_sensitivity.py.
+BACKEND = runtime_versions.keras_backend_name()
 pytestmark = pytest.mark.skipif(
-    runtime_versions.keras_backend_name() != "tensorflow",
-    reason="the proof-of-sensitivity catalogue targets the TensorFlow backend's code paths; "
-           f"not ported to {runtime_versions.keras_backend_name()} (see "
-           "tests/test_cross_backend_sensitivity.py for one-backend regressions)")
+    BACKEND not in ("tensorflow", "jax"),
+    reason=f"the proof-of-sensitivity catalogue is proven on TensorFlow and JAX; not run on "
+           f"{BACKEND} (see tests/test_cross_backend_sensitivity.py for one-backend "
+           "regressions)")
 
 TIMEOUT_S = 900
 
@@ -57,7 +59,9 @@ def _chosen_ids(session: pytest.Session) -> list[str]:
         if item.path == Path(__file__) and "outcomes" in item.fixturenames
         and (regression := _regression_of(item)) is not None
     ]
-    return list(dict.fromkeys(ids or [r.id for r in REGRESSIONS])) + [p.id for p in PROBES]
+    ids = ids or [r.id for r in REGRESSIONS]
+    return list(dict.fromkeys(i for i in ids if BACKEND not in BY_ID[i].bypassed)) + [
+        p.id for p in PROBES]
 
 
 @subprocess_runs.declare("outcomes")
@@ -277,6 +281,8 @@ def _known_here(nodeid: str, ran: dict) -> bool:
 
 
 def _skip_if_not_provable_here(regression: Regression, groups: dict) -> None:
+    if BACKEND in regression.bypassed:
+        pytest.skip(f"not injectable on {BACKEND}: {regression.bypassed[BACKEND]}")
     group, control = groups.get(regression.id, {}), groups["control"]["tests"]
     version = package_version("keras")
     if "patch_error" in group and not keras_at_least(CATALOGUE_RELEASE):
@@ -286,8 +292,8 @@ def _skip_if_not_provable_here(regression: Regression, groups: dict) -> None:
     known = sorted({n for n in ran if any(selects(s, n) for s in regression.targets)
                     and _known_here(n, ran)})
     if known:
-        pytest.skip(f"on Keras {version} its tests are known defects or pin a missing "
-                    f"feature: {', '.join(known)}")
+        pytest.skip(f"on Keras {version} with {BACKEND} its tests are known defects or "
+                    f"pin a missing feature: {', '.join(known)}")
 
 
 def test_every_named_suite_test_passes_without_a_patch(outcomes):

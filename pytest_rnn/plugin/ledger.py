@@ -15,16 +15,16 @@ import importlib
 import pytest
 
 from pytest_rnn.runtime import ledger
-from pytest_rnn.runtime.versions import package_version
+from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 
 def header_lines() -> list[str]:
-    version = package_version("keras")
-    defects = ledger.known_defects(version)
+    version, backend = package_version("keras"), keras_backend_name()
+    defects = ledger.known_defects(version, backend=backend)
     if not defects:
-        return [f"pytest-rnn: known recurrent-layer defects of Keras {version}: none in the "
-                f"ledger ({len(ledger.load())} entries)"]
-    return [f"pytest-rnn: known recurrent-layer defects of Keras {version} "
+        return [f"pytest-rnn: known recurrent-layer defects of Keras {version} on {backend}: "
+                f"none in the ledger ({len(ledger.load())} entries)"]
+    return [f"pytest-rnn: known recurrent-layer defects of Keras {version} on {backend} "
             f"({len(defects)} of {len(ledger.load())} ledger entries; their tests are "
             "strict xfails):"] + [f"pytest-rnn:   {d.id}: {d.differs}"
                                   for d in defects]

@@ -10,7 +10,9 @@ One data file ships in the package (``pytest_rnn/ledger.json``). Each entry name
 * ``tests``: node ids of the tests that observe it; ``*`` matches any run of characters
   (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
 * ``raises`` (optional): the exception (or a list of them) the observing tests fail with
-  on those releases, so that a different failure of the same test stays a failure.
+  on those releases, so that a different failure of the same test stays a failure;
+* ``backends`` (optional): the Keras backends the defect lives on (``["jax"]``) when it
+  is one backend's code (its fused loop, its scan); absent, every backend has it.
 
 The plugin turns the observing tests into strict expected failures on exactly the
 affected releases (:mod:`pytest_rnn.plugin.ledger`); elsewhere they run as usual.
@@ -29,11 +31,13 @@ from functools import cache, lru_cache
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from pytest_rnn.runtime.versions import package_version
+from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 LEDGER_FILE = "ledger.json"
 _FIELDS = {"id", "keras", "differs", "reference", "verified", "tests"}
-_OPTIONAL = {"raises"}
+_OPTIONAL = {"raises", "backends"}
+#: The Keras backends an entry's ``backends`` may name.
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class LedgerError(ValueError):
@@ -49,10 +53,14 @@ class Defect:
     verified: str
     tests: tuple[str, ...]
     raises: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()
 
-    def affects(self, keras_version: str | None) -> bool:
-        """Whether ``keras_version`` lies in the affected range (False when unknown)."""
+    def affects(self, keras_version: str | None, backend: str | None = None) -> bool:
+        """Whether ``keras_version`` lies in the affected range (False when unknown) and,
+        for a one-backend entry, ``backend`` is one it names (``None``: any backend)."""
         if not keras_version:
+            return False
+        if self.backends and backend is not None and backend not in self.backends:
             return False
         try:
             return SpecifierSet(self.keras).contains(Version(keras_version), prereleases=True)
@@ -63,9 +71,14 @@ class Defect:
         return any(_pattern(p).fullmatch(nodeid) for p in self.tests)
 
     @property
+    def where(self) -> str:
+        """``Keras >=3.0`` or, for a one-backend entry, ``Keras >=3.0 on jax``."""
+        return f"Keras {self.keras}" + (f" on {'/'.join(self.backends)}" if self.backends
+                                         else "")
+
+    @property
     def reason(self) -> str:
-        return (f"known Keras defect {self.id} (Keras {self.keras}): {self.differs} "
-                f"[{self.reference}]")
+        return f"known Keras defect {self.id} ({self.where}): {self.differs} [{self.reference}]"
 
 
 @cache
@@ -107,8 +120,13 @@ def parse(data: object) -> tuple[Defect, ...]:
         if not (isinstance(raises, list) and all(isinstance(r, str) and r for r in raises)):
             raise LedgerError(f"{where}: raises must be an exception name or a list of them "
                               "('AssertionError', 'tensorflow.errors.InvalidArgumentError')")
+        backends = entry.get("backends", [])
+        if not (isinstance(backends, list) and backends
+                and all(b in BACKENDS for b in backends)) and "backends" in entry:
+            raise LedgerError(f"{where}: backends must be a non-empty list of Keras backends "
+                              f"from {list(BACKENDS)}; got {backends!r}")
         out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
-                          entry["verified"], tuple(tests), tuple(raises)))
+                          entry["verified"], tuple(tests), tuple(raises), tuple(backends)))
     return tuple(out)
 
 
@@ -120,10 +138,13 @@ def load() -> tuple[Defect, ...]:
 
 
 def known_defects(keras_version: str | None = None,
-                  ledger: tuple[Defect, ...] | None = None) -> list[Defect]:
-    """The ledger entries that affect ``keras_version`` (default: the installed Keras)."""
+                  ledger: tuple[Defect, ...] | None = None,
+                  backend: str | None = None) -> list[Defect]:
+    """The ledger entries that affect ``keras_version`` (default: the installed Keras) on
+    ``backend`` (default: the backend Keras will use, read without importing Keras)."""
     version = keras_version if keras_version is not None else package_version("keras")
-    return [d for d in (load() if ledger is None else ledger) if d.affects(version)]
+    backend = backend if backend is not None else keras_backend_name()
+    return [d for d in (load() if ledger is None else ledger) if d.affects(version, backend)]
 
 
 def defect_for(nodeid: str, defects: list[Defect]) -> Defect | None:

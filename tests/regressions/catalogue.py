@@ -52,6 +52,17 @@ TRAIN = "suites/test_trainability.py::"
 TOY = "suites/test_accuracy_toy.py::"
 IMDB = "suites/test_accuracy_imdb.py::"
 
+#: Why an entry cannot be injected on JAX (``Regression.bypassed``). Keras's JAX backend
+#: runs GRU(reset_after=True) without recurrent dropout as one fused lax.scan
+#: (keras/src/backend/jax/rnn.py ``gru``) that computes the gates from the layer's weights
+#: itself: GRUCell.call, which these patches replace, never runs.
+JAX_FUSED_GRU = ("JAX runs the GRU targets through Keras's fused GRU scan (backend.gru), "
+                 "which never calls the GRUCell.call this patch replaces")
+#: The TensorFlow routing tests (cuDNN eligibility) skip on other backends; their own
+#: routing is pinned by suites/test_fused_routing.py.
+TF_ROUTING = ("the tests pin TensorFlow's cuDNN routing, which other backends do not have "
+              "(their routing: suites/test_fused_routing.py)")
+
 #: What the NumPy-reference comparison of :mod:`pytest_rnn.reference` says when a layer's
 #: output departs from the equations.
 DIFFERS_FROM_REFERENCE = r"differs from the NumPy reference"
@@ -576,6 +587,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         ),
         message=r"GRU .*" + DIFFERS_FROM_REFERENCE,
         passes=(REFERENCE + "test_layer_matches_the_numpy_reference[lstm-last_output]",),
+        bypassed={"jax": JAX_FUSED_GRU},
     ),
     Regression(
         "gru_recurrent_bias_dropped",
@@ -586,6 +598,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         passes=(
             REFERENCE + "test_layer_matches_the_numpy_reference[gru_reset_before-last_output]",
         ),
+        bypassed={"jax": JAX_FUSED_GRU},
     ),
     Regression(
         "simple_rnn_bias_added_twice",
@@ -638,6 +651,9 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
                 r"does not match the dropout rate[\s\S]*dropped 0 of",
         },
         passes=(DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",),
+        bypassed={"jax": (
+            "JAX runs the GRU target through its fused GRU scan: GRU.inner_loop applies the "
+            "input dropout before it, not GRUCell.call where the patch removes it")},
     ),
     Regression(
         "recurrent_dropout_ignored",
@@ -693,6 +709,9 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         passes=(
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
+        bypassed={"jax": (
+            "JAX's lax.scan traces the cell's step once, so a mask redrawn inside the step is "
+            "still drawn once per call: the regression cannot be expressed there")},
     ),
     Regression(
         "dropout_seed_ignored",
@@ -916,6 +935,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[gru-relu]",
             CUDNN + "test_eligibility_mirror_agrees_with_keras_routing[lstm-no_bias]",
         ),
+        bypassed={"jax": TF_ROUTING},
     ),
     Regression(
         "use_cudnn_true_falls_back_silently",
@@ -930,6 +950,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             CUDNN
             + "test_use_cudnn_true_raises_for_an_ineligible_config_even_on_a_gpu_host[gru-relu]",
         ),
+        bypassed={"jax": TF_ROUTING},
     ),
     # --- weights and training
     Regression(
@@ -960,6 +981,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             TRAIN + "test_every_weight_is_trainable[gru]",
             REFERENCE + "test_layer_matches_the_numpy_reference[gru-last_output]",
         ),
+        bypassed={"jax": JAX_FUSED_GRU},
     ),
     Regression(
         "simple_rnn_extra_unused_bias",
@@ -971,7 +993,9 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             + "[simple_rnn-u3-d4-bias]",
             TRAIN + "test_one_training_step_moves_every_weight_and_lowers_the_loss[simple_rnn]",
         ),
-        message=r"no gradient \(not connected to the loss\): \[[^\]]*extra_bias",
+        # JAX differentiates a pure function: the unused weight gets zeros, not None
+        message=r"(no gradient \(not connected to the loss\)|all-zero gradient): "
+                r"\[[^\]]*extra_bias",
         messages={
             PARAMS
             + "test_layer_count_matches_the_closed_form_and_all_weights_train"

@@ -23,6 +23,10 @@ class Regression:
     ``fails`` test must match; ``messages`` overrides it for single selectors. ``gap``,
     when set, says why the suites do not yet catch the regression on an assertion: its
     proof is then an expected failure (strict, so it turns red once the gap is closed).
+    ``bypassed`` maps a Keras backend to why the patch cannot reach the named tests there
+    (the backend computes them in code the patch does not replace, such as JAX's fused GRU
+    scan, or the tests pin another backend's routing); on that backend the entry is not
+    run and its proof skips with that reason.
     """
 
     id: str
@@ -33,9 +37,11 @@ class Regression:
     passes: tuple[str, ...] = ()
     messages: Mapping[str, str] = field(default_factory=dict)
     gap: str = ""
+    bypassed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", types.MappingProxyType(dict(self.messages)))
+        object.__setattr__(self, "bypassed", types.MappingProxyType(dict(self.bypassed)))
         stray = sorted(set(self.messages) - set(self.fails))
         if stray:
             raise ValueError(f"{self.id}: messages for selectors not in fails: {stray}")

@@ -133,6 +133,9 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(REFERENCE + "[lstm-sequences_and_states]",
                 REFERENCE + "[gru-sequences_and_states]"),
         message=r"dL/d inputs: .*gradient stops flowing back beyond step",
+        bypassed={"jax": (
+            "JAX runs its GRU target through Keras's fused GRU scan (backend.gru), whose "
+            "states never pass through the cells whose incoming states the patch cuts")},
     ),
     Regression(
         "gradient_damped_through_time",
@@ -175,6 +178,9 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[graph]",
                 GRADIENTS + "[simple_rnn_sequences_post_mask]"),
         message=r"under (graph|xla) differs from eager execution",
+        bypassed={"jax": (
+            "the patch targets tf.function's traced path; the compiled-path targets skip off "
+            "TensorFlow (pytest_rnn.backends.compile_function)")},
     ),
     Regression(
         "compiled_stateful_layer_forgets_state",
@@ -186,6 +192,9 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[eager]",),
         message=r"(graph|graph_dynamic_batch|xla): outputs of the two halves, concatenated "
                 r"differs from eager execution",
+        bypassed={"jax": (
+            "the patch targets tf.function's traced path; the compiled-path targets skip off "
+            "TensorFlow (pytest_rnn.backends.compile_function)")},
     ),
     Regression(
         "mixed_precision_states_in_variable_dtype",
