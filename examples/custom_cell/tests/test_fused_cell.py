@@ -71,12 +71,17 @@ def test_sine_forecast_mse_stays_at_its_baseline(toy_task, rnn_seed, rnn_baselin
     x, y = task.x_train.astype("float32"), task.y_train.astype("float32").reshape(-1, 1)
     for step in range(30):
         batch = slice((step * 64) % 256, (step * 64) % 256 + 64)
-        def loss(batch=batch):
-            return keras.ops.mean(keras.ops.square(model(x[batch], training=True) - y[batch]))
+        target = keras.ops.convert_to_tensor(y[batch])  # a backend tensor: PyTorch will not
+        # subtract a NumPy array from a tensor that requires grad
+
+        def loss(batch=batch, target=target):
+            return keras.ops.mean(keras.ops.square(model(x[batch], training=True) - target))
 
         _, grads = backends.gradients(loss, model.trainable_weights)  # any Keras backend
-        optimizer.apply([g.astype("float32") for g in grads], model.trainable_weights)
-    mse = task.score(task.y_test, np.asarray(model(task.x_test.astype("float32"))))
+        optimizer.apply([keras.ops.convert_to_tensor(g, "float32") for g in grads],
+                        model.trainable_weights)
+    mse = task.score(task.y_test,
+                     keras.ops.convert_to_numpy(model(task.x_test.astype("float32"))))
     assert mse < task.chance_score / 2, (
         f"MSE {mse:.4f}; predicting blindly gives {task.chance_score:.4f}"
     )
