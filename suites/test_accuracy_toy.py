@@ -154,19 +154,26 @@ class _StopWhenSolved(keras.callbacks.Callback):
 
 
 def calibrated(rnn_baseline, name: str, seeds: list[int], scores: list[float],
-               epochs: list[int], higher_is_better: bool) -> list[str]:
+               epochs: list[int], task) -> list[str]:
     """Check the runs' test scores and epochs-to-90% of ``name`` (``task/kind``) against
-    their calibrated distributions; the failure messages (both checks are always made)."""
+    their calibrated distributions; the failure messages (both checks are always made).
+
+    Scores are compared on a log2 scale: MSEs as they are, and a fraction correct (copy
+    memory's accuracy, marked product's fraction within 0.04) as its *error* ``1 - score``,
+    floored at half a test sample (a perfect split counts as half an error). Near the
+    ceiling the scores are skewed: over 20 calibration seeds copy_memory's accuracy ran
+    from 0.892 to 1.0, and a normal band on the accuracy itself (>= 0.911) then failed two
+    of three held-out seeds (0.889, 0.820) with nothing changed; errors spread evenly on a
+    log scale."""
     failures = []
-    metric = name.replace("/", "_")
-    for what, values, kwargs in (
-        (metric, scores, {"higher_is_better": higher_is_better,
-                          "scale": "linear" if higher_is_better else "log2"}),
-        (f"{metric}_epochs_to_90pct_gain", epochs, {"higher_is_better": False,
-                                                    "scale": "log2"}),
-    ):
+    metric = score_metric = name.replace("/", "_")
+    if task.higher_is_better:
+        floor = 0.5 / len(task.y_test)
+        score_metric, scores = f"{metric}_error", [max(1.0 - v, floor) for v in scores]
+    for what, values in ((score_metric, scores), (f"{metric}_epochs_to_90pct_gain", epochs)):
         try:
-            rnn_baseline.check_sample(what, values, seeds=seeds, k=K, **kwargs)
+            rnn_baseline.check_sample(what, values, seeds=seeds, k=K, higher_is_better=False,
+                                      scale="log2")
         except pytest.fail.Exception as exc:
             failures.append(f"{name}: {exc}")
     return failures
@@ -194,7 +201,7 @@ def test_gru_stack_solves_marked_product(toy_task, rnn_baseline, rnn_record):
         f"(mean of {len(seeds)}), not even 3 x chance ({task.chance_score:.3f})"
     )
     _fail_on(calibrated(rnn_baseline, "marked_product/gru", seeds, scores,
-                        [r[2] for r in runs], higher_is_better=True))
+                        [r[2] for r in runs], task))
 
 
 def test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind(
@@ -217,7 +224,7 @@ def test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind(
     )
     _fail_on([f for kind, rs in runs.items() for f in calibrated(
         rnn_baseline, f"adding/{kind}", seeds, [r[0] for r in rs], [r[2] for r in rs],
-        higher_is_better=False)])
+        rs[0][1])])
 
 
 @pytest.mark.parametrize("name", list(OTHERS))
@@ -239,4 +246,4 @@ def test_task_reaches_baseline(name, toy_task, rnn_baseline, rnn_record):
         )
         return
     _fail_on(calibrated(rnn_baseline, f"{name}/{setup.kind}", seeds, [r[0] for r in runs],
-                        [r[2] for r in runs], higher_is_better=task.higher_is_better))
+                        [r[2] for r in runs], task))
