@@ -172,15 +172,15 @@ def test_the_mild_training_patches_change_what_they_say_and_undo_cleanly():
     np.testing.assert_array_equal(forget_bias(), np.ones(5))
 
 
-def _mild(regression):
-    # a measured partial catch is an expected failure, not strict: detection is a rate
-    marks = [pytest.mark.xfail(strict=False, reason=f"known gap: {regression.gap}")
-             ] if regression.gap else []
-    return pytest.param(regression, id=regression.id, marks=marks)
+#: A mild regression with a ``gap`` (Adam's learning rate halved: caught by 1 of 2 checks per
+#: model) is a rate below what k runs are sized for; a non-strict xfail of it could not fail
+#: and cost 2.4 minutes of the slow suite, so its rate is measured by
+#: tests/regressions/measure_power.py and stated in README ("Baselines") instead.
+CAUGHT_MILD = [r for r in MILD_TRAINING_REGRESSIONS if not r.gap]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("regression", [_mild(r) for r in MILD_TRAINING_REGRESSIONS])
+@pytest.mark.parametrize("regression", CAUGHT_MILD, ids=[r.id for r in CAUGHT_MILD])
 def test_the_calibrated_imdb_checks_catch_a_mild_training_regression(regression, tmp_path):
     """The power-checked IMDB tests (K seeded runs against 20 calibration seeds, 1% false
     alarms per check) fail on their band for each mild regression. One base seed per

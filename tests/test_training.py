@@ -13,7 +13,6 @@ import math
 import keras
 import numpy as np
 import pytest
-
 from pytest_rnn.models import task_model
 from pytest_rnn.tasks import make_task
 from pytest_rnn.training import TrainingRun, fit, improvement
@@ -95,3 +94,16 @@ def test_task_model_heads():
 def test_training_run_is_plain_data():
     run = TrainingRun(history={"val_loss": [1.0, 0.5]}, epochs=1, best_epoch=1, seconds=0.1)
     assert run.curve("val_loss") == [1.0, 0.5]
+
+
+def test_epochs_to_fraction_counts_to_90_percent_of_the_runs_own_gain():
+    from pytest_rnn.training import epochs_to_fraction
+
+    # accuracy 0.5 -> best 0.9: 90% of the gain is 0.86, first reached at epoch 3
+    assert epochs_to_fraction([0.5, 0.6, 0.8, 0.87, 0.9], 0.9, higher_is_better=True) == 3
+    # a loss: 1.0 -> best 0.1, target 0.19, reached at epoch 2
+    assert epochs_to_fraction([1.0, 0.5, 0.15, 0.1], 0.9, higher_is_better=False) == 2
+    # never better than the untrained model (a layer without memory), or not finite:
+    # it never got there, one epoch more than it ran
+    assert epochs_to_fraction([0.7, 0.9, 0.8], 0.9, higher_is_better=False) == 3
+    assert epochs_to_fraction([0.7, float("nan")], 0.9, higher_is_better=False) == 2

@@ -116,13 +116,17 @@ def epochs_to_fraction(curve: list[float | None], fraction: float, *,
     """The first epoch (>= 1) at which a validation curve reaches ``fraction`` of the run's
     own gain from epoch 0 (untrained) to its best epoch: how fast a model learns, whatever
     its final score. A doubling of this count is what a halved learning rate or weakened
-    gradients do to a model that still gets there. A run that never improves gives its
-    first epoch."""
-    if len(curve) < 2 or any(v is None or math.isnan(v) for v in curve):
-        raise ValueError(f"need epoch 0 and at least one finite epoch; got {curve!r}")
+    gradients do to a model that still gets there. A run that never improves on epoch 0
+    (or whose curve is not finite) never got there: it counts one epoch more than it ran."""
+    if len(curve) < 2:
+        raise ValueError(f"need epoch 0 and at least one epoch; got {curve!r}")
+    if any(v is None or math.isnan(v) for v in curve):
+        return len(curve)
     sign = 1.0 if higher_is_better else -1.0
     values = [sign * float(v) for v in curve]
     start, best = values[0], max(values[1:])
+    if best <= start:
+        return len(curve)
     target = start + fraction * (best - start)
     return next(e for e in range(1, len(values)) if values[e] >= target - 1e-12)
 
