@@ -128,14 +128,7 @@ def test_imdb_accuracy_and_convergence_match_calibration(name, imdb_subset, rnn_
     runs = [train(name, imdb_subset, rnn_record, seed) for seed in seeds]
     accuracies = [acc for acc, _ in runs]
     epochs = [epochs_to_converge(curve) for _, curve in runs]
-    failures = []
-    for metric, values, kwargs in (
+    rnn_baseline.check_samples((
         ("test_accuracy", accuracies, {"higher_is_better": True}),
         ("epochs_to_90pct_gain", epochs, {"higher_is_better": False, "scale": "log2"}),
-    ):
-        try:
-            rnn_baseline.check_sample(metric, values, seeds=seeds, k=k, **kwargs)
-        except pytest.fail.Exception as exc:
-            failures.append(f"{name}: {exc}")
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
+    ), seeds=seeds, k=k, label=name)

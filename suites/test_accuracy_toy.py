@@ -153,10 +153,9 @@ class _StopWhenSolved(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def calibrated(rnn_baseline, name: str, seeds: list[int], scores: list[float],
-               epochs: list[int], task) -> list[str]:
-    """Check the runs' test scores and epochs-to-90% of ``name`` (``task/kind``) against
-    their calibrated distributions; the failure messages (both checks are always made).
+def calibration_checks(name: str, scores: list[float], epochs: list[int], task) -> list:
+    """The runs' test scores and epochs-to-90% of ``name`` (``task/kind``), as
+    ``(metric, values, options)`` for :meth:`Baselines.check_samples`.
 
     Scores are compared on a log2 scale: MSEs as they are, and a fraction correct (copy
     memory's accuracy, marked product's fraction within 0.04) as its *error* ``1 - score``,
@@ -165,23 +164,13 @@ def calibrated(rnn_baseline, name: str, seeds: list[int], scores: list[float],
     from 0.892 to 1.0, and a normal band on the accuracy itself (>= 0.911) then failed two
     of three held-out seeds (0.889, 0.820) with nothing changed; errors spread evenly on a
     log scale."""
-    failures = []
     metric = score_metric = name.replace("/", "_")
     if task.higher_is_better:
         floor = 0.5 / len(task.y_test)
         score_metric, scores = f"{metric}_error", [max(1.0 - v, floor) for v in scores]
-    for what, values in ((score_metric, scores), (f"{metric}_epochs_to_90pct_gain", epochs)):
-        try:
-            rnn_baseline.check_sample(what, values, seeds=seeds, k=K, higher_is_better=False,
-                                      scale="log2")
-        except pytest.fail.Exception as exc:
-            failures.append(f"{name}: {exc}")
-    return failures
-
-
-def _fail_on(failures: list[str]) -> None:
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
+    lower_log2 = {"higher_is_better": False, "scale": "log2"}
+    return [(score_metric, scores, lower_log2),
+            (f"{metric}_epochs_to_90pct_gain", epochs, lower_log2)]
 
 
 def _geometric_mean(values: list[float]) -> float:
@@ -200,8 +189,9 @@ def test_gru_stack_solves_marked_product(toy_task, rnn_baseline, rnn_record):
         f"GRU stack on marked_product ({setup.steps} steps): {task.metric_name} = {mean:.3f} "
         f"(mean of {len(seeds)}), not even 3 x chance ({task.chance_score:.3f})"
     )
-    _fail_on(calibrated(rnn_baseline, "marked_product/gru", seeds, scores,
-                        [r[2] for r in runs], task))
+    rnn_baseline.check_samples(calibration_checks("marked_product/gru", scores,
+                                                  [r[2] for r in runs], task),
+                               seeds=seeds, k=K, label="marked_product/gru")
 
 
 def test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind(
@@ -222,9 +212,9 @@ def test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind(
         f"SimpleRNN on adding is no longer clearly worse than LSTM/GRU: MSE "
         f"{mse['simple_rnn']:.4g} vs {gated:.4g} (expected >= {SIMPLE_RNN_WORSE_BY:g} x)"
     )
-    _fail_on([f for kind, rs in runs.items() for f in calibrated(
-        rnn_baseline, f"adding/{kind}", seeds, [r[0] for r in rs], [r[2] for r in rs],
-        rs[0][1])])
+    rnn_baseline.check_samples([check for kind, rs in runs.items() for check in (
+        calibration_checks(f"adding/{kind}", [r[0] for r in rs], [r[2] for r in rs],
+                           rs[0][1]))], seeds=seeds, k=K, label="adding")
 
 
 @pytest.mark.parametrize("name", list(OTHERS))
@@ -245,5 +235,6 @@ def test_task_reaches_baseline(name, toy_task, rnn_baseline, rnn_record):
             "layer fails all attempts with probability ~0.1%"
         )
         return
-    _fail_on(calibrated(rnn_baseline, f"{name}/{setup.kind}", seeds, [r[0] for r in runs],
-                        [r[2] for r in runs], task))
+    rnn_baseline.check_samples(calibration_checks(f"{name}/{setup.kind}", [r[0] for r in runs],
+                                                  [r[2] for r in runs], task),
+                               seeds=seeds, k=K, label=f"{name}/{setup.kind}")

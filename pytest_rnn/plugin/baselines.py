@@ -298,6 +298,22 @@ class Baselines:
             f"{stored['recorded_on'].get('keras', '?')}"
         ))
 
+    def check_samples(self, checks: Any, *, seeds: list[int], k: int,
+                      label: str = "") -> list[CheckResult]:
+        """:meth:`check_sample` for each ``(metric, values, options)`` of ``checks`` (the runs
+        of one sample: an accuracy and its epochs to converge, say), all made and reported
+        before the test fails once, naming every metric outside its band (prefixed by
+        ``label``)."""
+        results, failures = [], []
+        for metric, values, kwargs in checks:
+            try:
+                results.append(self.check_sample(metric, values, seeds=seeds, k=k, **kwargs))
+            except pytest.fail.Exception as exc:
+                failures.append(f"{label}{': ' if label else ''}{exc}")
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
+        return results
+
     def check_timing(
         self,
         metric: str,

@@ -12,6 +12,10 @@ from __future__ import annotations
 from regressions.entry import Regression
 from regressions.patches import cells, keras_internals, returning, with_kwargs, with_states, wrap
 
+#: Why the compiled-path entries cannot be injected on JAX (``Regression.bypassed``).
+TF_FUNCTION = ("the patch targets tf.function's traced path; the compiled-path targets skip "
+               "off TensorFlow (pytest_rnn.backends.compile_function)")
+
 GRADIENTS = "suites/test_gradients.py::test_gradients_match_the_numpy_backward_pass_through_time"
 MODES = "suites/test_execution_modes.py::"
 MIXED = "suites/test_mixed_precision.py::"
@@ -178,9 +182,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[graph]",
                 GRADIENTS + "[simple_rnn_sequences_post_mask]"),
         message=r"under (graph|xla) differs from eager execution",
-        bypassed={"jax": (
-            "the patch targets tf.function's traced path; the compiled-path targets skip off "
-            "TensorFlow (pytest_rnn.backends.compile_function)")},
+        bypassed={"jax": TF_FUNCTION},
     ),
     Regression(
         "compiled_stateful_layer_forgets_state",
@@ -192,9 +194,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(MODES + "test_stateful_layer_carries_and_resets_state[eager]",),
         message=r"(graph|graph_dynamic_batch|xla): outputs of the two halves, concatenated "
                 r"differs from eager execution",
-        bypassed={"jax": (
-            "the patch targets tf.function's traced path; the compiled-path targets skip off "
-            "TensorFlow (pytest_rnn.backends.compile_function)")},
+        bypassed={"jax": TF_FUNCTION},
     ),
     Regression(
         "mixed_precision_states_in_variable_dtype",
