@@ -20,14 +20,14 @@ No pytest here.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_rnn.bench.steps import synchronize
+from pytest_rnn.bench.cases import BenchConfig
+from pytest_rnn.bench.steps import make_reference, make_step, synchronize
 
-__all__ = ["calls_per_round", "interleaved_rounds", "ratios"]
+__all__ = ["interleaved_rounds", "ratios", "sampler", "warm_up"]
 
 
 def _once(fn: Callable[[], Any]) -> float:
@@ -49,11 +49,25 @@ def _slowed_once(fn: Callable[[], Any], slowdown: float) -> float:
     return time.perf_counter() - start
 
 
-def calls_per_round(a: Callable[[], Any], b: Callable[[], Any], target_s: float = 0.02) -> int:
-    """Calls of each per round so that a round (one call of each, alternating) takes about
-    ``target_s``: the median of five timed pairs sets it."""
-    pair = statistics.median(_once(a) + _once(b) for _ in range(5))
-    return max(1, round(target_s / max(pair, 1e-7)))
+def warm_up(a: Callable[[], Any], b: Callable[[], Any], seconds: float = 2.0) -> int:
+    """Call ``a`` and ``b`` alternately, untimed, for ``seconds``; returns the pairs run.
+
+    The first second or two of calls after a step is built run in a different regime
+    from the rest of the process (thread pools spinning up, allocator and cache warming,
+    the CPU's clock settling): on the 2-core machine the first few samples' ratio sat up
+    to 10% away from where it settled. A stored sample taken in that regime makes every
+    later rerun look changed, so a check warms both workloads up once before its first
+    timed round.
+    """
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be >= 0; got {seconds!r}")
+    until, pairs = time.perf_counter() + seconds, 0
+    while time.perf_counter() < until:
+        a()
+        b()
+        pairs += 1
+    synchronize()
+    return pairs
 
 
 def interleaved_rounds(a: Callable[[], Any], b: Callable[[], Any], *, rounds: int,
@@ -90,3 +104,20 @@ def interleaved_rounds(a: Callable[[], Any], b: Callable[[], Any], *, rounds: in
 def ratios(layer: list[float], reference: list[float]) -> list[float]:
     """Per-round ``layer / reference`` times."""
     return [x / y for x, y in zip(layer, reference, strict=True)]
+
+
+def sampler(kind: str, step: str, config: BenchConfig, *, seed: int, rounds: int, number: int,
+            warmup_s: float = 2.0) -> Callable[..., tuple[list[float], list[float]]]:
+    """``sample(slowdown=0.0)``: one check's rounds of ``kind``'s generic ``step`` and its
+    reference workload (seconds per call of each, per round), built once and warmed up
+    (:func:`warm_up`) before the first sample. The timing suite, its power test and
+    ``tests/regressions/measure_timing.py`` all take their samples through this."""
+    layer = make_step(kind, step, config, use_cudnn=False, seed=seed)
+    reference = make_reference(kind, step, config, seed=seed)
+    warm_up(layer, reference, warmup_s)
+
+    def sample(slowdown: float = 0.0) -> tuple[list[float], list[float]]:
+        return interleaved_rounds(layer, reference, rounds=rounds, number=number,
+                                  slowdown=slowdown)
+
+    return sample

@@ -75,16 +75,22 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
 
 
 def make_reference(kind: str, step: str, config: BenchConfig, *, seed: int) -> Callable[[], Any]:
-    """The same matrix multiplications as ``kind``'s layer, without the recurrence.
+    """The same cell arithmetic as ``kind``'s layer, written directly in TensorFlow ops.
 
-    All ``steps`` input projections and all ``steps`` recurrent projections run as two
-    batched matmuls (``(B*T, F) x (F, G*U)`` and ``(B*T, U) x (U, G*U)``, G gate blocks),
-    followed by the same gate nonlinearities, on a fixed stand-in state. It does the
-    arithmetic of the layer at full matrix size and none of its sequential loop, so
-    ``layer time / reference time`` (timed in the same rounds) cancels how fast this
-    machine multiplies matrices today and keeps what the recurrent kernel adds: a kernel
-    20% slower moves that ratio by 20% on any machine. ``step="train"`` adds the
-    gradients of both matmuls' weights.
+    A ``tf.while_loop`` over the ``steps`` time steps runs, per step, the cell's two
+    matmuls (input ``(B, F) x (F, G*U)`` and recurrent ``(B, U) x (U, G*U)``, G gate
+    blocks), its bias and its gate nonlinearities, feeding the state back: the work of
+    the generic kernel with none of Keras's layer code (masking, state bookkeeping,
+    dropout plumbing, the backend's ``rnn`` loop). Timed in the same rounds, ``layer time
+    / reference time`` cancels how fast this machine runs small ops today (op dispatch,
+    thread hand-offs, matmul speed, load) and keeps what the Keras layer costs beyond
+    a bare loop, so a layer 20% slower moves that ratio by about 20%.
+
+    A loop is the reference, not two batched matmuls doing all steps' arithmetic at once:
+    a per-step loop and a batched matmul react differently to load (dispatch-bound versus
+    compute-bound), and on this 2-core machine the ratio to batched matmuls drifted by 3%
+    (sd) between samples minutes apart against 0.5% for the loop. ``step="train"`` adds
+    the gradients of the cell's weights through the loop and an SGD update.
     """
     import numpy as np
     import tensorflow as tf
@@ -93,35 +99,47 @@ def make_reference(kind: str, step: str, config: BenchConfig, *, seed: int) -> C
         raise ValueError(f"step must be one of {STEP_KINDS}; got {step!r}")
     gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
     rng = np.random.default_rng(seed)
-    rows, units = config.batch * config.steps, config.units
+    units = config.units
 
     def const(*shape):
         return tf.constant(rng.normal(scale=0.1, size=shape).astype("float32"))
 
-    x, h = const(rows, config.features), const(rows, units)
-    w = tf.Variable(const(config.features, gates * units))
-    u = tf.Variable(const(units, gates * units))
+    inputs = tf.transpose(const(config.batch, config.steps, config.features), [1, 0, 2])
+    kernel = tf.Variable(const(config.features, gates * units))
+    recurrent = tf.Variable(const(units, gates * units))
+    bias = tf.Variable(tf.zeros(gates * units))
+    weights = (kernel, recurrent, bias)
+    zeros = tf.zeros((config.batch, units))
 
-    def gate_math():
-        z = tf.matmul(x, w) + tf.matmul(h, u)
+    def cell(x, h, c):
+        z = tf.matmul(x, kernel) + tf.matmul(h, recurrent) + bias
         if kind == "simple_rnn":
-            return tf.tanh(z)
+            return tf.tanh(z), c
         parts = tf.split(z, gates, axis=-1)
         if kind == "gru":
-            r, zz, n = tf.sigmoid(parts[0]), tf.sigmoid(parts[1]), tf.tanh(parts[2])
-            return zz * h + (1 - zz) * n * r
+            r, u = tf.sigmoid(parts[0]), tf.sigmoid(parts[1])
+            return u * h + (1 - u) * tf.tanh(parts[2] * r), c
         i, f, g, o = (tf.sigmoid(parts[0]), tf.sigmoid(parts[1]), tf.tanh(parts[2]),
                       tf.sigmoid(parts[3]))
-        return o * tf.tanh(f * h + i * g)
+        c = f * c + i * g
+        return o * tf.tanh(c), c
+
+    def loop():
+        def body(t, h, c):
+            return (t + 1, *cell(inputs[t], h, c))
+
+        _, h, _ = tf.while_loop(lambda t, *_: t < config.steps, body,
+                                (tf.constant(0), zeros, zeros))
+        return h
 
     if step == "forward":
-        fn = tf.function(gate_math, jit_compile=False)
+        fn = tf.function(loop, jit_compile=False)
     else:
         @tf.function(jit_compile=False)
         def fn():
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(gate_math()))
-            for var, grad in zip((w, u), tape.gradient(loss, [w, u]), strict=True):
+                loss = tf.reduce_mean(tf.square(loop()))
+            for var, grad in zip(weights, tape.gradient(loss, weights), strict=True):
                 var.assign_sub(1e-3 * grad)
             return loss
     fn()

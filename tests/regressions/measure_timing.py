@@ -10,6 +10,7 @@ range of median ratios and the load average. README, "Baselines", quotes its out
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,25 +19,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from test_timing_power import rates  # noqa: E402
 
-from pytest_rnn.bench import cases, power, steps  # noqa: E402
+from pytest_rnn.bench import cases, power  # noqa: E402
 
 
 def main(repeats: int) -> None:
     for kind, step in (("lstm", "forward"), ("gru", "train")):
-        layer = steps.make_step(kind, step, cases.TIMING_CONFIG, use_cudnn=False, seed=0)
-        reference = steps.make_reference(kind, step, cases.TIMING_CONFIG, seed=0)
+        timed = power.sampler(kind, step, cases.TIMING_CONFIG, seed=0,
+                              rounds=cases.TIMING_ROUNDS, number=cases.TIMING_CALLS)
 
-        def sample(slowdown: float = 0.0, layer=layer, reference=reference) -> list[float]:
-            return power.ratios(*power.interleaved_rounds(
-                layer, reference, rounds=cases.TIMING_ROUNDS, number=cases.TIMING_CALLS,
-                slowdown=slowdown))
+        def sample(slowdown: float = 0.0, timed=timed) -> list[float]:
+            return power.ratios(*timed(slowdown))
 
         load, started = os.getloadavg()[0], time.time()
         stored = sample()
         alarms, caught, same, slow = rates(sample, stored, repeats)
         print(f"{kind} {step}: {alarms}/{repeats} false alarms, {caught}/{repeats} caught; "
-              f"median ratios unmodified {min(same):.3f}-{max(same):.3f}, slowed "
-              f"{min(slow):.3f}-{max(slow):.3f}; load {load:.1f} -> {os.getloadavg()[0]:.1f}; "
+              f"median ratios unmodified {min(same):.3f}-{max(same):.3f} (sd "
+              f"{statistics.stdev(same):.3f}), slowed {min(slow):.3f}-{max(slow):.3f} (mean "
+              f"{statistics.fmean(slow):.3f}); load {load:.1f} -> {os.getloadavg()[0]:.1f}; "
               f"{time.time() - started:.0f} s", flush=True)
 
 
