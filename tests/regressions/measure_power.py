@@ -1,8 +1,9 @@
 """Measure the calibrated IMDB checks' false-alarm and detection rates (slow; a script).
 
 ``python tests/regressions/measure_power.py OUT.json MODEL N [REGRESSION_ID ...]`` trains
-``MODEL`` (``lstm`` or ``gru``) ``N`` times per condition (no patch = held-out seeds, then
-each named mild regression injected the way the runner injects it,
+``MODEL`` (a key of the suite's ``MODELS``) ``N`` times per condition (``START:END`` for
+runs START to END - 1 of the same seed sequence: fresh seeds for a second measurement;
+no patch = held-out seeds, then each named mild regression injected the way the runner injects it,
 :func:`regressions.patches.injected`), with seeds that are neither calibration seeds nor
 the suite's default sample seeds. It writes every run's test accuracy and epochs-to-90%,
 and the verdicts of the suite's two checks on consecutive groups of ``K`` runs
@@ -45,7 +46,9 @@ def main(argv: list[str]) -> int:
     from pytest_rnn.runtime import seeding
     from pytest_rnn.store import files, rules
 
-    out, model, n, ids = Path(argv[0]), argv[1], int(argv[2]), argv[3:]
+    out, model, runs_arg, ids = Path(argv[0]), argv[1], argv[2], argv[3:]
+    first, _, last = runs_arg.rpartition(":")
+    first, n = int(first or 0), int(last) - int(first or 0)
     imdb = suite()
     path = os.environ["PYTEST_RNN_IMDB_PATH"]
 
@@ -54,10 +57,11 @@ def main(argv: list[str]) -> int:
 
     entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
     prefix = f"test_imdb_accuracy_and_convergence_match_calibration[{model}]::"
-    results = {"model": model, "k": imdb.K, "conditions": {}}
+    k = imdb.K[model]
+    results = {"model": model, "k": k, "conditions": {}}
     for condition in ["none", *ids]:
         seeds = [seeding.derive_seed(20261130, f"measure/{model}/{condition}/{i}")
-                 for i in range(n)]
+                 for i in range(first, first + n)]
         runs = []
         started = time.time()
 
@@ -74,8 +78,8 @@ def main(argv: list[str]) -> int:
             with injected(BY_ID[condition].apply):
                 train_all()
         checks = []
-        for g in range(0, n - imdb.K + 1, imdb.K):
-            group = runs[g:g + imdb.K]
+        for g in range(0, n - k + 1, k):
+            group = runs[g:g + k]
             verdicts = {}
             for metric, direction, scale in (("test_accuracy", "higher", "linear"),
                                              ("epochs_to_90pct_gain", "lower", "log2")):
