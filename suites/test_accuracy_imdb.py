@@ -20,10 +20,11 @@ Every model is *power-checked*: each check trains ``K[model]`` seeds derived fro
 accuracies, and the geometric mean of their epochs to reach 90% of each run's own
 validation gain, with the distribution of ``--rnn-calibrate 20`` runs stored in
 ``baselines/test_accuracy_imdb.json`` (:meth:`Baselines.check_sample`: a one-sided t-test at
-a 1% false-alarm rate per check; see README, "Baselines"). LSTM and GRU take K = 4 (a drop
-of 0.03 is caught with 90% power); SimpleRNN and the stacked and bidirectional LSTMs take
-K = 2, what the slow suite's 15 minutes leave (their detectable drops are in the stored
-notes and README). Recalibrate with::
+a 1% false-alarm rate per check; see README, "Baselines"). ``K[model]`` is the fewest
+runs that catch a drop of 0.03 and a doubling of the epochs with 90% power (LSTM, GRU and
+the bidirectional LSTM 4), except SimpleRNN (7 runs, a long-tailed accuracy: a drop of
+0.052) and the stacked LSTM (2 runs, the slow suite's budget: a weaker epochs check); see
+:data:`K`. Recalibrate with::
 
     pytest -m slow --rnn-calibrate 20 "suites/test_accuracy_imdb.py::\
 test_imdb_accuracy_and_convergence_match_calibration"
@@ -42,19 +43,34 @@ DATA = {"num_words": 500, "maxlen": 100, "n_train": 4000, "n_val": 1000, "n_test
 TRAINING = {"learning_rate": 2e-3, "epochs": 15, "batch_size": 64, "patience": 4,
             "monitor": "val_accuracy"}
 
-#: The best validation accuracy of the first EARLY_EPOCHS epochs must beat the
-#: untrained model's by MIN_EARLY_GAIN: a curve that is flat from the start means the
-#: model is not learning. Calibrated runs gained >= 0.15 (LSTM, GRU) and >= 0.07
-#: (SimpleRNN, the slowest starter: 0.486 -> 0.526, 0.521, 0.53, 0.526, 0.557).
-EARLY_EPOCHS = 5
-MIN_EARLY_GAIN = 0.05
+#: A run is learning when its best validation accuracy beats the untrained model's by
+#: MIN_GAIN; a curve that never does means the model is not learning (the test fails).
+MIN_GAIN = 0.05
+#: A SimpleRNN run that gains less than MIN_LEARNED_GAIN is retried (ATTEMPTS): learned
+#: runs end far above it (every calibrated and held-out run reached a test accuracy
+#: >= 0.6 from an untrained ~0.5), runs that never started gain <= 0.06: a held-out run
+#: went 0.503 -> 0.555 at epoch 1 and stayed at 0.53-0.55 until early stopping ended it at
+#: epoch 5 (test accuracy 0.516, alone a false alarm for the mean of 7). Both gains are
+#: over the whole run, not the first epochs: the earlier rule (0.05 within 5 epochs)
+#: accepted that run on its noise bump and rejected a slow starter (0.533 -> 0.561, then
+#: 0.581 at epoch 5 and 0.722 at epoch 8) three attempts in a row. A model that learns
+#: only a little (GRU with damped gradients through time: 0.552 -> 0.627) is not retried
+#: or failed here: its accuracy band fails it, naming the drop.
+MIN_LEARNED_GAIN = 0.1
 
-#: Runs per power check. 4 for LSTM and GRU: with the calibrated spread (sd ~0.01 of test
-#: accuracy over seeds) and n = 20 calibration seeds, the band lies ~0.013 below the
-#: calibrated mean and a true drop of 0.03 is caught with > 99% power at 1% false alarms
-#: (pytest_rnn.store.stats.detectable_shift); the other three models get 2 runs (the slow
-#: suite's budget), which halves the runs' averaging but keeps the 1% false-alarm rate.
-K = {"lstm": 4, "gru": 4, "simple_rnn": 2, "stacked_lstm": 2, "bidirectional_lstm": 2}
+#: Runs per power check, the fewest that meet both targets (a drop of 0.03 in mean test
+#: accuracy and a doubling of epochs-to-90%, each caught with 90% power at 1% false
+#: alarms; pytest_rnn.store.stats.detectable_shift on the stored calibration, n = 20):
+#: LSTM 4 (0.019 and x1.80); GRU 4 (0.018 and x2.07: a doubling is caught with 86%
+#: power, k = 5 would reach 90%); bidirectional LSTM 4 (0.028 and x1.88). SimpleRNN
+#: misses the accuracy target at any k the budget allows: its test accuracy has a long
+#: lower tail (3 of 40 calibration runs at 0.61-0.67, the rest 0.70-0.78; sd 0.035), so 7
+#: runs catch a drop of 0.052 (0.03 with ~35% power) and a doubling of epochs (x1.74).
+#: 7 rather than 2 also because of that tail: drawing samples from the 40 calibration
+#: values, the t-test raised 2.4% false alarms at k = 2 and 0.8% at k = 7. The stacked
+#: LSTM takes 2, what the slow suite's 15 minutes leave for its 32 s runs: 0.029, but only
+#: x3.59 for the epochs (a doubling caught with ~30% power; k = 8 would reach 90%).
+K = {"lstm": 4, "gru": 4, "simple_rnn": 7, "stacked_lstm": 2, "bidirectional_lstm": 4}
 #: Convergence: the epoch at which validation accuracy first reaches this fraction of the
 #: run's own gain over the untrained model (its best epoch being 100%).
 CONVERGED_FRACTION = 0.9
@@ -73,11 +89,12 @@ TRAINING_OVERRIDES = {
 }
 
 
-#: SimpleRNN(32) sometimes does not start learning: for 1 of the ~18 calibration seeds that
-#: ran before it stopped the first calibration, validation accuracy stayed flat (0.51 ->
-#: 0.51) over the first EARLY_EPOCHS. As for parity's plateau (suites/test_accuracy_toy.py),
-#: such a run is followed by one with the next seed, up to ATTEMPTS in all: a working layer
-#: fails every attempt with probability ~(1/18)^3 < 0.02% per run.
+#: SimpleRNN(32) sometimes does not start learning: 1 of the ~18 calibration seeds that
+#: ran before it stopped the first calibration stayed flat (0.51 -> 0.51), and 1 of 21
+#: held-out seeds learned nothing after a noise bump (MIN_LEARNED_GAIN). As for parity's
+#: plateau (suites/test_accuracy_toy.py), such a run is followed by one with the next seed,
+#: up to ATTEMPTS in all: a working layer fails every attempt with probability
+#: ~(1/20)^3 < 0.02% per run.
 ATTEMPTS = {"simple_rnn": 3}
 
 
@@ -97,13 +114,14 @@ def train(name: str, imdb_subset, rnn_record, seed: int):
                    epochs=list(range(run.epochs + 1)), best_epoch=run.best_epoch,
                    seconds=round(run.seconds, 1), attempt=attempt + 1)
         val_accuracy = run.curve("val_accuracy")
-        gain = improvement(val_accuracy, within=EARLY_EPOCHS, higher_is_better=True)
-        if gain >= MIN_EARLY_GAIN:
+        learned = improvement(val_accuracy, within=len(val_accuracy) - 1,
+                              higher_is_better=True)
+        if learned >= MIN_LEARNED_GAIN:
             break
-    assert gain >= MIN_EARLY_GAIN, (
-        f"{name}: validation accuracy did not improve over the first epochs: "
-        f"{[round(v, 3) for v in val_accuracy[:EARLY_EPOCHS + 1]]} (epoch 0 = untrained; "
-        f"needed a gain of >= {MIN_EARLY_GAIN}, got {gain:.3f}; seed {run_seed}, attempt "
+    assert learned >= MIN_GAIN, (
+        f"{name}: validation accuracy did not improve: "
+        f"{[round(v, 3) for v in val_accuracy]} (epoch 0 = untrained; needed a gain of "
+        f">= {MIN_GAIN} over the run, got {learned:.3f}; seed {run_seed}, attempt "
         f"{attempt + 1} of {attempts})"
     )
     _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=500, verbose=0)

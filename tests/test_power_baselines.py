@@ -130,3 +130,20 @@ def test_judge_sample_log2_scale_catches_a_doubling():
     assert "geometric mean of 4 <=" in doubled.band.text
     stale = rules.judge_sample(entry, [3, 3], alpha=0.01, direction="higher", scale="log2")
     assert stale.status is rules.Status.STALE
+
+
+def test_the_stored_imdb_calibrations_state_the_band_for_the_k_the_suite_runs():
+    """Each IMDB entry's ``test.k`` (and so its stored band and note) matches the suite's
+    ``K``: changing K means recalibrating (``--rnn-calibrate``), not a stale note."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("imdb_suite_k", root / "suites" /
+                                                  "test_accuracy_imdb.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    entries = files.read_baseline_file(root / "baselines" / "test_accuracy_imdb.json")
+    stored = {key.split("[")[1].split("]")[0]: entry["test"]["k"]
+              for key, entry in entries.items()}
+    assert stored == suite.K
