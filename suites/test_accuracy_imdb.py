@@ -20,11 +20,12 @@ Every model is *power-checked*: each check trains ``K[model]`` seeds derived fro
 accuracies, and the geometric mean of their epochs to reach 90% of each run's own
 validation gain, with the distribution of ``--rnn-calibrate 20`` runs stored in
 ``baselines/test_accuracy_imdb.json`` (:meth:`Baselines.check_sample`: a one-sided t-test at
-a 1% false-alarm rate per check; see README, "Baselines"). ``K[model]`` is the fewest
-runs that catch a drop of 0.03 and a doubling of the epochs with 90% power (LSTM and the
-bidirectional LSTM 4, GRU 5), except SimpleRNN (7 runs, a long-tailed accuracy: a drop of
-0.052) and the stacked LSTM (2 runs, the slow suite's budget: a weaker epochs check); see
-:data:`K`. Recalibrate with::
+a 1% false-alarm rate per check, or for SimpleRNN's long-tailed accuracy an exact rank
+test among the stored runs; see README, "Baselines"). ``K[model]`` is the fewest runs
+that catch a drop of 0.03 and a doubling of the epochs with 90% power (LSTM and the
+bidirectional LSTM 4, GRU 5, SimpleRNN 8), except the stacked LSTM (2 runs, the slow
+suite's budget: a weaker epochs check); see :data:`K`. Recalibrate with (SimpleRNN was
+calibrated on 40 seeds, ``-k simple_rnn --rnn-calibrate 40``)::
 
     pytest -m slow --rnn-calibrate 20 "suites/test_accuracy_imdb.py::\
 test_imdb_accuracy_and_convergence_match_calibration"
@@ -62,15 +63,18 @@ MIN_LEARNED_GAIN = 0.1
 #: accuracy and a doubling of epochs-to-90%, each caught with 90% power at 1% false
 #: alarms; pytest_rnn.store.stats.detectable_shift on the stored calibration, n = 20):
 #: LSTM 4 (0.019 and x1.80); GRU 5 (0.016 and x1.94; at 4 a doubling was caught with
-#: only 86% power); bidirectional LSTM 4 (0.028 and x1.88). SimpleRNN
-#: misses the accuracy target at any k the budget allows: its test accuracy has a long
-#: lower tail (3 of 40 calibration runs at 0.61-0.67, the rest 0.70-0.78; sd 0.035), so 7
-#: runs catch a drop of 0.052 (0.03 with ~35% power) and a doubling of epochs (x1.74).
-#: 7 rather than 2 also because of that tail: drawing samples from the 40 calibration
-#: values, the t-test raised 2.4% false alarms at k = 2 and 0.8% at k = 7. The stacked
-#: LSTM takes 2, what the slow suite's 15 minutes leave for its 32 s runs: 0.029, but only
-#: x3.59 for the epochs (a doubling caught with ~30% power; k = 8 would reach 90%).
-K = {"lstm": 4, "gru": 5, "simple_rnn": 7, "stacked_lstm": 2, "bidirectional_lstm": 4}
+#: only 86% power); bidirectional LSTM 4 (0.028 and x1.88). SimpleRNN 8, with a rank test
+#: for its accuracy (ACCURACY_METHOD): its test accuracy has a long lower tail (3 of 40
+#: calibration runs at 0.61-0.67, the rest 0.70-0.78; sd 0.035), which a t-test must
+#: treat as spread (7 runs caught a drop of 0.052, 0.03 with ~35% power); ranked among
+#: the 40 stored values, 8 runs catch a drop of 0.03 with 90% power
+#: (stats.rank_detectable_shift), and a doubling of epochs (x1.70). The stacked LSTM takes
+#: 2, what the slow suite's 15 minutes leave for its 32 s runs: 0.029, but only x3.59 for
+#: the epochs (a doubling caught with ~30% power; k = 8 would reach 90%).
+K = {"lstm": 4, "gru": 5, "simple_rnn": 8, "stacked_lstm": 2, "bidirectional_lstm": 4}
+#: How each model's test accuracy sample is compared with its calibration (a t-test of
+#: the mean unless named here; Baselines.check_sample, README "Baselines").
+ACCURACY_METHOD = {"simple_rnn": "rank"}
 #: Convergence: the epoch at which validation accuracy first reaches this fraction of the
 #: run's own gain over the untrained model (its best epoch being 100%).
 CONVERGED_FRACTION = 0.9
@@ -144,9 +148,17 @@ def test_imdb_accuracy_and_convergence_match_calibration(name, imdb_subset, rnn_
     k = K[name]
     seeds = rnn_baseline.sample_seeds(k)
     runs = [train(name, imdb_subset, rnn_record, seed) for seed in seeds]
+    rnn_baseline.check_samples(checks(name, runs), seeds=seeds, k=k, label=name)
+
+
+def checks(name: str, runs: list[tuple[float, list[float]]]) -> tuple:
+    """The two checks of ``name``'s runs ((test accuracy, validation curve) each), as
+    :meth:`Baselines.check_samples` takes them; tests/regressions/measure_power.py judges
+    its held-out and injected runs by the same."""
     accuracies = [acc for acc, _ in runs]
     epochs = [epochs_to_converge(curve) for _, curve in runs]
-    rnn_baseline.check_samples((
-        ("test_accuracy", accuracies, {"higher_is_better": True}),
+    return (
+        ("test_accuracy", accuracies,
+         {"higher_is_better": True, "method": ACCURACY_METHOD.get(name, "mean")}),
         ("epochs_to_90pct_gain", epochs, {"higher_is_better": False, "scale": "log2"}),
-    ), seeds=seeds, k=k, label=name)
+    )

@@ -236,14 +236,17 @@ class Baselines:
         higher_is_better: bool | None = True,
         alpha: float = stats.ALPHA,
         scale: str = "linear",
+        method: str = "mean",
         file: str | None = None,
         note: str | None = None,
     ) -> CheckResult:
         """Compare ``values`` (one per seed of :meth:`sample_seeds`) with the stored
-        calibration distribution of ``metric`` by a one-sided t-test at false-alarm rate
-        ``alpha`` (:func:`pytest_rnn.store.rules.judge_sample`); ``scale="log2"`` tests
-        the logarithm (epoch counts: a doubling is one unit). ``k`` is the number of runs
-        a check makes (the band stored for reviewers is the one for ``k``).
+        calibration distribution of ``metric`` by a one-sided test at false-alarm rate
+        ``alpha`` (:func:`pytest_rnn.store.rules.judge_sample`): ``method="mean"``, a
+        t-test of the mean, or ``"rank"``, an exact rank test among the stored values (for
+        a long-tailed metric); ``scale="log2"`` tests the logarithm (epoch counts: a
+        doubling is one unit). ``k`` is the number of runs a check makes (the band stored
+        for reviewers is the one for ``k``).
 
         Under ``--rnn-calibrate N`` the ``N`` values are recorded as the entry's
         distribution (written at session end if the test passed). Fails the test, with
@@ -253,6 +256,8 @@ class Baselines:
         direction = rules.check_direction(higher_is_better)
         if scale not in rules.SCALES:
             raise ValueError(f"scale must be one of {sorted(rules.SCALES)}; got {scale!r}")
+        if method not in rules.METHODS:
+            raise ValueError(f"method must be one of {sorted(rules.METHODS)}; got {method!r}")
         if not (isinstance(alpha, float) and 0 < alpha < 0.5):
             raise ValueError(f"alpha must be a float in (0, 0.5); got {alpha!r}")
         values = [rules.as_number("values[]", v) for v in values]
@@ -276,12 +281,13 @@ class Baselines:
             ask = replace(ask, baseline=float(stored["value"]) if "distribution" not in stored
                           else rules.SCALES[scale][1](float(stored["distribution"]["mean"])))
         if self.calibrating:
-            return self._record_distribution(ask, path, values, seeds, k, alpha, scale, note)
+            return self._record_distribution(ask, path, values, seeds, k, alpha, scale, note,
+                                             method)
         if not math.isfinite(shown):
             return self._finish(ask, Status.FAIL, "(not finite)", (
                 f"{metric}: runs gave {values} (not all finite; seeds {seeds})"))
         verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
-                                     scale=scale)
+                                     scale=scale, method=method)
         if verdict.status in (Status.MISSING, Status.STALE):
             return self._no_entry(ask, verdict, f"no calibration for {metric} (runs gave "
                                   f"{_values_text(values)})", "Calibrate",
@@ -475,14 +481,15 @@ class Baselines:
 
     def _record_distribution(self, ask: CheckResult, path: Path, values: list[float],
                              seeds: list[int], k: int, alpha: float, scale: str,
-                             note: str | None) -> CheckResult:
+                             note: str | None, method: str) -> CheckResult:
         if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
             return self._finish(ask, Status.FAIL, "(not finite)", (
                 f"cannot calibrate {ask.key!r}: runs gave {values} (seeds {seeds})"))
         derived = rules.calibration_fields(values, seeds, k=k, alpha=alpha,
-                                           direction=ask.direction, scale=scale, note=note)
+                                           direction=ask.direction, scale=scale, note=note,
+                                           method=method)
         band = rules.sample_band(stats.Distribution.from_json(derived["distribution"]), k,
-                                 alpha, ask.direction, scale)
+                                 alpha, ask.direction, scale, method)
         entry = {
             "direction": ask.direction,
             "relative": False,

@@ -154,6 +154,9 @@ def validate_distribution(where: str, distribution: Any, test: Any) -> None:
             f"alpha={alpha!r}, k={k!r}")
     if test.get("scale", "linear") not in ("linear", "log2"):
         raise BaselineFileError(f"{where}: test 'scale' must be 'linear' or 'log2'")
+    if test.get("method", "mean") not in ("mean", "rank"):
+        raise BaselineFileError(f"{where}: test 'method' must be 'mean' or 'rank'; got "
+                                f"{test.get('method')!r}")
 
 
 def dump(entries: Mapping[str, dict]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,29 +140,52 @@ SCALES = {"linear": (lambda v: v, lambda v: v),
           "log2": (math.log2, lambda v: 2.0 ** v)}
 
 
-def sample_test_spec(direction: str, alpha: float, k: int, scale: str) -> dict:
-    """The ``test`` field of a power-checked entry."""
-    return {"name": "one-sided Student t, pooled variance (n+k-2 df)", "direction": direction,
-            "alpha": alpha, "k": k, "scale": scale}
+#: How a sample is compared with its calibration: ``mean`` (:func:`stats.mean_test`, a
+#: one-sided t-test of the mean of k runs; the most power for roughly normal metrics) or
+#: ``rank`` (:func:`stats.rank_test`, the k runs' ranks among the n stored values; exact
+#: for any distribution, so a long-tailed metric neither widens the band nor false-alarms).
+METHODS = {"mean": "one-sided Student t, pooled variance (n+k-2 df)",
+           "rank": "one-sided Mann-Whitney U, exact (k runs ranked among the n calibration "
+                   "runs)"}
+
+
+def sample_test_spec(direction: str, alpha: float, k: int, scale: str,
+                     method: str = "mean") -> dict:
+    """The ``test`` field of a power-checked entry (``method`` is stored when not the
+    default, so entries calibrated before rank tests existed read as ``mean``)."""
+    spec = {"name": METHODS[method], "direction": direction, "alpha": alpha, "k": k,
+            "scale": scale}
+    if method != "mean":
+        spec["method"] = method
+    return spec
 
 
 def calibration_fields(raw_values: list[float], seeds: list[int], *, k: int, alpha: float,
-                       direction: str, scale: str, note: str | None = None) -> dict:
+                       direction: str, scale: str, note: str | None = None,
+                       method: str = "mean") -> dict:
     """The derived fields of a power-checked entry calibrated on ``raw_values`` (one per
-    seed, in the metric's unit): value, tolerance (the band's distance for ``k`` runs),
-    distribution (in the test's scale), test, and a note stating band and power."""
+    seed, in the metric's unit): value, tolerance (the band's distance for ``k`` runs: the
+    shift caught half the time), distribution (in the test's scale), test, and a note
+    stating band and power. For ``method="rank"`` the shifts are simulated by moving the
+    stored values (:func:`stats.rank_detectable_shift`, a fixed seed: reproducible)."""
     forward, back = SCALES[scale]
     distribution = stats.Distribution.of([forward(v) for v in raw_values], seeds)
-    band = sample_band(distribution, k, alpha, direction, scale)
-    edge = band.low if direction != "lower" else band.high
-    shift = stats.detectable_shift(distribution, k, alpha, 0.9)
+    band = sample_band(distribution, k, alpha, direction, scale, method)
+    if method == "rank":
+        shift = stats.rank_detectable_shift(distribution.values, k, alpha, 0.9)
+        half = stats.rank_detectable_shift(distribution.values, k, alpha, 0.5)
+        tolerance = abs(back(distribution.mean) - back(distribution.mean - half))
+    else:
+        edge = band.low if direction != "lower" else band.high
+        shift = stats.detectable_shift(distribution, k, alpha, 0.9)
+        tolerance = abs(back(distribution.mean) - edge)
     unit = f" log2 units (x {2 ** shift:.2f})" if scale == "log2" else ""
     values = ", ".join(f"{v:.4g}" for v in raw_values)
     return {
         "value": back(distribution.mean),
-        "tolerance": abs(back(distribution.mean) - edge),
+        "tolerance": tolerance,
         "distribution": distribution.to_json(),
-        "test": sample_test_spec(direction, alpha, k, scale),
+        "test": sample_test_spec(direction, alpha, k, scale, method),
         "note": (f"{'' if note is None else note + '; '}calibrated on {len(raw_values)} "
                  f"seeds: {values}; band for k = {k} at alpha = {alpha:g}: {band.text}; "
                  f"smallest shift detected with 90% power: {shift:.3g}{unit}"),
@@ -169,8 +193,21 @@ def calibration_fields(raw_values: list[float], seeds: list[int], *, k: int, alp
 
 
 def sample_band(distribution: stats.Distribution, k: int, alpha: float, direction: str,
-                scale: str) -> Band:
-    """The band a mean of ``k`` runs must fall in (shown in the metric's own unit)."""
+                scale: str, method: str = "mean") -> Band:
+    """The band a mean of ``k`` runs must fall in (shown in the metric's own unit); for
+    ``method="rank"`` the band is on U, the number of (new, stored) pairs in which the new
+    run is better (ties count one half), and its edges in the metric's unit are open."""
+    if method == "rank":
+        critical = stats.rank_critical_u(distribution.n, k, alpha)
+        most = k * distribution.n
+        pairs = f"pairs (new, stored) of {k} x {distribution.n}"
+        if direction == "higher":
+            text = f"U >= {critical + 1} of {most} {pairs} with the new run higher"
+        elif direction == "lower":
+            text = f"U <= {most - critical - 1} of {most} {pairs} with the new run higher"
+        else:
+            text = f"U in [{critical + 1}, {most - critical - 1}] of {most} {pairs}"
+        return Band(-math.inf, math.inf, text)
     back = SCALES[scale][1]
     low = back(stats.lower_bound(distribution, k, alpha)) if direction != "lower" else -math.inf
     high = back(stats.upper_bound(distribution, k, alpha)) if direction != "higher" else math.inf
@@ -185,8 +222,9 @@ def sample_band(distribution: stats.Distribution, k: int, alpha: float, directio
 
 
 def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
-                 direction: str, scale: str) -> Verdict:
-    """A sample of ``k`` runs against a stored calibration distribution.
+                 direction: str, scale: str, method: str = "mean") -> Verdict:
+    """A sample of ``k`` runs against a stored calibration distribution, by ``method``
+    (:data:`METHODS`).
 
     Worse side beyond the band (p < ``alpha``): FAIL. Better side beyond the mirrored band
     (p < ``alpha``): CHANGED, which passes (an improvement, or a behaviour change such as
@@ -198,36 +236,48 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
         return Verdict(Status.STALE, None, "it was recorded as a single value; the test now "
                                            "compares a sample with a calibration distribution")
     test = stored["test"]
-    if (test.get("direction", direction), test.get("scale", "linear")) != (direction, scale):
-        return Verdict(Status.STALE, None, f"it was recorded with direction "
-                                           f"{test.get('direction')!r}, scale "
-                                           f"{test.get('scale')!r}; the test now asks for "
-                                           f"{direction!r}, {scale!r}")
+    asked = (direction, scale, method)
+    recorded = (test.get("direction", direction), test.get("scale", "linear"),
+                test.get("method", "mean"))
+    if recorded != asked:
+        return Verdict(Status.STALE, None, "it was recorded with direction {!r}, scale {!r}, "
+                                           "method {!r}; the test now asks for {!r}, {!r}, "
+                                           "{!r}".format(*recorded, *asked))
     reference = stats.Distribution.from_json(stored["distribution"])
-    forward = SCALES[scale][0]
-    result = stats.mean_test([forward(v) for v in values], reference, alpha)
+    if method == "rank" and reference.n != len(reference.values):
+        return Verdict(Status.STALE, None, "its distribution keeps no per-seed values, which "
+                                           "the rank test ranks the new runs among")
+    forward, back = SCALES[scale]
     k = len(values)
-    allowed = sample_band(reference, k, alpha, direction, scale)
-    if (result.low, result.high) != (stats.lower_bound(reference, k, alpha),
-                                     stats.upper_bound(reference, k, alpha)):
-        # the band for this sample's pooled variance
-        back = SCALES[scale][1]
-        what = "mean" if scale == "linear" else "geometric mean"
-        low = back(result.low) if direction != "lower" else -math.inf
-        high = back(result.high) if direction != "higher" else math.inf
-        edge = f">= {low:.4g}" if direction == "higher" else f"<= {high:.4g}" \
-            if direction == "lower" else f"in [{low:.4g}, {high:.4g}]"
-        allowed = Band(low, high, f"{what} of {k} {edge}")
+    in_log = " in log2" if scale == "log2" else ""
+    if method == "rank":
+        result = stats.rank_test([forward(v) for v in values], reference.values, alpha)
+        allowed = sample_band(reference, k, alpha, direction, scale, method)
+        shown = f"U = {result.u:g} of {result.u_max}"
+        what = (f"exact one-sided Mann-Whitney test of {k} runs ranked among {reference.n} "
+                f"calibration runs (median {back(statistics.median(reference.values)):.4g}"
+                f"{in_log})")
+    else:
+        result = stats.mean_test([forward(v) for v in values], reference, alpha)
+        allowed = sample_band(reference, k, alpha, direction, scale)
+        if (result.low, result.high) != (stats.lower_bound(reference, k, alpha),
+                                         stats.upper_bound(reference, k, alpha)):
+            # the band for this sample's pooled variance
+            what = "mean" if scale == "linear" else "geometric mean"
+            low = back(result.low) if direction != "lower" else -math.inf
+            high = back(result.high) if direction != "higher" else math.inf
+            edge = f">= {low:.4g}" if direction == "higher" else f"<= {high:.4g}" \
+                if direction == "lower" else f"in [{low:.4g}, {high:.4g}]"
+            allowed = Band(low, high, f"{what} of {k} {edge}")
+        shown = f"t = {result.t:.2f}, df = {result.df:.3g}"
+        what = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
+                f"runs (mean {back(reference.mean):.4g}, sd {reference.sd:.3g}{in_log})")
     worse = {"higher": result.below, "lower": result.above,
              "both": result.below or result.above}[direction]
     better = {"higher": result.above, "lower": result.below, "both": False}[direction]
     p = {"higher": result.p_low, "lower": result.p_high,
          "both": 2 * min(result.p_low, result.p_high)}[direction]
-    detail = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
-              f"runs (mean {SCALES[scale][1](reference.mean):.4g}, sd {reference.sd:.3g}"
-              f"{' in log2' if scale == 'log2' else ''}): t = {result.t:.2f}, "
-              f"df = {result.df:.3g}, p = {p:.2g}, "
-              f"alpha = {alpha:g}")
+    detail = f"{what}: {shown}, p = {p:.2g}, alpha = {alpha:g}"
     status = Status.FAIL if worse else Status.CHANGED if better else Status.OK
     return Verdict(status, allowed, detail)
 

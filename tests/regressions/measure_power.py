@@ -6,8 +6,9 @@ runs START to END - 1 of the same seed sequence: fresh seeds for a second measur
 no patch = held-out seeds, then each named mild regression injected the way the runner injects it,
 :func:`regressions.patches.injected`), with seeds that are neither calibration seeds nor
 the suite's default sample seeds. It writes every run's test accuracy and epochs-to-90%,
-and the verdicts of the suite's two checks on consecutive groups of ``K`` runs
-(:func:`pytest_rnn.store.rules.judge_sample` against ``baselines/test_accuracy_imdb.json``).
+and the verdicts of the suite's two checks (its ``checks``) on consecutive groups of ``K``
+runs (:func:`pytest_rnn.store.rules.judge_sample` against
+``baselines/test_accuracy_imdb.json``).
 GPUs are hidden, as in the runner. README, "Baselines", quotes its output.
 """
 
@@ -69,7 +70,8 @@ def main(argv: list[str]) -> int:
             for seed in seeds:
                 accuracy, curve = imdb.train(model, imdb_subset, lambda *a, **k: None, seed)
                 runs.append({"seed": seed, "test_accuracy": accuracy,
-                             "epochs_to_90pct_gain": imdb.epochs_to_converge(curve)})
+                             "epochs_to_90pct_gain": imdb.epochs_to_converge(curve),
+                             "curve": curve})
                 print(condition, runs[-1], flush=True)
 
         if condition == "none":
@@ -79,13 +81,13 @@ def main(argv: list[str]) -> int:
                 train_all()
         checks = []
         for g in range(0, n - k + 1, k):
-            group = runs[g:g + k]
+            group = [(r["test_accuracy"], r["curve"]) for r in runs[g:g + k]]
             verdicts = {}
-            for metric, direction, scale in (("test_accuracy", "higher", "linear"),
-                                             ("epochs_to_90pct_gain", "lower", "log2")):
-                v = rules.judge_sample(entries.get(prefix + metric),
-                                       [r[metric] for r in group], alpha=0.01,
-                                       direction=direction, scale=scale)
+            for metric, values, options in imdb.checks(model, group):
+                v = rules.judge_sample(entries.get(prefix + metric), values, alpha=0.01,
+                                       direction=rules.DIRECTION_OF[options["higher_is_better"]],
+                                       scale=options.get("scale", "linear"),
+                                       method=options.get("method", "mean"))
                 verdicts[metric] = v.status.value
             checks.append(verdicts)
         acc = [r["test_accuracy"] for r in runs]
