@@ -261,8 +261,14 @@ def test_rank_power_and_detectable_shift_agree_and_are_reproducible():
     assert stats.rank_power(stored, 4, shift, 0.01, draws=300) >= 0.9
     assert stats.rank_power(stored, 4, 0.9 * shift, 0.01, draws=300) < 0.9
     assert stats.rank_power(stored, 4, 0.0, 0.01, draws=300) <= 0.02
-    with pytest.raises(ValueError, match="at least|>= 1 finite"):
+    # lower is better: the worse side is up, and the stored values mirrored give the same
+    mirrored = [-v for v in stored]
+    assert stats.rank_power(mirrored, 4, shift, 0.01, draws=300, direction="lower") == \
+        stats.rank_power(stored, 4, shift, 0.01, draws=300)
+    with pytest.raises(ValueError, match=">= 1 finite"):
         stats.rank_test([], stored)
+    with pytest.raises(ValueError, match="direction must be"):
+        stats.rank_power(stored, 4, shift, direction="up")
 
 
 def test_timing_verdict_needs_significance_and_effect():

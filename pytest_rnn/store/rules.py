@@ -172,9 +172,12 @@ def calibration_fields(raw_values: list[float], seeds: list[int], *, k: int, alp
     distribution = stats.Distribution.of([forward(v) for v in raw_values], seeds)
     band = sample_band(distribution, k, alpha, direction, scale, method)
     if method == "rank":
-        shift = stats.rank_detectable_shift(distribution.values, k, alpha, 0.9)
-        half = stats.rank_detectable_shift(distribution.values, k, alpha, 0.5)
-        tolerance = abs(back(distribution.mean) - back(distribution.mean - half))
+        shift = stats.rank_detectable_shift(distribution.values, k, alpha, 0.9,
+                                            direction=direction)
+        half = stats.rank_detectable_shift(distribution.values, k, alpha, 0.5,
+                                           direction=direction)
+        worse = half if direction == "lower" else -half
+        tolerance = abs(back(distribution.mean) - back(distribution.mean + worse))
     else:
         edge = band.low if direction != "lower" else band.high
         shift = stats.detectable_shift(distribution, k, alpha, 0.9)

@@ -380,37 +380,48 @@ def rank_critical_u(n: int, k: int, alpha: float = ALPHA) -> int:
 
 
 def rank_power(reference: Sequence[float], k: int, shift: float, alpha: float = ALPHA,
-               draws: int = 1000, seed: int = 0) -> float:
+               draws: int = 1000, seed: int = 0, direction: str = "higher") -> float:
     """The fraction of ``draws`` samples of ``k`` runs, drawn from ``reference`` and moved
-    down by ``shift``, that :func:`rank_test` calls low: the check's power against a drop
-    of the whole distribution (and, with ``shift = 0``, an upper bound of its false-alarm
-    rate: a resampled run may tie a stored one exactly)."""
+    by ``shift`` to the worse side of ``direction`` (down for ``higher``, up for
+    ``lower``; down for ``both``, failing on either side as ``judge_sample`` does), that
+    :func:`rank_test` fails: the check's power against a move of the whole distribution
+    (and, with ``shift = 0``, an upper bound of its false-alarm rate: a resampled run may
+    tie a stored one exactly)."""
     import random
 
+    if direction not in ("higher", "lower", "both"):
+        raise ValueError(f"direction must be 'higher', 'lower' or 'both'; got {direction!r}")
     rng = random.Random(seed)
     ref = [float(v) for v in reference]
+    move = shift if direction == "lower" else -shift
     caught = 0
     for _ in range(draws):
-        sample = [rng.choice(ref) - shift for _ in range(k)]
-        caught += rank_test(sample, ref, alpha).below
+        result = rank_test([rng.choice(ref) + move for _ in range(k)], ref, alpha)
+        caught += {"higher": result.below, "lower": result.above,
+                   "both": result.below or result.above}[direction]
     return caught / draws
 
 
 def rank_detectable_shift(reference: Sequence[float], k: int, alpha: float = ALPHA,
-                          power: float = 0.9, draws: int = 1000, seed: int = 0) -> float:
-    """The smallest drop of the whole ``reference`` distribution that :func:`rank_test`
-    on ``k`` runs catches with probability ``power`` (:func:`rank_power`, bisection to 1%
-    of the reference's sd; the same ``seed`` gives the same answer)."""
+                          power: float = 0.9, draws: int = 1000, seed: int = 0,
+                          direction: str = "higher") -> float:
+    """The smallest move of the whole ``reference`` distribution to the worse side that
+    :func:`rank_test` on ``k`` runs catches with probability ``power`` (:func:`rank_power`,
+    bisection to 1% of the reference's sd; the same ``seed`` gives the same answer)."""
     _check_probability(power)
     sd = statistics.stdev(reference)
+
+    def caught(shift: float) -> float:
+        return rank_power(reference, k, shift, alpha, draws, seed, direction)
+
     low, high = 0.0, sd
-    while rank_power(reference, k, high, alpha, draws, seed) < power:
+    while caught(high) < power:
         low, high = high, 2.0 * high
         if high > 1e3 * sd:
             raise ValueError(f"no shift reaches power {power} with k = {k}")
     while high - low > 0.01 * sd:
         mid = 0.5 * (low + high)
-        if rank_power(reference, k, mid, alpha, draws, seed) < power:
+        if caught(mid) < power:
             low = mid
         else:
             high = mid
