@@ -128,11 +128,12 @@ TAILED = [0.745, 0.752, 0.738, 0.761, 0.749, 0.744, 0.757, 0.741, 0.766, 0.735,
           0.750, 0.747, 0.759, 0.739, 0.754, 0.746, 0.742, 0.61, 0.63, 0.66]
 
 
-def test_rank_method_calibrates_judges_and_names_its_test():
+def test_rank_method_calibrates_judges_and_names_its_test(monkeypatch):
     """``method="rank"``: the entry stores the method, its band is on U, and a sample whose
     every run dropped by 0.03 fails the rank test, naming it, while the t-test of the
     same sample, with the tail in its variance, lets it through; a calibration made for
     the t-test is stale for the rank test (and the other way round)."""
+    monkeypatch.setattr(stats, "POWER_DRAWS", 200)  # the note's power, coarser: faster
     fields = rules.calibration_fields(TAILED, list(range(20)), k=6, alpha=0.01,
                                       direction="higher", scale="linear", method="rank")
     entry = {**fields, "direction": "higher", "relative": False, "seeds": {},

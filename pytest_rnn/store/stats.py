@@ -379,8 +379,12 @@ def rank_critical_u(n: int, k: int, alpha: float = ALPHA) -> int:
     return critical
 
 
+#: Samples per :func:`rank_power` estimate (its standard error at 90% power: ~1%).
+POWER_DRAWS = 1000
+
+
 def rank_power(reference: Sequence[float], k: int, shift: float, alpha: float = ALPHA,
-               draws: int = 1000, seed: int = 0, direction: str = "higher") -> float:
+               draws: int | None = None, seed: int = 0, direction: str = "higher") -> float:
     """The fraction of ``draws`` samples of ``k`` runs, drawn from ``reference`` and moved
     by ``shift`` to the worse side of ``direction`` (down for ``higher``, up for
     ``lower``; down for ``both``, failing on either side as ``judge_sample`` does), that
@@ -393,6 +397,7 @@ def rank_power(reference: Sequence[float], k: int, shift: float, alpha: float = 
         raise ValueError(f"direction must be 'higher', 'lower' or 'both'; got {direction!r}")
     rng = random.Random(seed)
     ref = [float(v) for v in reference]
+    draws = POWER_DRAWS if draws is None else draws
     move = shift if direction == "lower" else -shift
     caught = 0
     for _ in range(draws):
@@ -403,7 +408,7 @@ def rank_power(reference: Sequence[float], k: int, shift: float, alpha: float = 
 
 
 def rank_detectable_shift(reference: Sequence[float], k: int, alpha: float = ALPHA,
-                          power: float = 0.9, draws: int = 1000, seed: int = 0,
+                          power: float = 0.9, draws: int | None = None, seed: int = 0,
                           direction: str = "higher") -> float:
     """The smallest move of the whole ``reference`` distribution to the worse side that
     :func:`rank_test` on ``k`` runs catches with probability ``power`` (:func:`rank_power`,

@@ -1127,13 +1127,15 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
              "LSTM's epochs to 90% by ~1.35x (3.3 -> 4.5), not the doubling the check is "
              "sized for, and costs GRU ~0.008 of accuracy, under the 0.018 it is sized for"),
     ),
+    # LSTM only: GRU has no unit_forget_bias, and retraining its 5 runs as a control cost
+    # the slow suite ~75 s (the fast test_the_mild_training_patches_change_what_they_say
+    # shows what the patch touches).
     Regression(
         "lstm_forget_bias_zero",
         "LSTM's unit_forget_bias defaults to False: the forget gate's bias starts at 0, not 1",
         _defaults(("LSTM", "unit_forget_bias", False)),
         fails=(POWER_TARGETS[0],),
         message=CALIBRATED_BAND_FAILURE,
-        passes=(POWER_TARGETS[1],),
     ),
 )
 
