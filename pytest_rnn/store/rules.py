@@ -106,13 +106,17 @@ def band(baseline: float, tolerance: float, direction: str, relative: bool) -> B
         low = baseline - allowed
     if direction in ("lower", "both"):
         high = baseline + allowed
+    return Band(low, high, edge_text(direction, low, high, ".6g"))
+
+
+def edge_text(direction: str, low: float, high: float, spec: str) -> str:
+    """How a band reads: ``>= low``, ``<= high`` or ``in [low, high]`` (``spec`` formats
+    the numbers)."""
     if direction == "higher":
-        text = f">= {low:.6g}"
-    elif direction == "lower":
-        text = f"<= {high:.6g}"
-    else:
-        text = f"in [{low:.6g}, {high:.6g}]"
-    return Band(low, high, text)
+        return f">= {low:{spec}}"
+    if direction == "lower":
+        return f"<= {high:{spec}}"
+    return f"in [{low:{spec}}, {high:{spec}}]"
 
 
 def describe_tolerance(tolerance: float, direction: str, relative: bool) -> str:
@@ -203,25 +207,21 @@ def sample_band(distribution: stats.Distribution, k: int, alpha: float, directio
     if method == "rank":
         critical = stats.rank_critical_u(distribution.n, k, alpha)
         most = k * distribution.n
-        pairs = f"pairs (new, stored) of {k} x {distribution.n}"
-        if direction == "higher":
-            text = f"U >= {critical + 1} of {most} {pairs} with the new run higher"
-        elif direction == "lower":
-            text = f"U <= {most - critical - 1} of {most} {pairs} with the new run higher"
-        else:
-            text = f"U in [{critical + 1}, {most - critical - 1}] of {most} {pairs}"
-        return Band(-math.inf, math.inf, text)
+        edge = edge_text(direction, critical + 1, most - critical - 1, "d")
+        return Band(-math.inf, math.inf, f"U {edge} of {most} pairs (new, stored) of {k} x "
+                                         f"{distribution.n} with the new run higher")
+    return _mean_band(stats.lower_bound(distribution, k, alpha),
+                      stats.upper_bound(distribution, k, alpha), k, direction, scale)
+
+
+def _mean_band(low: float, high: float, k: int, direction: str, scale: str) -> Band:
+    """The band of a mean of ``k`` runs whose edges are ``low`` and ``high`` in the test's
+    scale, shown in the metric's own unit (open on the better side)."""
     back = SCALES[scale][1]
-    low = back(stats.lower_bound(distribution, k, alpha)) if direction != "lower" else -math.inf
-    high = back(stats.upper_bound(distribution, k, alpha)) if direction != "higher" else math.inf
+    low = back(low) if direction != "lower" else -math.inf
+    high = back(high) if direction != "higher" else math.inf
     what = "mean" if scale == "linear" else "geometric mean"
-    if direction == "higher":
-        text = f"{what} of {k} >= {low:.4g}"
-    elif direction == "lower":
-        text = f"{what} of {k} <= {high:.4g}"
-    else:
-        text = f"{what} of {k} in [{low:.4g}, {high:.4g}]"
-    return Band(low, high, text)
+    return Band(low, high, f"{what} of {k} {edge_text(direction, low, high, '.4g')}")
 
 
 def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
@@ -262,16 +262,9 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
                 f"{in_log})")
     else:
         result = stats.mean_test([forward(v) for v in values], reference, alpha)
-        allowed = sample_band(reference, k, alpha, direction, scale)
-        if (result.low, result.high) != (stats.lower_bound(reference, k, alpha),
-                                         stats.upper_bound(reference, k, alpha)):
-            # the band for this sample's pooled variance
-            what = "mean" if scale == "linear" else "geometric mean"
-            low = back(result.low) if direction != "lower" else -math.inf
-            high = back(result.high) if direction != "higher" else math.inf
-            edge = f">= {low:.4g}" if direction == "higher" else f"<= {high:.4g}" \
-                if direction == "lower" else f"in [{low:.4g}, {high:.4g}]"
-            allowed = Band(low, high, f"{what} of {k} {edge}")
+        # the band for this sample's pooled variance (the stored one when it scatters as
+        # the calibration did)
+        allowed = _mean_band(result.low, result.high, k, direction, scale)
         shown = f"t = {result.t:.2f}, df = {result.df:.3g}"
         what = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
                 f"runs (mean {back(reference.mean):.4g}, sd {reference.sd:.3g}{in_log})")

@@ -216,8 +216,25 @@ def detectable_shift(ref: Distribution, k: int, alpha: float = ALPHA,
     return (ref.mean - lower_bound(ref, k, alpha)) + normal_quantile(power) * ref.sd / math.sqrt(k)
 
 
+class _OneSided:
+    """What :class:`MeanTest` and :class:`RankTest` share: the one-sided p-values of a
+    sample against its calibration, and whether either side is significant at ``alpha``."""
+
+    p_low: float
+    p_high: float
+    alpha: float
+
+    @property
+    def below(self) -> bool:
+        return self.p_low < self.alpha
+
+    @property
+    def above(self) -> bool:
+        return self.p_high < self.alpha
+
+
 @dataclass(frozen=True)
-class MeanTest:
+class MeanTest(_OneSided):
     """The outcome of :func:`mean_test`: the sample's mean against the calibration."""
 
     mean: float
@@ -228,14 +245,6 @@ class MeanTest:
     low: float  # the band's edges for this k and alpha
     high: float
     alpha: float
-
-    @property
-    def below(self) -> bool:
-        return self.p_low < self.alpha
-
-    @property
-    def above(self) -> bool:
-        return self.p_high < self.alpha
 
 
 def mean_test(values: Sequence[float], ref: Distribution, alpha: float = ALPHA) -> MeanTest:
@@ -311,7 +320,7 @@ def _rank_sum_probabilities(groups: Sequence[tuple[int, int]], k: int) -> list[f
 
 
 @dataclass(frozen=True)
-class RankTest:
+class RankTest(_OneSided):
     """The outcome of :func:`rank_test`: where ``k`` new runs rank among ``n`` stored."""
 
     u: float  # pairs (new, stored) with new > stored; ties count one half
@@ -319,14 +328,6 @@ class RankTest:
     p_low: float  # P(U <= u | unchanged): the new runs rank this low or lower
     p_high: float  # P(U >= u | unchanged)
     alpha: float
-
-    @property
-    def below(self) -> bool:
-        return self.p_low < self.alpha
-
-    @property
-    def above(self) -> bool:
-        return self.p_high < self.alpha
 
 
 def rank_test(values: Sequence[float], reference: Sequence[float],
