@@ -220,6 +220,9 @@ def test_hardware_key_comes_from_the_workers_or_from_this_process(monkeypatch):
         stash = pytest.Stash()
 
     config = Config()
+    # the report reads the module from sys.modules; an earlier in-process pytester run can
+    # leave the package attribute and sys.modules holding different module objects
+    monkeypatch.setitem(sys.modules, "pytest_rnn.backends.devices", devices)
     monkeypatch.setattr(devices, "detected", lambda: None)
     assert report._devices(config) == []  # nothing detected: the report does not start it
     h100 = _device("gpu-NVIDIA-H100-cudnn9", ["NVIDIA H100"])
