@@ -35,7 +35,7 @@ from pytest_rnn.runtime.versions import keras_backend_name  # noqa: E402
 NOT_TENSORFLOW = (
     f"the kernel benchmarks time TensorFlow's generic and cuDNN kernels (tf.function steps); "
     f"Keras backend {keras_backend_name()} has no kernel benchmarks in pytest-rnn yet")
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing,
               pytest.mark.skipif(keras_backend_name() != "tensorflow", reason=NOT_TENSORFLOW)]
 
 ON_GPU = devices.detect().has_gpu

@@ -13,7 +13,9 @@ The rounds are compared with those stored for this device key in
 failing this check and an unmodified rerun passing.
 
 Slow-marked with the other timing suites: a stored ratio belongs to one machine, so a
-shared CI runner records its own before it checks.
+shared CI runner records its own before it checks. Marked ``rnn_timing``: under pytest-xdist
+with more than one worker these checks skip (the other workers load the cores they time
+on); run them after, in one process: ``pytest -m rnn_timing -p no:xdist``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from pytest_rnn.bench import cases, power
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing]
 
 CASES = [(kind, step) for kind in ("lstm", "gru") for step in ("forward", "train")]
 

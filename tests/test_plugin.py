@@ -22,6 +22,7 @@ import subprocess_runs
 
 from pytest_rnn import backends, device, options, seeding
 from pytest_rnn.backends import devices
+from pytest_rnn.plugin import markers
 from pytest_rnn.runtime import threads, versions
 
 SEED_PROBE = """
@@ -45,6 +46,11 @@ def test_records_seed(rnn_seed, request, i):
 
 @pytest.mark.gpu
 def test_needs_gpu():
+    pass
+
+
+@pytest.mark.rnn_timing
+def test_times_a_kernel():
     pass
 """
 
@@ -252,6 +258,22 @@ def test_xdist_controller_does_not_import_tensorflow(xdist_run):
     assert controller == {"tensorflow_imported": False}
     # only the worker that ran the @gpu test detected its devices
     result.stdout.fnmatch_lines(["pytest-rnn: 1 xdist worker(s) ran on CPU only (device key cpu)"])
+
+
+def test_timing_tests_skip_beside_other_xdist_workers_and_say_how_to_run_them(plain_run,
+                                                                            xdist_run):
+    """``rnn_timing`` tests time against rounds taken on a quiet machine: they run in one
+    process and skip, naming the command that runs them, beside other xdist workers."""
+    plain, _, _, _ = plain_run
+    plain.stdout.fnmatch_lines(["*1 skipped*"])  # the @gpu test only
+    assert "rnn_timing" not in plain.stdout.str()
+    result, _, _, _ = xdist_run
+    reason = markers.TIMING_UNDER_XDIST.format(workers=2)
+    result.stdout.fnmatch_lines([
+        "pytest-rnn: 1 rnn_timing test(s) skipped beside other xdist workers; time them in "
+        "one process: pytest -m rnn_timing -p no:xdist",
+        f"SKIPPED [[]1[]] *test_probe.py:*: {reason}",
+    ])
 
 
 def test_build_info_is_read_without_importing_tensorflow():

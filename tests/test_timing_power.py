@@ -99,6 +99,7 @@ def rates(sample, stored: list[float], repeats: int, slowdown: float = 0.2):
 
 
 @pytest.mark.slow
+@pytest.mark.rnn_timing  # its rates are those of a quiet machine, not one shared with workers
 def test_false_alarm_and_detection_rates_on_this_machine(lstm_sampler, rnn_record):
     """REPEATS unmodified and REPEATS 20%-slower samples against one stored sample; the
     rates and the load average are recorded (``timing_power`` record) and printed."""

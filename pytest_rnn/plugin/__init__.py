@@ -90,6 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ledger.mark_known_defects(items)
     markers.cross_backend_last(items)
     markers.skip_cross_backend(config, items)
+    markers.skip_timing_beside_other_workers(config, items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -111,6 +112,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
         report.write_if_asked(terminalreporter, exitstatus, config)  # first: needs no other
     header.summary(terminalreporter, config)
+    if terminalreporter.stats.get("skipped"):
+        markers.timing_summary(terminalreporter, config)
     if len(records.of(config)) or terminalreporter.stats.get("skipped"):
         from pytest_rnn.plugin import baselines, benchmarks
 

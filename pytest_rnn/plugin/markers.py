@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_rnn.plugin import options, xdist
@@ -13,7 +15,16 @@ MARKERS = {
     "slow": "slow: trains real models for minutes; deselect with -m \"not slow\"",
     "cross_backend": "cross_backend: waits for subprocesses that compute on other Keras "
     "backends; run after the other tests so the subprocesses compute beside them",
+    "rnn_timing": "rnn_timing: times kernels against rounds stored on a quiet machine; "
+    "skipped under pytest-xdist with more than one worker, whose other workers load the "
+    "cores it times on",
 }
+
+#: How to run the ``rnn_timing`` tests that a multi-worker xdist run skipped.
+TIMING_UNDER_XDIST = (
+    "pytest-rnn: rnn_timing test skipped under pytest-xdist with {workers} workers: the "
+    "other workers load the cores it times on, and its stored rounds were taken on a quiet "
+    "machine. Run the timing tests in one process after: pytest -m rnn_timing -p no:xdist")
 
 
 def requires_keras(feature: str) -> pytest.MarkDecorator:
@@ -45,6 +56,33 @@ def skip_cross_backend(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("cross_backend") is not None:
             item.add_marker(skip)
+
+
+def skip_timing_beside_other_workers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker with siblings, skip the ``rnn_timing`` tests, saying how to run
+    them (one worker, ``-n 1``, has the machine to itself and times as usual)."""
+    workers = xdist.worker_count(config)
+    if workers is None or workers < 2:
+        return
+    skip = pytest.mark.skip(reason=TIMING_UNDER_XDIST.format(workers=workers))
+    for item in items:
+        if item.get_closest_marker("rnn_timing") is not None:
+            item.add_marker(skip)
+
+
+def timing_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line when a multi-worker xdist run skipped ``rnn_timing`` tests (the reasons of
+    skips are not shown by default)."""
+    if xdist.is_worker(config):
+        return
+    marker = TIMING_UNDER_XDIST.split("{", 1)[0]
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if marker in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"pytest-rnn: {len(skipped)} rnn_timing test(s) skipped beside other xdist "
+            "workers; time them in one process: pytest -m rnn_timing -p no:xdist",
+            yellow=True)
 
 
 def register(config: pytest.Config) -> None:
