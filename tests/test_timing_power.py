@@ -8,10 +8,10 @@ the stored rounds (:func:`pytest_rnn.store.rules.judge_timing`: Mann-Whitney U a
 a 10% minimum effect). The slowdown is injected as busy work lasting 20% of each layer
 call, timed with it (``slowdown=0.2``).
 
-Both build the layer and reference once and warm them up for 2 s
-(:func:`pytest_rnn.bench.power.sampler`). The fast test takes three samples (~3 s): a
-stored one, an unmodified rerun, and one slowed by 50%, a margin that holds on a loaded
-machine too. The slow test measures the power for 20%: it repeats the trial ``REPEATS``
+Both build the layer and reference once and warm them up
+(:func:`pytest_rnn.bench.power.sampler`). The fast test takes three small samples (12
+rounds, ~1.5 s in all): a stored one, an unmodified rerun, and one slowed by 50%, a margin
+that holds on a loaded machine too. The slow test measures the power for 20%: it repeats the trial ``REPEATS``
 times against one stored sample, asserts the false-alarm and detection rates, and checks
 that the 10% minimum effect is still 3 sd clear of the measured spread on both sides; it
 records the rates with the machine's load (README, "Baselines").
@@ -45,11 +45,10 @@ def stored_entry(rounds: list[float]) -> dict:
                                            cases.TIMING_MIN_EFFECT)}
 
 
-@pytest.fixture(scope="module")
-def lstm_sampler():
+def lstm_sampler_of(rounds: int, number: int, warmup_s: float):
     """``sample(slowdown)``: one check's rounds of generic LSTM forward / reference."""
-    timed = power.sampler("lstm", "forward", cases.TIMING_CONFIG, seed=0,
-                          rounds=cases.TIMING_ROUNDS, number=cases.TIMING_CALLS)
+    timed = power.sampler("lstm", "forward", cases.TIMING_CONFIG, seed=0, rounds=rounds,
+                          number=number, warmup_s=warmup_s)
 
     def sample(slowdown: float = 0.0) -> list[float]:
         return power.ratios(*timed(slowdown))
@@ -57,15 +56,28 @@ def lstm_sampler():
     return sample
 
 
+@pytest.fixture(scope="module")
+def lstm_sampler():
+    """Samples as the timing suite takes them (its rounds, calls per round and warm-up)."""
+    return lstm_sampler_of(cases.TIMING_ROUNDS, cases.TIMING_CALLS, warmup_s=2.0)
+
+
+#: The fast test's samples: a 50% slowdown is five times the 10% minimum effect, so 12
+#: rounds of 5 calls after a 0.5 s warm-up are enough (12 against 12 rounds all apart is
+#: p ~ 4e-7), a fifth of the suite's cost.
+FAST = {"rounds": 12, "number": 5, "warmup_s": 0.5}
+
+
 def judge(stored: list[float], new: list[float]) -> rules.Verdict:
     return rules.judge_timing(stored_entry(stored), new, alpha=cases.TIMING_ALPHA,
                               min_effect=cases.TIMING_MIN_EFFECT)
 
 
-def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes(lstm_sampler):
-    stored = lstm_sampler()
-    rerun = lstm_sampler()
-    slowed = lstm_sampler(slowdown=0.5)
+def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes():
+    sample = lstm_sampler_of(**FAST)
+    stored = sample()
+    rerun = sample()
+    slowed = sample(slowdown=0.5)
     again = judge(stored, rerun)
     caught = judge(stored, slowed)
     assert again.status.passed, f"an unmodified rerun failed: {again.detail}"
