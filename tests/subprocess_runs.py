@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +62,26 @@ class Finished:
 
     proc: subprocess.CompletedProcess
     workdir: Path
+
+
+def project(workdir: Path, files: dict[str, str], *args: str, timeout: float = 300,
+            **env: str) -> Command:
+    """A pytest run (:func:`pytest_argv` with ``args``) of a small project: ``files``
+    (relative path -> text) written under ``workdir / "project"``, its working directory;
+    ``env`` is added to the clean environment."""
+    root = workdir / "project"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return Command(pytest_argv(*args), cwd=root, env=clean_env(**env), timeout=timeout)
+
+
+def run_result(finished: Finished) -> pytest.RunResult:
+    """A finished run as pytester's RunResult (``assert_outcomes``, ``fnmatch_lines``)."""
+    proc = finished.proc
+    return pytest.RunResult(proc.returncode, proc.stdout.splitlines(),
+                            proc.stderr.splitlines(), 0.0)
 
 
 #: prepare(workdir, session) -> Command: writes what the run needs under ``workdir``.

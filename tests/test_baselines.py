@@ -19,6 +19,7 @@ from pathlib import Path
 # never load it a second time ("cannot load module more than once per process")
 import numpy  # noqa: F401
 import pytest
+import subprocess_runs
 from pytest_rnn.baselines import BaselineFileError, read_baseline_file, write_entries
 
 from pytest_rnn import baselines, records
@@ -621,26 +622,44 @@ files.atomic_write = _logged
 """
 
 
-def test_xdist_update_loses_no_entry_and_only_the_controller_writes(pytester, monkeypatch):
-    pytester.makepyfile(test_suite=XDIST_SUITE)
-    pytester.makeconftest(XDIST_CONFTEST)
-    log = pytester.path / "writes.log"
-    monkeypatch.setenv("WRITE_LOG", str(log))
-    shared = pytester.path / "baselines" / "shared.json"
-    write_file(shared, {"elsewhere::test_kept::score": entry(0.42)})
-    result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "2",
-                                           "--rnn-update-baselines")
-    result.assert_outcomes(passed=12)
-    own = read_baseline_file(pytester.path / "baselines" / "test_suite.json")
+@subprocess_runs.declare("xdist_update_runs")
+def _xdist_update(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    """Two ``-n 2`` runs, one after the other in one shell (a head-start subprocess): an
+    update (its output in ``update.txt``), then a check against what it wrote."""
+    log = workdir / "writes.log"
+    first = subprocess_runs.project(workdir, {"test_suite.py": XDIST_SUITE,
+                                              "conftest.py": XDIST_CONFTEST},
+                                    "--no-header", "-n", "2", "--rnn-update-baselines",
+                                    WRITE_LOG=str(log))
+    write_file(first.cwd / "baselines" / "shared.json",
+               {"elsewhere::test_kept::score": entry(0.42)})
+    then = subprocess_runs.pytest_argv("--no-header", "-n", "2")
+    script = (f"{shlex.join(first.argv)} > {shlex.quote(str(workdir / 'update.txt'))} 2>&1; "
+              f"exec {shlex.join(then)}")
+    return subprocess_runs.Command(["sh", "-c", script], cwd=first.cwd, env=first.env,
+                                   timeout=first.timeout)
+
+
+@pytest.fixture
+def xdist_update_runs(request):
+    return subprocess_runs.result(request)
+
+
+def test_xdist_update_loses_no_entry_and_only_the_controller_writes(xdist_update_runs):
+    workdir = xdist_update_runs.workdir
+    project = workdir / "project"
+    update = (workdir / "update.txt").read_text().splitlines()
+    pytest.RunResult(0, update, [], 0.0).assert_outcomes(passed=12)
+    own = read_baseline_file(project / "baselines" / "test_suite.json")
     assert {k: e["value"] for k, e in own.items()} == {
         f"test_metric[{i}]::score": i / 10 for i in range(12)}
-    merged = read_baseline_file(shared)
+    merged = read_baseline_file(project / "baselines" / "shared.json")
     assert len(merged) == 13 and merged["elsewhere::test_kept::score"] == entry(0.42)
     assert all(f"test_suite::test_metric[{i}]::shared_score" in merged for i in range(12))
-    assert sorted(log.read_text().splitlines()) == [
+    assert sorted((workdir / "writes.log").read_text().splitlines()) == [
         "controller shared.json", "controller test_suite.json"]
 
-    result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "2")
+    result = subprocess_runs.run_result(xdist_update_runs)
     result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(
         ["24 metric(s): 24 within baseline, 0 failed, 0 recorded (Keras backend *)"])

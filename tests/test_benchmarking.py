@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras  # noqa: F401 - imported before in-process runs of the real suite (see above)
 import pytest
+import subprocess_runs
 from pytest_rnn.benchmarking import BENCH_CONFIGS, BenchCase, Timing
 
 from pytest_rnn import benchmarking, markers
@@ -302,11 +303,21 @@ def test_real_suite_on_cpu_times_the_generic_kernel_and_skips_cudnn_saying_why(
     ])
 
 
-def test_benchmarks_under_xdist_skip_and_say_so_instead_of_passing(pytester):
-    pytester.makeconftest(FAKE_DEVICE_CONFTEST)
-    pytester.makepyfile(test_pair=PAIR_TEST)
-    result = pytester.runpytest_subprocess("--no-header", "-p", "no:cacheprovider", "-n", "1",
-                                           "-rs")
+@subprocess_runs.declare("xdist_benchmark_run")
+def _xdist_benchmark(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    """The benchmark pair under ``-n 1`` (a head-start subprocess: workers are processes)."""
+    return subprocess_runs.project(
+        workdir, {"conftest.py": FAKE_DEVICE_CONFTEST, "test_pair.py": PAIR_TEST},
+        "--no-header", "-n", "1", "-rs")
+
+
+@pytest.fixture
+def xdist_benchmark_run(request):
+    return subprocess_runs.run_result(subprocess_runs.result(request))
+
+
+def test_benchmarks_under_xdist_skip_and_say_so_instead_of_passing(xdist_benchmark_run):
+    result = xdist_benchmark_run
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines([
         f"2 benchmark(s) took no timing: {benchmarking.XDIST_REASON}",

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import pytest
+import subprocess_runs
 
 PROBE = """
 import json
@@ -45,8 +46,13 @@ def test_probe(pytestconfig):
 
 @pytest.fixture
 def layout(pytester: pytest.Pytester) -> dict[str, Path]:
-    """``proj/`` (the project) and ``outside/`` (data, an old report, a baselines folder)."""
-    proj = pytester.path / "proj"
+    return make_layout(pytester.path)
+
+
+def make_layout(root: Path) -> dict[str, Path]:
+    """``proj/`` (the project) and ``outside/`` (data, an old report, a baselines folder)
+    under ``root``."""
+    proj = root / "proj"
     (proj / "src").mkdir(parents=True)
     (proj / "tests").mkdir()
     (proj / "pytest.ini").write_text(
@@ -55,7 +61,7 @@ def layout(pytester: pytest.Pytester) -> dict[str, Path]:
     )
     (proj / "src" / "projmod.py").write_text("VALUE = 'from src'\n")
     (proj / "tests" / "test_probe.py").write_text(PROBE)
-    outside = pytester.path / "outside"
+    outside = root / "outside"
     (outside / "bdir").mkdir(parents=True)
     (outside / "imdb.npz").write_bytes(b"not read by the probe")
     (outside / "report.html").write_text("<html>an earlier report</html>")
@@ -128,15 +134,25 @@ def test_runs_without_pytest_rnn_options_are_left_as_pytest_set_them_up(
     result.stdout.fnmatch_lines(["*No module named 'projmod'*"])
 
 
+@subprocess_runs.declare("xdist_space_form_run")
+def _xdist_space_form(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    """``-n 2`` with the space form, from the project's root (a head-start subprocess)."""
+    layout = make_layout(workdir)
+    argv = subprocess_runs.pytest_argv("-q", "-n", "2", "--rnn-imdb-path",
+                                       str(layout["outside"] / "imdb.npz"))
+    return subprocess_runs.Command(argv, cwd=layout["proj"])
+
+
+@pytest.fixture
+def xdist_space_form_run(request):
+    return subprocess_runs.result(request)
+
+
 def test_space_form_under_xdist_keeps_the_project_configuration_in_the_workers(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, layout,
-):
+        xdist_space_form_run):
     """xdist workers parse the same command line again: they correct it the same way."""
-    pytest.importorskip("xdist")
-    proj = layout["proj"]
-    monkeypatch.chdir(proj)
-    result = pytester.runpytest_subprocess(
-        "-q", "-n", "2", "--rnn-imdb-path", str(layout["outside"] / "imdb.npz"))
+    result = subprocess_runs.run_result(xdist_space_form_run)
     result.assert_outcomes(passed=1)
+    proj = xdist_space_form_run.workdir / "proj"
     seen = json.loads((proj / "probe.json").read_text())
     assert (seen["rootpath"], seen["seed"], seen["projmod"]) == (str(proj), 7, "from src")

@@ -11,10 +11,11 @@ call, timed with it (``slowdown=0.2``).
 Both build the layer and reference once and warm them up
 (:func:`pytest_rnn.bench.power.sampler`). The fast test takes three small samples (12
 rounds, ~1.5 s in all): a stored one, an unmodified rerun, and one slowed by 50%, a margin
-that holds on a loaded machine too. The slow test measures the power for 20%: it repeats the trial ``REPEATS``
-times against one stored sample, asserts the false-alarm and detection rates, and checks
-that the 10% minimum effect is still 3 sd clear of the measured spread on both sides; it
-records the rates with the machine's load (README, "Baselines").
+that holds on a loaded machine too. The slow test measures the power for 20%: it repeats
+the trial ``REPEATS`` times against one stored sample, asserts the false-alarm and
+detection rates, and checks that the 10% minimum effect is still 3 sd clear of the
+measured spread on both sides; it records the rates with the machine's load (README,
+"Baselines").
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ flags a 1% change given enough rounds; an effect alone flags noise.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -130,9 +131,11 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+@functools.lru_cache(maxsize=256)
 def t_quantile(p: float, df: float) -> float:
     """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on
-    :func:`t_cdf` to 1e-10)."""
+    :func:`t_cdf` to 1e-10; cached: a check's band asks the same few (p, df) pairs, and a
+    power simulation asks them for every sample)."""
     _check_probability(p)
     if p == 0.5:
         return 0.0
