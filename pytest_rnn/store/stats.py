@@ -322,6 +322,13 @@ def _rank_sum_probabilities(groups: Sequence[tuple[int, int]], k: int) -> list[f
     return list(last / last.sum())
 
 
+@functools.lru_cache(maxsize=32)
+def _untied_rank_sum_probabilities(total: int, k: int) -> tuple[float, ...]:
+    """:func:`_rank_sum_probabilities` without ties (``total`` = n + k distinct values):
+    the same for every such sample, so computed once per (n + k, k)."""
+    return tuple(_rank_sum_probabilities([(1, 2 * (i + 1)) for i in range(total)], k))
+
+
 @dataclass(frozen=True)
 class RankTest(_OneSided):
     """The outcome of :func:`rank_test`: where ``k`` new runs rank among ``n`` stored."""
@@ -360,7 +367,8 @@ def rank_test(values: Sequence[float], reference: Sequence[float],
         observed += twice_rank * sum(side for _, side in pooled[start:end + 1])
         start = end + 1
     k = len(new)
-    probabilities = _rank_sum_probabilities(groups, k)
+    probabilities = (_untied_rank_sum_probabilities(len(pooled), k)
+                     if len(groups) == len(pooled) else _rank_sum_probabilities(groups, k))
     low = min(1.0, math.fsum(probabilities[:observed + 1]))
     high = min(1.0, math.fsum(probabilities[observed:]))
     u = observed / 2.0 - k * (k + 1) / 2.0
@@ -372,7 +380,7 @@ def rank_critical_u(n: int, k: int, alpha: float = ALPHA) -> int:
     of which fewer than this many (new, stored) pairs favour the new run fail; -1 when
     even U = 0 is not significant (k and n too small for ``alpha``)."""
     _check_probability(alpha)
-    probabilities = _rank_sum_probabilities([(1, 2 * (i + 1)) for i in range(n + k)], k)
+    probabilities = _untied_rank_sum_probabilities(n + k, k)
     cumulative, critical = 0.0, -1
     for twice_sum in range(0, len(probabilities), 2):  # untied: rank sums are whole
         cumulative += probabilities[twice_sum]
