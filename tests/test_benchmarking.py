@@ -344,3 +344,42 @@ def test_records_of_other_shapes_do_not_break_the_table(pytester):
         "median time per call on cpu",
         "  lstm * 2.000 ms * - * -  -",
     ])
+
+
+def test_benchmarks_run_after_the_timings_they_divide_by_whatever_the_order(pytester):
+    """pytest-randomly may put a cuDNN case before its group's generic one, or SimpleRNN's
+    cost ratio before GRU's and LSTM's timings: the plugin reorders the benchmark items
+    among the slots they hold (generic before cuDNN, SimpleRNN's generic last), and leaves
+    every other test where it was."""
+    pytester.makepyfile(test_order="""
+        import pytest
+        from pytest_rnn.bench.cases import BenchCase
+
+        CASES = [BenchCase("gru", "forward", "small", "cudnn"),
+                 BenchCase("simple_rnn", "forward", "small", "generic"),
+                 BenchCase("gru", "forward", "small", "generic"),
+                 BenchCase("lstm", "forward", "small", "cudnn"),
+                 BenchCase("lstm", "forward", "small", "generic")]
+
+        def test_first():
+            pass
+
+        @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.kind}-{c.kernel}")
+        def test_kernel(case):
+            pass
+
+        @pytest.mark.parametrize("i", [1, 2])
+        def test_last(i):
+            pass
+    """)
+    result = pytester.runpytest_inprocess("--co", "-q", "--no-header", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([
+        "test_order.py::test_first",
+        "test_order.py::test_kernel[[]gru-generic[]]",
+        "test_order.py::test_kernel[[]lstm-generic[]]",
+        "test_order.py::test_kernel[[]simple_rnn-generic[]]",
+        "test_order.py::test_kernel[[]gru-cudnn[]]",
+        "test_order.py::test_kernel[[]lstm-cudnn[]]",
+        "test_order.py::test_last[[]1[]]",
+        "test_order.py::test_last[[]2[]]",
+    ])

@@ -89,6 +89,7 @@ def pytest_runtest_setup(item: pytest.Item):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ledger.mark_known_defects(items)
     markers.cross_backend_last(items)
+    markers.benchmarks_after_what_they_divide_by(items)
     markers.skip_cross_backend(config, items)
     markers.skip_timing_beside_other_workers(config, items)
 

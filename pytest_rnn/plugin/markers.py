@@ -45,6 +45,31 @@ def cross_backend_last(items: list[pytest.Item]) -> None:
         items[:] = [i for i in items if i.get_closest_marker("cross_backend") is None] + waiting
 
 
+def _bench_case(item: Any) -> Any:
+    from pytest_rnn.bench.cases import BenchCase
+
+    callspec = getattr(item, "callspec", None)
+    params = getattr(callspec, "params", {}) if callspec is not None else {}
+    return next((v for v in params.values() if isinstance(v, BenchCase)), None)
+
+
+def benchmarks_after_what_they_divide_by(items: list[pytest.Item]) -> None:
+    """Kernel benchmarks (tests parametrized with a ``BenchCase``) that read other
+    benchmarks' timings run after them, whatever order pytest-randomly shuffled: a cuDNN
+    case divides by its group's generic timing, and SimpleRNN's per-step cost by GRU's
+    and LSTM's. Stable, within the slots those items already hold; other tests keep theirs."""
+    if not any(getattr(item, "callspec", None) is not None for item in items):
+        return
+    slots = [i for i, item in enumerate(items) if _bench_case(item) is not None]
+    if len(slots) < 2:
+        return
+    ordered = sorted((items[i] for i in slots),
+                     key=lambda item: (_bench_case(item).kernel != "generic",
+                                       _bench_case(item).kind == "simple_rnn"))
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
+
+
 def skip_cross_backend(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the ``cross_backend`` tests, saying which setting did it and how to run them,
     when ``--rnn-skip-cross-backend`` (or its ini key or variable) is on."""
