@@ -1105,6 +1105,11 @@ def _adam_learning_rate_halved(mp):
 CALIBRATED_BAND_FAILURE = r"(below|above) its calibrated band"
 POWER_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[lstm]",
                  IMDB + "test_imdb_accuracy_and_convergence_match_calibration[gru]")
+#: Damped state gradients are proven on GRU's t-test and SimpleRNN's rank test (LSTM's
+#: t-test is proven by the forget-bias patch): each of the three single-layer models, and
+#: both ways of comparing a sample, has a slow proof.
+DAMPED_TARGETS = (POWER_TARGETS[1],
+                  IMDB + "test_imdb_accuracy_and_convergence_match_calibration[simple_rnn]")
 
 #: Mild training regressions: the model still learns, a little worse or slower. The
 #: calibrated IMDB checks (k seeded runs against 20 calibration seeds) must notice them;
@@ -1114,7 +1119,7 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         "gradients_damped_through_time",
         "cells pass back half the gradient through their incoming states (forward unchanged)",
         _damped_state_gradients,
-        fails=POWER_TARGETS,
+        fails=DAMPED_TARGETS,
         message=CALIBRATED_BAND_FAILURE,
     ),
     Regression(
