@@ -77,6 +77,17 @@ def project(workdir: Path, files: dict[str, str], *args: str, timeout: float = 3
     return Command(pytest_argv(*args), cwd=root, env=clean_env(**env), timeout=timeout)
 
 
+def finished_fixture(name: str) -> Callable:
+    """The fixture ``name`` that reads the run declared for it: its :class:`Finished`.
+    Assign it in the module that declares the run (``x_run = finished_fixture("x_run")``)."""
+
+    @pytest.fixture(name=name)
+    def finished(request: pytest.FixtureRequest) -> Finished:
+        return result(request)
+
+    return finished
+
+
 def run_result(finished: Finished) -> pytest.RunResult:
     """A finished run as pytester's RunResult (``assert_outcomes``, ``fnmatch_lines``)."""
     proc = finished.proc

@@ -640,9 +640,7 @@ def _xdist_update(workdir: Path, session: pytest.Session) -> subprocess_runs.Com
                                    timeout=first.timeout)
 
 
-@pytest.fixture
-def xdist_update_runs(request):
-    return subprocess_runs.result(request)
+xdist_update_runs = subprocess_runs.finished_fixture("xdist_update_runs")
 
 
 def test_xdist_update_loses_no_entry_and_only_the_controller_writes(xdist_update_runs):

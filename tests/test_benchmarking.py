@@ -311,13 +311,11 @@ def _xdist_benchmark(workdir: Path, session: pytest.Session) -> subprocess_runs.
         "--no-header", "-n", "1", "-rs")
 
 
-@pytest.fixture
-def xdist_benchmark_run(request):
-    return subprocess_runs.run_result(subprocess_runs.result(request))
+xdist_benchmark_run = subprocess_runs.finished_fixture("xdist_benchmark_run")
 
 
 def test_benchmarks_under_xdist_skip_and_say_so_instead_of_passing(xdist_benchmark_run):
-    result = xdist_benchmark_run
+    result = subprocess_runs.run_result(xdist_benchmark_run)
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines([
         f"2 benchmark(s) took no timing: {benchmarking.XDIST_REASON}",

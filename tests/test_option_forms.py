@@ -143,9 +143,7 @@ def _xdist_space_form(workdir: Path, session: pytest.Session) -> subprocess_runs
     return subprocess_runs.Command(argv, cwd=layout["proj"])
 
 
-@pytest.fixture
-def xdist_space_form_run(request):
-    return subprocess_runs.result(request)
+xdist_space_form_run = subprocess_runs.finished_fixture("xdist_space_form_run")
 
 
 def test_space_form_under_xdist_keeps_the_project_configuration_in_the_workers(

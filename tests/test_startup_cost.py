@@ -68,19 +68,9 @@ def _deselected_gpu(workdir: Path, session: pytest.Session) -> subprocess_runs.C
         "test_gpu.py": GPU_TEST + "\n\ndef test_plain():\n    pass\n"}, "-m", "not gpu")
 
 
-@pytest.fixture
-def unrelated_run(request):
-    return subprocess_runs.result(request)
-
-
-@pytest.fixture
-def jax_gpu_run(request):
-    return subprocess_runs.result(request)
-
-
-@pytest.fixture
-def deselected_gpu_run(request):
-    return subprocess_runs.result(request)
+unrelated_run = subprocess_runs.finished_fixture("unrelated_run")
+jax_gpu_run = subprocess_runs.finished_fixture("jax_gpu_run")
+deselected_gpu_run = subprocess_runs.finished_fixture("deselected_gpu_run")
 
 
 def test_unrelated_project_run_with_the_header_imports_no_framework(unrelated_run):

@@ -50,7 +50,7 @@ from pytest_rnn.bench.cases import (
 from pytest_rnn.bench.machine import machine_info
 from pytest_rnn.bench.steps import make_step, synchronize
 from pytest_rnn.bench.timing import Timing, cost_ratios, paired_rounds, speedup
-from pytest_rnn.plugin import baselines, records, xdist
+from pytest_rnn.plugin import baselines, markers, records, xdist
 from pytest_rnn.plugin.records import Kind
 from pytest_rnn.runtime import versions as runtime_versions
 from pytest_rnn.runtime.device import gpu_inventory, host_device_key
@@ -304,7 +304,7 @@ def summary(terminalreporter: Any, config: pytest.Config) -> None:
     timings, speedups = kept[Kind.TIMING], kept[Kind.SPEEDUP]
     ratios = kept[Kind.COST_RATIO]
     foreign = sum(len(run.of_kind(kind)) - len(kept[kind]) for kind in _FIELDS)
-    untimed = _xdist_skips(terminalreporter)
+    untimed = markers.skips_saying(terminalreporter, XDIST_REASON)
     if not (timings or speedups or ratios or untimed):
         return
     write = terminalreporter.write_line
@@ -355,12 +355,3 @@ def _band_status(config: pytest.Config, check: dict | None) -> str:
     if status in (Status.RECORDED, Status.NOT_WRITTEN):
         return status.value
     return f"{status.value} {check['bound']}"
-
-
-def _xdist_skips(terminalreporter: Any) -> int:
-    count = 0
-    for report in terminalreporter.stats.get("skipped", []):
-        # a (path, line, reason) tuple, or a list after travelling from an xdist worker
-        if XDIST_REASON in str(getattr(report, "longrepr", "")):
-            count += 1
-    return count

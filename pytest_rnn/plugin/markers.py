@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_rnn.plugin import options, xdist
+from pytest_rnn.runtime import threads
 from pytest_rnn.runtime import versions as runtime_versions
 
 MARKERS = {
@@ -21,10 +22,11 @@ MARKERS = {
 }
 
 #: How to run the ``rnn_timing`` tests that a multi-worker xdist run skipped.
+TIMING_SKIPPED = "pytest-rnn: rnn_timing test skipped under pytest-xdist"
 TIMING_UNDER_XDIST = (
-    "pytest-rnn: rnn_timing test skipped under pytest-xdist with {workers} workers: the "
-    "other workers load the cores it times on, and its stored rounds were taken on a quiet "
-    "machine. Run the timing tests in one process after: pytest -m rnn_timing -p no:xdist")
+    TIMING_SKIPPED + " with {workers} workers: the other workers load the cores it times "
+    "on, and its stored rounds were taken on a quiet machine. Run the timing tests in one "
+    "process after: pytest -m rnn_timing -p no:xdist")
 
 
 def requires_keras(feature: str) -> pytest.MarkDecorator:
@@ -86,7 +88,7 @@ def skip_cross_backend(config: pytest.Config, items: list[pytest.Item]) -> None:
 def skip_timing_beside_other_workers(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In an xdist worker with siblings, skip the ``rnn_timing`` tests, saying how to run
     them (one worker, ``-n 1``, has the machine to itself and times as usual)."""
-    workers = xdist.worker_count(config)
+    workers = threads.xdist_worker_count()
     if workers is None or workers < 2:
         return
     skip = pytest.mark.skip(reason=TIMING_UNDER_XDIST.format(workers=workers))
@@ -95,17 +97,22 @@ def skip_timing_beside_other_workers(config: pytest.Config, items: list[pytest.I
             item.add_marker(skip)
 
 
+def skips_saying(terminalreporter: Any, text: str) -> int:
+    """How many tests of the run were skipped with a reason containing ``text``."""
+    # longrepr: a (path, line, reason) tuple, or a list after travelling from an xdist worker
+    return sum(text in str(getattr(report, "longrepr", ""))
+               for report in terminalreporter.stats.get("skipped", []))
+
+
 def timing_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line when a multi-worker xdist run skipped ``rnn_timing`` tests (the reasons of
     skips are not shown by default)."""
     if xdist.is_worker(config):
         return
-    marker = TIMING_UNDER_XDIST.split("{", 1)[0]
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if marker in str(getattr(r, "longrepr", ""))]
+    skipped = skips_saying(terminalreporter, TIMING_SKIPPED)
     if skipped:
         terminalreporter.write_line(
-            f"pytest-rnn: {len(skipped)} rnn_timing test(s) skipped beside other xdist "
+            f"pytest-rnn: {skipped} rnn_timing test(s) skipped beside other xdist "
             "workers; time them in one process: pytest -m rnn_timing -p no:xdist",
             yellow=True)
 

@@ -25,16 +25,6 @@ def is_controller(config: Any) -> bool:
     return bool(numprocesses) or dist not in (None, "no")
 
 
-def worker_count(config: Any) -> int | None:
-    """How many workers the xdist run of this worker has (None outside a worker)."""
-    if not is_worker(config):
-        return None
-    try:
-        return max(1, int(config.workerinput.get("workercount", 1)))
-    except (TypeError, ValueError, AttributeError):
-        return 1
-
-
 def owns_run(config: Any) -> bool:
     """This process speaks for the whole run: the controller, or the only process."""
     return not is_worker(config)
