@@ -17,15 +17,15 @@ and patience 2 stopped GRU at a dip (0.69 test accuracy instead of 0.77).
 
 Every model is *power-checked*: each check trains ``K[model]`` seeds derived from
 ``--rnn-seed`` (never the calibration seeds) and compares the mean of their test
-accuracies, and the geometric mean of their epochs to reach 90% of each run's own
-validation gain, with the distribution of ``--rnn-calibrate 20`` runs stored in
-``baselines/test_accuracy_imdb.json`` (:meth:`Baselines.check_sample`: a one-sided t-test at
-a 1% false-alarm rate per check, or for SimpleRNN's long-tailed accuracy an exact rank
-test among the stored runs; see README, "Baselines"). ``K[model]`` is the fewest runs
-that catch a drop of 0.03 and a doubling of the epochs with 90% power (LSTM and the
-bidirectional LSTM 4, GRU 5, SimpleRNN 8), except the stacked LSTM (2 runs, the slow
-suite's budget: a weaker epochs check); see :data:`K`. Recalibrate with (SimpleRNN was
-calibrated on 40 seeds, ``-k simple_rnn --rnn-calibrate 40``)::
+accuracies, and the geometric mean of how many epochs they took to make 90% of each
+run's own validation gain (:data:`CONVERGENCE`), with the distribution of
+``--rnn-calibrate 20`` runs stored in ``baselines/test_accuracy_imdb.json``
+(:meth:`Baselines.check_sample`: a one-sided t-test at a 1% false-alarm rate per check,
+or for SimpleRNN's long-tailed accuracy an exact rank test among the stored runs; see
+README, "Baselines"). ``K[model]`` is the fewest runs that catch a drop of 0.03 and a
+doubling of the epochs with 90% power (LSTM, stacked and bidirectional LSTM 4, GRU 5,
+SimpleRNN 8); see :data:`K`. Recalibrate with (SimpleRNN was calibrated on 40 seeds,
+``-k simple_rnn --rnn-calibrate 40``)::
 
     pytest -m slow --rnn-calibrate 20 "suites/test_accuracy_imdb.py::\
 test_imdb_accuracy_and_convergence_match_calibration"
@@ -36,7 +36,7 @@ from __future__ import annotations
 import keras
 import pytest
 from pytest_rnn.models import imdb_classifier
-from pytest_rnn.training import epochs_to_fraction, fit, improvement
+from pytest_rnn.training import epochs_to_fraction, fit, improvement, mean_epoch_of_gain
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +68,26 @@ MIN_LEARNED_GAIN = 0.1
 #: calibration runs at 0.61-0.67, the rest 0.70-0.78; sd 0.035), which a t-test must
 #: treat as spread (7 runs caught a drop of 0.052, 0.03 with ~35% power); ranked among
 #: the 40 stored values, 8 runs catch a drop of 0.03 with 90% power
-#: (stats.rank_detectable_shift), and a doubling of epochs (x1.70). The stacked LSTM takes
-#: 2, what the slow suite's 15 minutes leave for its 32 s runs: 0.029, but only x3.59 for
-#: the epochs (a doubling caught with ~30% power; k = 8 would reach 90%).
-K = {"lstm": 4, "gru": 5, "simple_rnn": 8, "stacked_lstm": 2, "bidirectional_lstm": 4}
+#: (stats.rank_detectable_shift), and a doubling of epochs (x1.70). The stacked LSTM 4
+#: (0.022 and x1.92), with its convergence counted by the mean epoch of its gain
+#: (CONVERGENCE): by the first epoch at 90% a doubling took 8 of its 32 s runs (x1.98),
+#: more than the slow suite's 15 minutes leave.
+K = {"lstm": 4, "gru": 5, "simple_rnn": 8, "stacked_lstm": 4, "bidirectional_lstm": 4}
 #: How each model's test accuracy sample is compared with its calibration (a t-test of
 #: the mean unless named here; Baselines.check_sample, README "Baselines").
 ACCURACY_METHOD = {"simple_rnn": "rank"}
 #: Convergence: the epoch at which validation accuracy first reaches this fraction of the
 #: run's own gain over the untrained model (its best epoch being 100%).
 CONVERGED_FRACTION = 0.9
+#: How each model's convergence is counted: the first epoch at CONVERGED_FRACTION of the
+#: gain (``epochs_to_90pct_gain``) unless named here. The stacked LSTM (dropout 0.3) gains
+#: its last points slowly and unevenly, so where its first crossing lands scatters widely
+#: between seeds (epochs 2-12, log2 sd 0.66 over its 20 calibration runs): it is measured
+#: by the mean epoch of the gain up to that fraction (``mean_epoch_of_90pct_gain``,
+#: :func:`~pytest_rnn.training.mean_epoch_of_gain`, the area above the normalised curve),
+#: which doubles as well when training takes twice the epochs and scatters less (log2 sd
+#: 0.47 over 20 runs of the same seeds).
+CONVERGENCE = {"stacked_lstm": "mean_epoch"}
 MODELS = {
     "simple_rnn": lambda: imdb_classifier("simple_rnn", units=32),
     "lstm": lambda: imdb_classifier("lstm"),
@@ -139,6 +149,20 @@ def epochs_to_converge(curve: list[float], fraction: float = CONVERGED_FRACTION)
     return epochs_to_fraction(curve, fraction, higher_is_better=True)
 
 
+def convergence_metric(name: str) -> str:
+    """The baseline metric under which ``name``'s convergence is stored (CONVERGENCE)."""
+    if CONVERGENCE.get(name) == "mean_epoch":
+        return "mean_epoch_of_90pct_gain"
+    return "epochs_to_90pct_gain"
+
+
+def convergence(name: str, curve: list[float]) -> float:
+    """How many epochs one run of ``name`` took to converge, as :data:`CONVERGENCE` counts."""
+    if CONVERGENCE.get(name) == "mean_epoch":
+        return mean_epoch_of_gain(curve, CONVERGED_FRACTION, higher_is_better=True)
+    return epochs_to_converge(curve)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_imdb_accuracy_and_convergence_match_calibration(name, imdb_subset, rnn_baseline,
                                                          rnn_record):
@@ -156,9 +180,9 @@ def checks(name: str, runs: list[tuple[float, list[float]]]) -> tuple:
     :meth:`Baselines.check_samples` takes them; tests/regressions/measure_power.py judges
     its held-out and injected runs by the same."""
     accuracies = [acc for acc, _ in runs]
-    epochs = [epochs_to_converge(curve) for _, curve in runs]
+    epochs = [convergence(name, curve) for _, curve in runs]
     return (
         ("test_accuracy", accuracies,
          {"higher_is_better": True, "method": ACCURACY_METHOD.get(name, "mean")}),
-        ("epochs_to_90pct_gain", epochs, {"higher_is_better": False, "scale": "log2"}),
+        (convergence_metric(name), epochs, {"higher_is_better": False, "scale": "log2"}),
     )

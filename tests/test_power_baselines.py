@@ -13,8 +13,15 @@ import functools
 import json
 from pathlib import Path
 
+# Imported before pytester's sys.modules snapshot, so every in-process run uses these
+# module objects: Keras (numpy cannot be imported twice in one process) and the plugin's
+# baseline module, which the plugin imports on first use (a copy imported inside one run
+# and dropped after it left the next run's hooks with two copies of its stash keys, and a
+# calibration that wrote nothing).
+import keras  # noqa: F401
 import pytest
 
+import pytest_rnn.plugin.baselines  # noqa: F401
 from pytest_rnn.store import files, rules, stats
 
 SAMPLE_TEST = """
@@ -179,8 +186,10 @@ def test_judge_sample_log2_scale_catches_a_doubling():
 
 def test_the_stored_imdb_calibrations_state_the_band_for_the_k_the_suite_runs():
     """Each IMDB entry's ``test.k`` (and so its stored band and note) matches the suite's
-    ``K``, and each accuracy entry's test method the suite's ``ACCURACY_METHOD``: changing
-    either means recalibrating (``--rnn-calibrate``), not a stale note."""
+    ``K``, each accuracy entry's test method the suite's ``ACCURACY_METHOD``, and each
+    model has exactly the entries its checks read (its ``CONVERGENCE`` metric, no entry
+    left from another): changing any means recalibrating (``--rnn-calibrate``), not a
+    stale note."""
     import importlib.util
     from pathlib import Path
 
@@ -190,9 +199,75 @@ def test_the_stored_imdb_calibrations_state_the_band_for_the_k_the_suite_runs():
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     entries = files.read_baseline_file(root / "baselines" / "test_accuracy_imdb.json")
+    metrics = {}
+    for key in entries:
+        model, metric = key.split("[")[1].split("]::")
+        metrics.setdefault(model, set()).add(metric)
+    assert metrics == {name: {check[0] for check in suite.checks(name, [(0.8, [0.5, 0.8])])}
+                       for name in suite.K}
     stored = {key.split("[")[1].split("]")[0]: entry["test"]["k"]
               for key, entry in entries.items()}
     assert stored == suite.K
     methods = {key.split("[")[1].split("]")[0]: entry["test"].get("method", "mean")
                for key, entry in entries.items() if key.endswith("::test_accuracy")}
     assert methods == {name: suite.ACCURACY_METHOD.get(name, "mean") for name in suite.K}
+
+
+HELD_OUT_TEST = """
+    import importlib.util
+    import json
+    import os
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("imdb_suite_held_out", os.environ["SUITE"])
+    imdb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(imdb)
+
+
+    def slower(curve):
+        # the same run learning twice as slowly: its curve over twice the epochs
+        return [curve[e // 2] if e % 2 == 0 else (curve[e // 2] + curve[e // 2 + 1]) / 2
+                for e in range(2 * len(curve) - 1)]
+
+
+    @pytest.mark.parametrize("name", ["stacked_lstm"])
+    def test_imdb_accuracy_and_convergence_match_calibration(name, rnn_baseline):
+        runs = json.loads(open(os.environ["CURVES"]).read())["runs"]
+        group = runs[int(os.environ["GROUP"]) * 4:][:imdb.K[name]]
+        stretch = slower if os.environ["SLOWER"] == "1" else (lambda curve: curve)
+        rnn_baseline.check_samples(
+            imdb.checks(name, [(r["test_accuracy"], stretch(r["curve"])) for r in group]),
+            seeds=[r["seed"] for r in group], k=imdb.K[name], label=name)
+"""
+
+
+@pytest.mark.parametrize("slower", [False, True], ids=["unchanged", "twice_as_slow"])
+def test_the_stacked_lstm_convergence_check_fails_held_out_runs_learning_twice_as_slowly(
+        pytester, monkeypatch, slower):
+    """The stacked LSTM's mean-epoch check, on 16 real held-out runs (never calibrated on;
+    tests/data/stacked_lstm_heldout_curves.json) in the suite's groups of 4, through the
+    suite's own ``checks`` and the stored calibration: every group passes as trained, and
+    every group fails, naming the metric, when each run learns twice as slowly (its curve
+    stretched over twice the epochs: the doubling the check is sized for)."""
+    root = Path(__file__).resolve().parents[1]
+    pytester.makepyfile(test_accuracy_imdb=HELD_OUT_TEST)
+    (pytester.path / "baselines").mkdir()
+    (pytester.path / "baselines" / "test_accuracy_imdb.json").write_text(
+        (root / "baselines" / "test_accuracy_imdb.json").read_text())
+    monkeypatch.setenv("SUITE", str(root / "suites" / "test_accuracy_imdb.py"))
+    monkeypatch.setenv("CURVES", str(root / "tests" / "data" /
+                                     "stacked_lstm_heldout_curves.json"))
+    monkeypatch.setenv("SLOWER", "1" if slower else "0")
+    for group in range(4):
+        monkeypatch.setenv("GROUP", str(group))
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                              "-p", "no:randomly")
+        if not slower:
+            result.assert_outcomes(passed=1)
+            continue
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([
+            "*stacked_lstm: mean_epoch_of_90pct_gain above its calibrated band: * over seeds *"
+        ])
+        assert "test_accuracy below" not in result.stdout.str()

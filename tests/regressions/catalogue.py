@@ -1088,17 +1088,22 @@ def _damped_state_gradients(mp):
         with_states(mp, cls, damp)
 
 
-def _adam_learning_rate_halved(mp):
-    """``keras.optimizers.Adam`` silently uses half the learning rate it is given."""
-    import keras
+def _adam_learning_rate_scaled(factor: float):
+    """A patch: ``keras.optimizers.Adam`` silently uses ``factor`` times the learning
+    rate it is given."""
 
-    def make(original):
-        def patched(self, learning_rate=0.001, *args, **kwargs):
-            original(self, learning_rate * 0.5, *args, **kwargs)
+    def apply(mp):
+        import keras
 
-        return patched
+        def make(original):
+            def patched(self, learning_rate=0.001, *args, **kwargs):
+                original(self, learning_rate * factor, *args, **kwargs)
 
-    wrap(mp, keras.optimizers.Adam, "__init__", make)
+            return patched
+
+        wrap(mp, keras.optimizers.Adam, "__init__", make)
+
+    return apply
 
 
 #: What the power-checked IMDB test says when a sample leaves its calibrated band.
@@ -1125,12 +1130,24 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
     Regression(
         "learning_rate_halved",
         "Adam silently halves the learning rate it is given",
-        _adam_learning_rate_halved,
+        _adam_learning_rate_scaled(0.5),
         fails=POWER_TARGETS,
         message=CALIBRATED_BAND_FAILURE,
         gap=("caught by 1 of 2 checks per model (measure_power.py, 8 runs each): it slows "
              "LSTM's epochs to 90% by ~1.35x (3.3 -> 4.5), not the doubling the check is "
-             "sized for, and costs GRU ~0.008 of accuracy, under the 0.018 it is sized for"),
+             "sized for, and costs GRU ~0.008 of accuracy, under the 0.018 it is sized for; "
+             "the stacked LSTM's mean epoch of its gain ~1.4x (0 of 4 groups of 4)"),
+    ),
+    Regression(
+        "learning_rate_quartered",
+        "Adam silently uses a quarter of the learning rate it is given",
+        _adam_learning_rate_scaled(0.25),
+        fails=(IMDB + "test_imdb_accuracy_and_convergence_match_calibration[stacked_lstm]",),
+        message=CALIBRATED_BAND_FAILURE,
+        gap=("caught by 0 of 2 groups of the stacked LSTM (measure_power.py, 8 runs): even a "
+             "quarter of the learning rate slows its mean epoch of the gain by ~1.6x "
+             "(1.17 -> 1.85 on held-out seeds), not the doubling its check is sized for "
+             "(x1.92 at 90% power), and leaves its accuracy (0.779) within the band"),
     ),
     # LSTM only: GRU has no unit_forget_bias, and retraining its 5 runs as a control cost
     # the slow suite ~75 s (the fast test_the_mild_training_patches_change_what_they_say

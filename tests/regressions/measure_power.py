@@ -2,14 +2,16 @@
 
 ``python tests/regressions/measure_power.py OUT.json MODEL N [REGRESSION_ID ...]`` trains
 ``MODEL`` (a key of the suite's ``MODELS``) ``N`` times per condition (``START:END`` for
-runs START to END - 1 of the same seed sequence: fresh seeds for a second measurement;
-no patch = held-out seeds, then each named mild regression injected the way the runner injects it,
-:func:`regressions.patches.injected`), with seeds that are neither calibration seeds nor
-the suite's default sample seeds. It writes every run's test accuracy and epochs-to-90%,
-and the verdicts of the suite's two checks (its ``checks``) on consecutive groups of ``K``
+runs START to END - 1 of the same seed sequence: fresh seeds for a second measurement):
+unpatched on held-out seeds (skipped with ``--injected-only``), then with each named mild
+regression injected the way the runner injects it (:func:`regressions.patches.injected`),
+on seeds that are neither calibration seeds nor the suite's default sample seeds. It
+writes every run's test accuracy and epochs to converge (as the suite counts them), and
+the verdicts of the suite's two checks (its ``checks``) on consecutive groups of ``K``
 runs (:func:`pytest_rnn.store.rules.judge_sample` against
-``baselines/test_accuracy_imdb.json``).
-GPUs are hidden, as in the runner. README, "Baselines", quotes its output.
+``baselines/test_accuracy_imdb.json``). ``python tests/regressions/measure_power.py
+--judge OUT.json`` judges the runs in OUT.json again, against the calibrations stored
+now. GPUs are hidden, as in the runner. README, "Baselines", quotes its output.
 """
 
 from __future__ import annotations
@@ -42,11 +44,57 @@ def suite():
     return module
 
 
+def judge_groups(imdb, model: str, runs: list[dict]) -> list[dict]:
+    """The suite's two checks on consecutive groups of ``K[model]`` runs, against the
+    calibration stored now (read at judging time: a calibration may have been written
+    while the runs trained)."""
+    from pytest_rnn.store import files, rules
+
+    entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
+    prefix = f"test_imdb_accuracy_and_convergence_match_calibration[{model}]::"
+    k = imdb.K[model]
+    checks = []
+    for g in range(0, len(runs) - k + 1, k):
+        group = [(r["test_accuracy"], r["curve"]) for r in runs[g:g + k]]
+        verdicts = {}
+        for metric, values, options in imdb.checks(model, group):
+            v = rules.judge_sample(entries.get(prefix + metric), values, alpha=0.01,
+                                   direction=rules.DIRECTION_OF[options["higher_is_better"]],
+                                   scale=options.get("scale", "linear"),
+                                   method=options.get("method", "mean"))
+            verdicts[metric] = v.status.value
+            verdicts[f"{metric} detail"] = v.detail
+        checks.append(verdicts)
+    return checks
+
+
+def failed(checks: list[dict]) -> int:
+    return sum("FAIL" in c.values() for c in checks)
+
+
+def rejudge(out: Path) -> int:
+    """``--judge OUT.json``: judge the runs already in OUT.json again, against the
+    calibrations stored now (after a recalibration, or a change of the suite's checks)."""
+    results = json.loads(out.read_text())
+    imdb = suite()
+    for condition, result in results["conditions"].items():
+        result["checks"] = judge_groups(imdb, results["model"], result["runs"])
+        result["failed_checks"] = failed(result["checks"])
+        print(condition, f"{result['failed_checks']} of {len(result['checks'])} groups failed:",
+              [{m: v for m, v in c.items() if not m.endswith(" detail")}
+               for c in result["checks"]])
+    out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     from pytest_rnn import data
     from pytest_rnn.runtime import seeding
-    from pytest_rnn.store import files, rules
 
+    if argv[:1] == ["--judge"]:
+        return rejudge(Path(argv[1]))
+    control = "--injected-only" not in argv
+    argv = [a for a in argv if a != "--injected-only"]
     out, model, runs_arg, ids = Path(argv[0]), argv[1], argv[2], argv[3:]
     first, _, last = runs_arg.rpartition(":")
     first, n = int(first or 0), int(last) - int(first or 0)
@@ -56,11 +104,9 @@ def main(argv: list[str]) -> int:
     def imdb_subset(**kwargs):
         return data.load_imdb_subset(path=path, **kwargs)
 
-    entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
-    prefix = f"test_imdb_accuracy_and_convergence_match_calibration[{model}]::"
     k = imdb.K[model]
     results = {"model": model, "k": k, "conditions": {}}
-    for condition in ["none", *ids]:
+    for condition in ["none", *ids] if control else ids:
         seeds = [seeding.derive_seed(20261130, f"measure/{model}/{condition}/{i}")
                  for i in range(first, first + n)]
         runs = []
@@ -70,8 +116,7 @@ def main(argv: list[str]) -> int:
             for seed in seeds:
                 accuracy, curve = imdb.train(model, imdb_subset, lambda *a, **k: None, seed)
                 runs.append({"seed": seed, "test_accuracy": accuracy,
-                             "epochs_to_90pct_gain": imdb.epochs_to_converge(curve),
-                             "curve": curve})
+                             "epochs": imdb.convergence(model, curve), "curve": curve})
                 print(condition, runs[-1], flush=True)
 
         if condition == "none":
@@ -79,23 +124,13 @@ def main(argv: list[str]) -> int:
         else:
             with injected(BY_ID[condition].apply):
                 train_all()
-        checks = []
-        for g in range(0, n - k + 1, k):
-            group = [(r["test_accuracy"], r["curve"]) for r in runs[g:g + k]]
-            verdicts = {}
-            for metric, values, options in imdb.checks(model, group):
-                v = rules.judge_sample(entries.get(prefix + metric), values, alpha=0.01,
-                                       direction=rules.DIRECTION_OF[options["higher_is_better"]],
-                                       scale=options.get("scale", "linear"),
-                                       method=options.get("method", "mean"))
-                verdicts[metric] = v.status.value
-            checks.append(verdicts)
+        checks = judge_groups(imdb, model, runs)
         acc = [r["test_accuracy"] for r in runs]
         results["conditions"][condition] = {
             "runs": runs, "checks": checks, "seconds": round(time.time() - started),
             "mean_accuracy": statistics.fmean(acc),
-            "mean_epochs": statistics.fmean(r["epochs_to_90pct_gain"] for r in runs),
-            "failed_checks": sum("FAIL" in c.values() for c in checks),
+            "mean_epochs": statistics.fmean(r["epochs"] for r in runs),
+            "failed_checks": failed(checks),
             "load": os.getloadavg(),
         }
         out.write_text(json.dumps(results, indent=1))
