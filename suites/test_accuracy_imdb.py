@@ -79,14 +79,14 @@ ACCURACY_METHOD = {"simple_rnn": "rank"}
 #: Convergence: the epoch at which validation accuracy first reaches this fraction of the
 #: run's own gain over the untrained model (its best epoch being 100%).
 CONVERGED_FRACTION = 0.9
-#: How each model's convergence is counted: the first epoch at CONVERGED_FRACTION of the
-#: gain (``epochs_to_90pct_gain``) unless named here. The stacked LSTM (dropout 0.3) gains
-#: its last points slowly and unevenly, so where its first crossing lands scatters widely
-#: between seeds (epochs 2-12, log2 sd 0.66 over its 20 calibration runs): it is measured
-#: by the mean epoch of the gain up to that fraction (``mean_epoch_of_90pct_gain``,
-#: :func:`~pytest_rnn.training.mean_epoch_of_gain`, the area above the normalised curve),
-#: which doubles as well when training takes twice the epochs and scatters less (log2 sd
-#: 0.47 over 20 runs of the same seeds).
+#: How each model's convergence is counted (CONVERGENCE_MEASURES): the first epoch at
+#: CONVERGED_FRACTION of the gain (``epochs_to_90pct_gain``) unless named here. The
+#: stacked LSTM (dropout 0.3) gains its last points slowly and unevenly, so where its
+#: first crossing lands scatters widely between seeds (epochs 2-12, log2 sd 0.66 over its
+#: 20 calibration runs): it is measured by the mean epoch of the gain up to that fraction
+#: (``mean_epoch_of_90pct_gain``, :func:`~pytest_rnn.training.mean_epoch_of_gain`, the
+#: area above the normalised curve), which doubles as well when training takes twice the
+#: epochs and scatters less (log2 sd 0.47 over 20 runs of the same seeds).
 CONVERGENCE = {"stacked_lstm": "mean_epoch"}
 MODELS = {
     "simple_rnn": lambda: imdb_classifier("simple_rnn", units=32),
@@ -149,18 +149,18 @@ def epochs_to_converge(curve: list[float], fraction: float = CONVERGED_FRACTION)
     return epochs_to_fraction(curve, fraction, higher_is_better=True)
 
 
-def convergence_metric(name: str) -> str:
-    """The baseline metric under which ``name``'s convergence is stored (CONVERGENCE)."""
-    if CONVERGENCE.get(name) == "mean_epoch":
-        return "mean_epoch_of_90pct_gain"
-    return "epochs_to_90pct_gain"
+#: Each way of counting convergence (CONVERGENCE): the baseline metric it is stored under
+#: and its value for one run's validation accuracy curve.
+CONVERGENCE_MEASURES = {
+    "first_epoch": ("epochs_to_90pct_gain", epochs_to_converge),
+    "mean_epoch": ("mean_epoch_of_90pct_gain", lambda curve: mean_epoch_of_gain(
+        curve, CONVERGED_FRACTION, higher_is_better=True)),
+}
 
 
-def convergence(name: str, curve: list[float]) -> float:
-    """How many epochs one run of ``name`` took to converge, as :data:`CONVERGENCE` counts."""
-    if CONVERGENCE.get(name) == "mean_epoch":
-        return mean_epoch_of_gain(curve, CONVERGED_FRACTION, higher_is_better=True)
-    return epochs_to_converge(curve)
+def convergence(name: str) -> tuple:
+    """``name``'s convergence metric and how one run's curve is measured for it."""
+    return CONVERGENCE_MEASURES[CONVERGENCE.get(name, "first_epoch")]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -180,9 +180,10 @@ def checks(name: str, runs: list[tuple[float, list[float]]]) -> tuple:
     :meth:`Baselines.check_samples` takes them; tests/regressions/measure_power.py judges
     its held-out and injected runs by the same."""
     accuracies = [acc for acc, _ in runs]
-    epochs = [convergence(name, curve) for _, curve in runs]
+    metric, measure = convergence(name)
     return (
         ("test_accuracy", accuracies,
          {"higher_is_better": True, "method": ACCURACY_METHOD.get(name, "mean")}),
-        (convergence_metric(name), epochs, {"higher_is_better": False, "scale": "log2"}),
+        (metric, [measure(curve) for _, curve in runs],
+         {"higher_is_better": False, "scale": "log2"}),
     )

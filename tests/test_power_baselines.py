@@ -200,17 +200,16 @@ def test_the_stored_imdb_calibrations_state_the_band_for_the_k_the_suite_runs():
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     entries = files.read_baseline_file(root / "baselines" / "test_accuracy_imdb.json")
-    metrics = {}
-    for key in entries:
+    metrics, stored, methods = {}, {}, {}
+    for key, entry in entries.items():
         model, metric = key.split("[")[1].split("]::")
         metrics.setdefault(model, set()).add(metric)
+        stored[model] = entry["test"]["k"]
+        if metric == "test_accuracy":
+            methods[model] = entry["test"].get("method", "mean")
     assert metrics == {name: {check[0] for check in suite.checks(name, [(0.8, [0.5, 0.8])])}
                        for name in suite.K}
-    stored = {key.split("[")[1].split("]")[0]: entry["test"]["k"]
-              for key, entry in entries.items()}
     assert stored == suite.K
-    methods = {key.split("[")[1].split("]")[0]: entry["test"].get("method", "mean")
-               for key, entry in entries.items() if key.endswith("::test_accuracy")}
     assert methods == {name: suite.ACCURACY_METHOD.get(name, "mean") for name in suite.K}
 
 
@@ -220,25 +219,20 @@ HELD_OUT_TEST = """
     import os
 
     import pytest
+    from pytest_rnn.training import stretched
 
     spec = importlib.util.spec_from_file_location("imdb_suite_held_out", os.environ["SUITE"])
     imdb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(imdb)
 
 
-    def slower(curve):
-        # the same run learning twice as slowly: its curve over twice the epochs
-        return [curve[e // 2] if e % 2 == 0 else (curve[e // 2] + curve[e // 2 + 1]) / 2
-                for e in range(2 * len(curve) - 1)]
-
-
     @pytest.mark.parametrize("name", ["stacked_lstm"])
     def test_imdb_accuracy_and_convergence_match_calibration(name, rnn_baseline):
         runs = json.loads(open(os.environ["CURVES"]).read())["runs"]
         group = runs[int(os.environ["GROUP"]) * 4:][:imdb.K[name]]
-        stretch = slower if os.environ["SLOWER"] == "1" else (lambda curve: curve)
+        factor = int(os.environ["SLOWER"])  # 2: each run learning twice as slowly
         rnn_baseline.check_samples(
-            imdb.checks(name, [(r["test_accuracy"], stretch(r["curve"])) for r in group]),
+            imdb.checks(name, [(r["test_accuracy"], stretched(r["curve"], factor)) for r in group]),
             seeds=[r["seed"] for r in group], k=imdb.K[name], label=name)
 """
 
@@ -262,7 +256,7 @@ def test_the_stacked_lstm_convergence_check_fails_held_out_runs_learning_twice_a
     monkeypatch.setenv("SUITE", str(root / "suites" / "test_accuracy_imdb.py"))
     monkeypatch.setenv("CURVES", str(root / "tests" / "data" /
                                      "stacked_lstm_heldout_curves.json"))
-    monkeypatch.setenv("SLOWER", "1" if slower else "0")
+    monkeypatch.setenv("SLOWER", "2" if slower else "1")
     for group in range(4):
         monkeypatch.setenv("GROUP", str(group))
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist",

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 from pytest_rnn.models import task_model
 from pytest_rnn.tasks import make_task
-from pytest_rnn.training import TrainingRun, fit, improvement
+from pytest_rnn.training import (
+    TrainingRun,
+    epochs_to_fraction,
+    fit,
+    improvement,
+    mean_epoch_of_gain,
+    stretched,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +104,6 @@ def test_training_run_is_plain_data():
 
 
 def test_epochs_to_fraction_counts_to_90_percent_of_the_runs_own_gain():
-    from pytest_rnn.training import epochs_to_fraction
-
     # accuracy 0.5 -> best 0.9: 90% of the gain is 0.86, first reached at epoch 3
     assert epochs_to_fraction([0.5, 0.6, 0.8, 0.87, 0.9], 0.9, higher_is_better=True) == 3
     # a loss: 1.0 -> best 0.1, target 0.19, reached at epoch 2
@@ -110,16 +115,14 @@ def test_epochs_to_fraction_counts_to_90_percent_of_the_runs_own_gain():
 
 
 def test_mean_epoch_of_gain_is_the_area_above_the_normalised_curve():
-    from pytest_rnn.training import epochs_to_fraction, mean_epoch_of_gain
-
     # 0.5 -> best 0.9: the target (90% of the gain) is 0.86. The share still to come is
     # 1, 0.72, 0.17, 0, 0 (0.6 is 0.1 of 0.36 gained): trapezoids 0.86 + 0.44 + 0.08
     assert mean_epoch_of_gain([0.5, 0.6, 0.8, 0.87, 0.9], 0.9, higher_is_better=True) == \
         pytest.approx((1 + 2 * (1 - 0.1 / 0.36) + 2 * (1 - 0.3 / 0.36)) / 2)
     # all of it in the first epoch (a later dip is not counted again); a straight line
-    # to the target at epoch 4
+    # to the target at epoch 4 (best 0.5, 80% of the gain: 0.4)
     assert mean_epoch_of_gain([0.5, 0.9, 0.8], 0.9, higher_is_better=True) == 0.5
-    line = [0.1 * e for e in range(6)]  # best 0.5, target 0.45: a loss read upside down
+    line = [0.1 * e for e in range(6)]
     assert mean_epoch_of_gain(line, 0.8, higher_is_better=True) == pytest.approx(2.0)
     # a loss curve and its mirror image score alike
     assert mean_epoch_of_gain([1.0, 0.5, 0.15, 0.1], 0.9, higher_is_better=False) == \
@@ -136,11 +139,11 @@ def test_mean_epoch_of_gain_is_the_area_above_the_normalised_curve():
 def test_mean_epoch_of_gain_doubles_when_the_curve_is_stretched_over_twice_the_epochs():
     """What the stacked LSTM's convergence check is sized for (a doubling): a curve
     learned twice as slowly, interpolated at the new epochs, scores twice as much."""
-    from pytest_rnn.training import mean_epoch_of_gain
-
     curve = [0.45, 0.64, 0.70, 0.72, 0.73, 0.74, 0.756, 0.773, 0.764]
-    stretched = [curve[e // 2] if e % 2 == 0 else (curve[e // 2] + curve[e // 2 + 1]) / 2
-                 for e in range(2 * len(curve) - 1)]
+    assert stretched(curve)[:5] == pytest.approx([0.45, 0.545, 0.64, 0.67, 0.70])
+    assert stretched(curve, 1) == curve and len(stretched(curve, 3)) == 25
+    with pytest.raises(ValueError, match="factor must be a positive integer"):
+        stretched(curve, 0)
     area = mean_epoch_of_gain(curve, 0.9, higher_is_better=True)
-    assert mean_epoch_of_gain(stretched, 0.9, higher_is_better=True) == \
+    assert mean_epoch_of_gain(stretched(curve), 0.9, higher_is_better=True) == \
         pytest.approx(2 * area, rel=0.01)

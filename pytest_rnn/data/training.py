@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-__all__ = ["TrainingRun", "epochs_to_fraction", "fit", "improvement", "mean_epoch_of_gain"]
+__all__ = ["TrainingRun", "epochs_to_fraction", "fit", "improvement", "mean_epoch_of_gain",
+           "stretched"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def mean_epoch_of_gain(curve: list[float | None], fraction: float, *,
     curve, linearly interpolated between epochs (trapezoids). A run that rises in a
     straight line to the target at epoch T scores T / 2; one that gets there in the first
     epoch, 0.5. Like :func:`epochs_to_fraction` it doubles when the run learns twice as
-    slowly (the same curve stretched over twice the epochs: x2.00 on the stacked LSTM's 20
+    slowly (the curve :func:`stretched` over twice the epochs: x2.00 on the stacked LSTM's 20
     calibration curves, x1.97-2.05 each), but it counts every epoch's progress where the
     first crossing keeps one epoch, so it scatters less between seeds (the same 20 runs:
     log2 sd 0.47, first crossing 0.63). A run that never improves on epoch 0 (or is not
@@ -162,3 +163,17 @@ def mean_epoch_of_gain(curve: list[float | None], fraction: float, *,
     if remaining is None:
         return float(len(curve))
     return sum((a + b) / 2 for a, b in itertools.pairwise(remaining))
+
+
+def stretched(curve: list[float], factor: int = 2) -> list[float]:
+    """The curve the same run would record learning ``factor`` times as slowly: epoch
+    ``e`` reads the original at ``e / factor``, linearly interpolated between epochs. What
+    a convergence check sized for "a doubling of the epochs" must catch."""
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor must be a positive integer; got {factor!r}")
+    out = []
+    for e in range((len(curve) - 1) * factor + 1):
+        i, part = divmod(e, factor)
+        out.append(curve[i] if part == 0 else
+                   curve[i] + (curve[i + 1] - curve[i]) * part / factor)
+    return out

@@ -62,14 +62,14 @@ def judge_groups(imdb, model: str, runs: list[dict]) -> list[dict]:
                                    direction=rules.DIRECTION_OF[options["higher_is_better"]],
                                    scale=options.get("scale", "linear"),
                                    method=options.get("method", "mean"))
-            verdicts[metric] = v.status.value
-            verdicts[f"{metric} detail"] = v.detail
+            verdicts[metric] = {"status": v.status.value, "detail": v.detail}
         checks.append(verdicts)
     return checks
 
 
 def failed(checks: list[dict]) -> int:
-    return sum("FAIL" in c.values() for c in checks)
+    """How many groups failed either check."""
+    return sum(any(v["status"] == "FAIL" for v in c.values()) for c in checks)
 
 
 def rejudge(out: Path) -> int:
@@ -81,8 +81,7 @@ def rejudge(out: Path) -> int:
         result["checks"] = judge_groups(imdb, results["model"], result["runs"])
         result["failed_checks"] = failed(result["checks"])
         print(condition, f"{result['failed_checks']} of {len(result['checks'])} groups failed:",
-              [{m: v for m, v in c.items() if not m.endswith(" detail")}
-               for c in result["checks"]])
+              [{m: v["status"] for m, v in c.items()} for c in result["checks"]])
     out.write_text(json.dumps(results, indent=1))
     return 0
 
@@ -116,7 +115,7 @@ def main(argv: list[str]) -> int:
             for seed in seeds:
                 accuracy, curve = imdb.train(model, imdb_subset, lambda *a, **k: None, seed)
                 runs.append({"seed": seed, "test_accuracy": accuracy,
-                             "epochs": imdb.convergence(model, curve), "curve": curve})
+                             "epochs": imdb.convergence(model)[1](curve), "curve": curve})
                 print(condition, runs[-1], flush=True)
 
         if condition == "none":
