@@ -128,6 +128,10 @@ def test_old_entries_validate_and_malformed_distributions_are_named(tmp_path):
     bad_method = {**entry_with(), "test": {"alpha": 0.01, "k": 4, "method": "median"}}
     with pytest.raises(files.BaselineFileError, match="'method' must be 'mean' or 'rank'"):
         files.validate_entry(tmp_path, "bad", bad_method)
+    processes = {"mean": 0.1, "sd": 0.02, "n": 3, "values": [0.1, 0.12]}
+    with pytest.raises(files.BaselineFileError, match=r"entry 'bad', distribution 'processes': "
+                                                      r"distribution 'n' must be the number"):
+        files.validate_entry(tmp_path, "bad", entry_with(processes=processes))
 
 
 #: A long-tailed calibration like SimpleRNN's IMDB accuracy: 17 runs at 0.73-0.77, 3 far

@@ -19,15 +19,19 @@ No pytest here.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from pytest_rnn.bench.cases import BenchConfig
 from pytest_rnn.bench.steps import make_reference, make_step, synchronize
 
-__all__ = ["interleaved_rounds", "ratios", "sampler", "warm_up"]
+__all__ = ["fresh_process_sample", "interleaved_rounds", "ratios", "sampler", "warm_up"]
 
 
 def _once(fn: Callable[[], Any]) -> float:
@@ -121,3 +125,45 @@ def sampler(kind: str, step: str, config: BenchConfig, *, seed: int, rounds: int
                                   slowdown=slowdown)
 
     return sample
+
+
+def fresh_process_sample(kind: str, step: str, config: BenchConfig, *, seed: int, rounds: int,
+                         number: int, warmup_s: float = 2.0, slowdowns: Sequence[float] = (0.0,),
+                         timeout_s: float = 600.0) -> list[tuple[list[float], list[float]]]:
+    """:func:`sampler`'s samples taken in a new Python process (one per ``slowdowns``
+    entry, in order, from one build), as ``(layer seconds, reference seconds)`` per round.
+
+    What a timing check compares is one run of the suite with another: a process of its
+    own, with its own memory layout, thread placement and code paths warmed, not a second
+    sample of the same process. On the 2-core machine the median ratio moved 1.3-2.9% (sd)
+    between processes, more than between two samples of one process (0.9-2.7%), so a
+    calibration and each check take their samples this way. The child inherits the
+    environment (backend, thread caps); it prints one JSON line.
+    """
+    request = {"kind": kind, "step": step, "config": asdict(config), "seed": seed,
+               "rounds": rounds, "number": number, "warmup_s": warmup_s,
+               "slowdowns": list(slowdowns)}
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__, json.dumps(request)],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the timing process for {kind} {step} took more than "
+                           f"{timeout_s:g} s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"the timing process for {kind} {step} exited with "
+                           f"{done.returncode}:\n{tail}")
+    return [(layer, reference) for layer, reference in json.loads(lines[-1])]
+
+
+def _main(argv: list[str]) -> None:
+    request = json.loads(argv[0])
+    sample = sampler(request["kind"], request["step"], BenchConfig(**request["config"]),
+                     seed=request["seed"], rounds=request["rounds"], number=request["number"],
+                     warmup_s=request["warmup_s"])
+    print(json.dumps([sample(slowdown) for slowdown in request["slowdowns"]]), flush=True)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -326,7 +326,8 @@ class Baselines:
         rounds: Any,
         *,
         alpha: float = stats.ALPHA,
-        min_effect: float = 0.1,
+        min_effect: float | None = 0.1,
+        slowdown: float = 0.2,
         hardware: bool = True,
         file: str | None = None,
         note: str | None = None,
@@ -336,31 +337,50 @@ class Baselines:
         says slower at ``alpha`` and the median is more than ``min_effect`` above the stored
         one (:func:`pytest_rnn.store.rules.judge_timing`). ``--rnn-update-baselines``
         stores the rounds with their median, robust spread and count.
+
+        ``min_effect=None`` sizes the check for ``slowdown`` (a fraction) instead: it
+        fails above the midpoint between the calibrated median and that median
+        ``slowdown`` slower, and the spread of the medians of the calibration's processes
+        gives the false-alarm and miss rate there
+        (:func:`pytest_rnn.store.rules.timing_calibration_fields`). The entry is calibrated
+        with ``--rnn-calibrate N``, under which ``rounds`` is ``N`` samples, each taken in
+        a process of its own (the test takes :attr:`calibrating` of them;
+        :func:`pytest_rnn.bench.power.fresh_process_sample`); a calibration whose spread
+        cannot keep both rates within ``alpha`` fails instead of writing.
         """
-        if not (isinstance(min_effect, float) and 0 <= min_effect < 1):
-            raise ValueError(f"min_effect must be a fraction in [0, 1); got {min_effect!r}")
-        values = [rules.as_number("rounds[]", v) for v in rounds]
-        if len(values) < 5 or not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"need >= 5 positive, finite rounds; got {values!r}")
+        if min_effect is not None and not (isinstance(min_effect, float)
+                                           and 0 <= min_effect < 1):
+            raise ValueError(f"min_effect must be a fraction in [0, 1) or None (derived from "
+                             f"a calibration over processes); got {min_effect!r}")
+        if self.calibrating and min_effect is None:
+            samples = _timing_samples(rounds, self.calibrating)
+            values = [v for sample in samples for v in sample]
+        else:
+            samples, values = None, _timing_rounds(rounds)
         key = self.key(metric, file=file, hardware=hardware)
         path = self.path(file)
         self._claim(path, key)
         summary = stats.describe(values)
         ask = CheckResult(
             file=_shown_path(path, self._config), key=key, metric=metric,
-            value=summary["median"], baseline=None, tolerance=min_effect, direction="lower",
-            relative=True, status=Status.FAIL, bound="", message="",
+            value=summary["median"], baseline=None, tolerance=min_effect or 0.0,
+            direction="lower", relative=True, status=Status.FAIL, bound="", message="",
         )
         stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
-        if self.updating:
+        if samples is not None:
+            return self._record_processes(ask, path, samples, alpha, slowdown, note)
+        if self.updating and min_effect is not None:
             return self._record_rounds(ask, path, values, alpha, min_effect, note)
-        verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect)
+        verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect,
+                                     slowdown=slowdown)
         if verdict.status in (Status.MISSING, Status.STALE):
+            action = ("Calibrate", self.calibrate_command()) if min_effect is None else \
+                ("Record", self.update_command())
             return self._no_entry(ask, verdict, f"no stored rounds for {metric} (median "
                                   f"{summary['median']:.4g} over {len(values)} rounds)",
-                                  "Record", self.update_command())
+                                  *action)
         words = {Status.OK: "within", Status.FAIL: "SLOWER than",
                  Status.CHANGED: "CHANGED: faster than"}[verdict.status]
         return self._finish(ask, verdict.status, verdict.band.text, (
@@ -369,6 +389,31 @@ class Baselines:
             f"{verdict.detail}; file {ask.file}, key {key!r}; recorded "
             f"{stored['recorded_at']} on {stored['recorded_on'].get('device', '?')}"
         ))
+
+    def _record_processes(self, ask: CheckResult, path: Path, samples: list[list[float]],
+                          alpha: float, slowdown: float, note: str | None) -> CheckResult:
+        derived = rules.timing_calibration_fields(samples, alpha=alpha, slowdown=slowdown,
+                                                  note=note)
+        medians = stats.Distribution.from_json(derived["distribution"]["processes"])
+        errors = rules.process_error_rate(medians, slowdown)
+        threshold = derived["value"] * (1 + derived["test"]["min_effect"])
+        if errors > alpha:
+            return self._finish(ask, Status.FAIL, f"median <= {threshold:.4g}", (
+                f"cannot calibrate {ask.metric} to catch a {slowdown:.0%} slowdown at "
+                f"{alpha:g}: between {medians.n} processes its median varied by "
+                f"{2 ** medians.sd - 1:.1%} (sd), so an unchanged process would fail, and "
+                f"one {slowdown:.0%} slower pass, with probability {errors:.2g} each; "
+                f"calibrate on a quieter machine, with more processes or more rounds"))
+        entry = {
+            "seeds": self._seeds(None),
+            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "recorded_on": self._recorded_on(),
+            **derived,
+        }
+        result = replace(ask, status=Status.RECORDED, bound=f"median <= {threshold:.4g}",
+                         message=(f"calibrating {ask.metric}: {derived['note']}"))
+        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
+        return result
 
     def _record_rounds(self, ask: CheckResult, path: Path, values: list[float], alpha: float,
                        min_effect: float, note: str | None) -> CheckResult:
@@ -537,6 +582,24 @@ class Baselines:
         if not result.passed:
             pytest.fail(message, pytrace=False)
         return result
+
+
+def _timing_rounds(rounds: Any) -> list[float]:
+    values = [rules.as_number("rounds[]", v) for v in rounds]
+    if len(values) < 5 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"need >= 5 positive, finite rounds; got {values!r}")
+    return values
+
+
+def _timing_samples(samples: Any, processes: int) -> list[list[float]]:
+    """Under ``--rnn-calibrate N``, a timing check with a derived effect gets ``N`` samples."""
+    if not isinstance(samples, (list, tuple)) or len(samples) != processes or not all(
+            isinstance(s, (list, tuple)) for s in samples):
+        shape = (f"{len(samples)} item(s), the first a {type(samples[0]).__name__}"
+                 if isinstance(samples, (list, tuple)) and samples else repr(samples)[:60])
+        raise ValueError(f"under --rnn-calibrate {processes}, rounds must be {processes} "
+                         f"samples (a list of per-round values per process); got {shape}")
+    return [_timing_rounds(s) for s in samples]
 
 
 def _values_text(values: list[float]) -> str:

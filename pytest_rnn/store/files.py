@@ -157,6 +157,9 @@ def validate_distribution(where: str, distribution: Any, test: Any) -> None:
     if test.get("method", "mean") not in ("mean", "rank"):
         raise BaselineFileError(f"{where}: test 'method' must be 'mean' or 'rank'; got "
                                 f"{test.get('method')!r}")
+    if "processes" in distribution:  # a timing calibration's per-process medians
+        validate_distribution(f"{where}, distribution 'processes'",
+                              distribution["processes"], test)
 
 
 def dump(entries: Mapping[str, dict]) -> str:
