@@ -16,8 +16,8 @@ derived from the spread between processes). Here:
 * fast, recorded: the suite's rule on real timings of held-out processes
   (``tests/data/timing_heldout_processes.json``), counted, and through the plugin with
   its messages;
-* slow: the suite's procedure end to end on this machine (a calibration over new
-  processes, then held-out processes unmodified and 20% slower), rates recorded.
+* slow: the suite's procedure on this machine (new processes, each judged unmodified and
+  20% slower against a calibration over the others), rates recorded.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def test_the_timing_suite_check_names_a_20_percent_slower_process(pytester, monk
     """Through the plugin as the suite calls it: ``--rnn-calibrate 20`` on the stored
     calibration processes writes the entries; a held-out unmodified process passes every
     case and one 20% slower fails every case, the message naming the metric as slower."""
-    pytester.makepyfile(test_kernel_timing=HELD_OUT_SUITE)
+    pytester.makepyfile(test_held_out_timing=HELD_OUT_SUITE)
     monkeypatch.setenv("HELD_OUT", str(HELD_OUT))
     args = ("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly")
     pytester.runpytest_inprocess(*args, "--rnn-calibrate", "20").assert_outcomes(passed=4)
@@ -241,17 +241,23 @@ SCATTERED = """
         samples = [[m * o for o in offsets] for m in (1.0, 1.1, 0.92, 1.05, 0.97)]
         rnn_baseline.check_timing("kernel_over_reference", samples, min_effect=None,
                                   slowdown=0.2)
+
+
+    def test_percent_for_fraction(rnn_baseline):
+        rnn_baseline.check_timing("kernel_over_reference", [1.0] * 5, min_effect=None,
+                                  slowdown=20)
 """
 
 
 def test_a_calibration_too_scattered_for_its_slowdown_fails_and_writes_nothing(pytester):
     """Five processes whose medians vary by ~7% (sd): a threshold halfway to 20% slower
     would be crossed by several unchanged processes in a hundred, so the calibration fails,
-    saying why, and writes no entry."""
+    saying why, and writes no entry; a slowdown given in percent is refused in one line."""
     pytester.makepyfile(test_scattered=SCATTERED)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist",
                                           "-p", "no:randomly", "--rnn-calibrate", "5")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*ValueError: slowdown must be a fraction in (0, 1); got 20"])
     result.stdout.fnmatch_lines(["*cannot calibrate kernel_over_reference to catch a 20% "
                                  "slowdown at 0.01: between 5 processes its median varied by "
                                  "*, so an unchanged process would fail, and one 20% slower "
@@ -260,45 +266,48 @@ def test_a_calibration_too_scattered_for_its_slowdown_fails_and_writes_nothing(p
     assert not (pytester.path / "baselines").exists()
 
 
-#: The slow test's processes: calibration, then held out (each an unmodified and a 20%
-#: slower sample). Each process costs ~10 s (TensorFlow's import, the build, the warm-up).
-CALIBRATION_PROCESSES = 6
-HELD_OUT_PROCESSES = 6
+#: The slow test's processes, each timing an unmodified and a 20% slower sample (~11 s
+#: each: TensorFlow's import, the build, the warm-up, two samples).
+PROCESSES = 6
 
 
 @pytest.mark.slow
 @pytest.mark.rnn_timing  # its rates are those of a quiet machine, not one shared with workers
 def test_false_alarm_and_detection_rates_on_this_machine(rnn_record):
-    """The suite's procedure end to end on this machine, LSTM forward: a calibration over
-    CALIBRATION_PROCESSES new processes, then HELD_OUT_PROCESSES more, each judged
-    unmodified and 20% slower; the rates and the load average are recorded
-    (``timing_power`` record) and printed."""
-    def processes(count: int, first_seed: int, slowdowns: tuple[float, ...]):
-        return [[power.ratios(*sample) for sample in power.fresh_process_sample(
-            "lstm", "forward", cases.TIMING_CONFIG, seed=first_seed + i,
-            rounds=cases.TIMING_ROUNDS, number=cases.TIMING_CALLS, slowdowns=slowdowns)]
-            for i in range(count)]
-
+    """The suite's procedure on this machine, LSTM forward, leave one out: PROCESSES new
+    processes each time an unmodified and a 20% slower sample; each process's two samples
+    are judged against a calibration over the other processes' unmodified samples (never
+    its own). The rates and the load average are recorded (``timing_power`` record) and
+    printed. The drift of a machine over the minutes between a calibration and a check is
+    in the held-out measurement (README, "Baselines"), not here: this test spends ~70 s."""
     load_before = os.getloadavg()
-    calibration = [p[0] for p in processes(CALIBRATION_PROCESSES, 0, (0.0,))]
-    held_out = processes(HELD_OUT_PROCESSES, 1000, (0.0, 0.2))
+    runs = [[power.ratios(*sample) for sample in power.fresh_process_sample(
+        "lstm", "forward", cases.TIMING_CONFIG, seed=1000 + i, rounds=cases.TIMING_ROUNDS,
+        number=cases.TIMING_CALLS, slowdowns=(0.0, cases.TIMING_SLOWDOWN))]
+        for i in range(PROCESSES)]
     load_after = os.getloadavg()
-    entry = rules.timing_calibration_fields(calibration, alpha=cases.TIMING_ALPHA,
-                                            slowdown=cases.TIMING_SLOWDOWN)
-    alarms = sum(v.status is rules.Status.FAIL for v in judged(entry, [p[0] for p in held_out]))
-    caught = sum(v.status is rules.Status.FAIL for v in judged(entry, [p[1] for p in held_out]))
-    ratio = [[statistics.median(s) / entry["value"] for s in p] for p in held_out]
-    summary = (f"{alarms}/{HELD_OUT_PROCESSES} false alarms, {caught}/{HELD_OUT_PROCESSES} "
-               f"caught; {entry['note']}; held-out median / calibrated: unmodified "
-               f"{min(r[0] for r in ratio):.3f}-{max(r[0] for r in ratio):.3f}, slowed "
-               f"{min(r[1] for r in ratio):.3f}-{max(r[1] for r in ratio):.3f}; load "
-               f"average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} cores")
+    alarms = caught = 0
+    ratios, notes = [], []
+    for i, (unmodified, slowed) in enumerate(runs):
+        others = [run[0] for j, run in enumerate(runs) if j != i]
+        entry = rules.timing_calibration_fields(others, alpha=cases.TIMING_ALPHA,
+                                                slowdown=cases.TIMING_SLOWDOWN)
+        alarms += judged(entry, [unmodified])[0].status is rules.Status.FAIL
+        caught += judged(entry, [slowed])[0].status is rules.Status.FAIL
+        ratios.append([statistics.median(s) / entry["value"] for s in (unmodified, slowed)])
+        notes.append(entry["note"])
+    summary = (f"{alarms}/{PROCESSES} false alarms, {caught}/{PROCESSES} caught; median / "
+               f"calibrated (the other {PROCESSES - 1}): unmodified "
+               f"{min(r[0] for r in ratios):.3f}-{max(r[0] for r in ratios):.3f}, slowed "
+               f"{min(r[1] for r in ratios):.3f}-{max(r[1] for r in ratios):.3f}; load "
+               f"average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} "
+               f"cores; first calibration: {notes[0]}")
     print(summary)
     rnn_record("timing_power", "lstm-forward", alarms=alarms, detections=caught,
-               processes=HELD_OUT_PROCESSES, calibration=CALIBRATION_PROCESSES,
-               ratios=ratio, load_before=load_before, load_after=load_after)
+               processes=PROCESSES, ratios=ratios, load_before=load_before,
+               load_after=load_after)
     # at 1% per check, 2 or more false alarms in 6 has probability 0.15%
     assert alarms <= 1, summary
-    # the calibration's own power for 20% is stated in its note; with 6 processes a
-    # wide spread estimate can lower it, so one miss is allowed
-    assert caught >= HELD_OUT_PROCESSES - 1, summary
+    # the miss rate at the threshold is as small as the false-alarm rate (its midpoint);
+    # 5 calibration processes estimate it loosely, so one miss is allowed as well
+    assert caught >= PROCESSES - 1, summary

@@ -352,6 +352,8 @@ class Baselines:
                                            and 0 <= min_effect < 1):
             raise ValueError(f"min_effect must be a fraction in [0, 1) or None (derived from "
                              f"a calibration over processes); got {min_effect!r}")
+        if not (isinstance(slowdown, float) and 0 < slowdown < 1):
+            raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
         if self.calibrating and min_effect is None:
             samples = _timing_samples(rounds, self.calibrating)
             values = [v for sample in samples for v in sample]
