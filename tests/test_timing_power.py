@@ -156,6 +156,11 @@ def test_a_derived_check_refuses_an_entry_from_one_process_and_bad_calibrations(
                                          r"of rounds; got \[9, 9\]"):
         rules.timing_calibration_fields(process_samples([1.0, 1.1]), alpha=0.01,
                                         slowdown=0.2)
+    broken = process_samples([1.0, 1.1, 1.0])
+    broken[2][4] = float("nan")
+    with pytest.raises(ValueError, match=r"^rounds must be positive and finite; got 1 that "
+                                         r"are not \(first nan\)$"):
+        rules.timing_calibration_fields(broken, alpha=0.01, slowdown=0.2)
     with pytest.raises(ValueError, match=r"got \[9, 9, 8\]"):
         rules.timing_calibration_fields(process_samples([1.0, 1.1, 1.0])[:2]
                                         + [process_samples([1.0], 8)[0]], alpha=0.01,

@@ -344,8 +344,10 @@ def timing_calibration_fields(samples: list[list[float]], *, alpha: float, slowd
         raise ValueError(f"need >= 3 processes of the same number (>= 5) of rounds; got "
                          f"{[len(s) for s in samples]}")
     pooled = [float(v) for s in samples for v in s]
-    if not all(math.isfinite(v) and v > 0 for v in pooled):
-        raise ValueError(f"rounds must be positive and finite; got {pooled!r}")
+    bad = [v for v in pooled if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"rounds must be positive and finite; got {len(bad)} that are not "
+                         f"(first {bad[0]!r})")
     medians = process_distribution(samples)
     summary = {**stats.describe(pooled), "rounds": len(samples[0])}
     threshold = process_threshold(medians, slowdown)
