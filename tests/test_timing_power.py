@@ -44,11 +44,8 @@ pytestmark = pytest.mark.skipif(
 
 def stored_entry(rounds: list[float]) -> dict:
     """What ``--rnn-update-baselines`` stores for a timing check (the fields judged)."""
-    distribution = stats.Distribution.of(rounds)
-    return {"value": stats.describe(rounds)["median"],
-            "distribution": {**distribution.to_json(), **stats.describe(rounds)},
-            "test": rules.timing_test_spec(cases.TIMING_ALPHA, len(rounds),
-                                           cases.TIMING_MIN_EFFECT)}
+    return rules.timing_rounds_fields(rounds, alpha=cases.TIMING_ALPHA,
+                                      min_effect=cases.TIMING_MIN_EFFECT)
 
 
 def lstm_sampler_of(rounds: int, number: int, warmup_s: float):
@@ -60,12 +57,6 @@ def lstm_sampler_of(rounds: int, number: int, warmup_s: float):
         return power.ratios(*timed(slowdown))
 
     return sample
-
-
-@pytest.fixture(scope="module")
-def lstm_sampler():
-    """Samples as the timing suite takes them (its rounds, calls per round and warm-up)."""
-    return lstm_sampler_of(cases.TIMING_ROUNDS, cases.TIMING_CALLS, warmup_s=2.0)
 
 
 #: The fast test's samples: a 50% slowdown is five times the 10% minimum effect, so 12

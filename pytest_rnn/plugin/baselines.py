@@ -406,41 +406,18 @@ class Baselines:
                 f"{2 ** medians.sd - 1:.1%} (sd), so an unchanged process would fail, and "
                 f"one {slowdown:.0%} slower pass, with probability {errors:.2g} each; "
                 f"calibrate on a quieter machine, with more processes or more rounds"))
-        entry = {
-            "seeds": self._seeds(None),
-            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "recorded_on": self._recorded_on(),
-            **derived,
-        }
         result = replace(ask, status=Status.RECORDED, bound=f"median <= {threshold:.4g}",
                          message=(f"calibrating {ask.metric}: {derived['note']}"))
-        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
-        return result
+        return self._stage(result, path, derived, self._seeds(None))
 
     def _record_rounds(self, ask: CheckResult, path: Path, values: list[float], alpha: float,
                        min_effect: float, note: str | None) -> CheckResult:
-        summary = stats.describe(values)
-        distribution = stats.Distribution.of(values)
-        entry = {
-            "value": summary["median"],
-            "tolerance": min_effect,
-            "direction": "lower",
-            "relative": True,
-            "seeds": self._seeds(None),
-            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "recorded_on": self._recorded_on(),
-            "distribution": {**distribution.to_json(), **summary},
-            "test": rules.timing_test_spec(alpha, len(values), min_effect),
-            "note": (f"{'' if note is None else note + '; '}median {summary['median']:.4g}, "
-                     f"spread (1.4826 MAD) {summary['spread']:.3g} over {len(values)} rounds; "
-                     f"fails when Mann-Whitney p < {alpha:g} and the median is > "
-                     f"{min_effect:.0%} above this one"),
-        }
+        fields = rules.timing_rounds_fields(values, alpha=alpha, min_effect=min_effect,
+                                            note=note)
         result = replace(ask, status=Status.RECORDED, bound="(new)", message=(
-            f"recording {ask.metric}: median {summary['median']:.4g} over {len(values)} "
+            f"recording {ask.metric}: median {fields['value']:.4g} over {len(values)} "
             f"rounds as {ask.key!r} in {ask.file}"))
-        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
-        return result
+        return self._stage(result, path, fields, self._seeds(None))
 
     def calibrate_command(self) -> str:
         """The command line that calibrates this test's power-checked baselines."""
@@ -498,22 +475,19 @@ class Baselines:
 
     def _record_update(self, ask: CheckResult, path: Path, seeds: Any,
                        note: str | None) -> CheckResult:
-        """Keep the new entry on the test item until its outcome is known (see after_report)."""
+        """Stage a single-value entry (:meth:`_stage`)."""
         if not math.isfinite(ask.value):
             return self._finish(ask, Status.FAIL, "(not finite)", (
                 f"cannot record baseline {ask.key!r} in {ask.file}: {ask.metric} = {ask.value!r}"
             ))
-        entry = {
+        fields = {
             "value": ask.value,  # exact: JSON keeps the shortest repr that reads back the same
             "tolerance": ask.tolerance,
             "direction": ask.direction,
             "relative": ask.relative,
-            "seeds": self._seeds(seeds),
-            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "recorded_on": self._recorded_on(),
         }
         if note is not None:
-            entry["note"] = str(note)
+            fields["note"] = str(note)
         if ask.baseline is None:
             bound, was = "(new)", "new entry"
         else:
@@ -523,6 +497,18 @@ class Baselines:
             f"recording {ask.metric} = {ask.value:.6g} as baseline {ask.key!r} in {ask.file} "
             f"({was})"
         ))
+        return self._stage(result, path, fields, self._seeds(seeds))
+
+    def _stage(self, result: CheckResult, path: Path, fields: dict, seeds: Any) -> CheckResult:
+        """Keep ``fields`` (with the seeds, time and machine of this recording) on the test
+        item as the new entry of ``result.key``, written when the test's outcome is known
+        (see after_report)."""
+        entry = {
+            "seeds": seeds,
+            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "recorded_on": self._recorded_on(),
+            **fields,
+        }
         self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
         return result
 
@@ -537,18 +523,11 @@ class Baselines:
                                            method=method)
         band = rules.sample_band(stats.Distribution.from_json(derived["distribution"]), k,
                                  alpha, ask.direction, scale, method)
-        entry = {
-            "direction": ask.direction,
-            "relative": False,
-            "seeds": {"base": self._settings.seed, "calibration": list(seeds)},
-            "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "recorded_on": self._recorded_on(),
-            **derived,
-        }
         result = replace(ask, status=Status.RECORDED, bound=band.text, message=(
             f"calibrating {ask.metric}: {_values_text(values)} -> band {band.text}"))
-        self._node.stash.setdefault(_PENDING, []).append((result, str(path), entry))
-        return result
+        return self._stage(result, path, {"direction": ask.direction, "relative": False,
+                                          **derived},
+                           {"base": self._settings.seed, "calibration": list(seeds)})
 
     def _seeds(self, seeds: Any) -> Any:
         if seeds is None:

@@ -292,6 +292,25 @@ def timing_test_spec(alpha: float, rounds: int, min_effect: float,
             "min_effect": min_effect}
 
 
+def timing_rounds_fields(values: list[float], *, alpha: float, min_effect: float,
+                         note: str | None = None) -> dict:
+    """The fields of a timing entry recorded from one sample of per-round ``values``,
+    judged with a fixed ``min_effect`` (:func:`judge_timing`)."""
+    summary = stats.describe(values)
+    return {
+        "value": summary["median"],
+        "tolerance": min_effect,
+        "direction": "lower",
+        "relative": True,
+        "distribution": {**stats.Distribution.of(values).to_json(), **summary},
+        "test": timing_test_spec(alpha, len(values), min_effect),
+        "note": (f"{'' if note is None else note + '; '}median {summary['median']:.4g}, "
+                 f"spread (1.4826 MAD) {summary['spread']:.3g} over {len(values)} rounds; "
+                 f"fails when Mann-Whitney p < {alpha:g} and the median is > "
+                 f"{min_effect:.0%} above this one"),
+    }
+
+
 #: How a timing entry calibrated over processes judges a new process's rounds.
 PROCESS_TEST = ("Mann-Whitney U (normal approx.) of the rounds + the median against the "
                 "midpoint (log2) between the calibrated processes' and a slowed one's")
