@@ -1110,11 +1110,12 @@ def _adam_learning_rate_scaled(factor: float):
 CALIBRATED_BAND_FAILURE = r"(below|above) its calibrated band"
 POWER_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[lstm]",
                  IMDB + "test_imdb_accuracy_and_convergence_match_calibration[gru]")
-#: Damped state gradients are proven on GRU's t-test and SimpleRNN's rank test (LSTM's
-#: t-test is proven by the forget-bias patch): each of the three single-layer models, and
-#: both ways of comparing a sample, has a slow proof.
-DAMPED_TARGETS = (POWER_TARGETS[1],
-                  IMDB + "test_imdb_accuracy_and_convergence_match_calibration[simple_rnn]")
+#: Damped state gradients are proven on SimpleRNN's rank test, the forget-bias patch on
+#: LSTM's t-test: both ways of comparing a sample have a slow proof. GRU's t-test is the
+#: same code as LSTM's; its damped runs (2 of 2 groups caught, README "Baselines") are
+#: measured by tests/regressions/measure_power.py, not retrained by every slow run: its 5
+#: damped trainings cost the slow suite ~100 s, which its 15 minutes do not leave.
+DAMPED_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[simple_rnn]",)
 
 #: Mild training regressions: the model still learns, a little worse or slower. The
 #: calibrated IMDB checks (k seeded runs against 20 calibration seeds) must notice them;
