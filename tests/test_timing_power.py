@@ -201,7 +201,7 @@ HELD_OUT_SUITE = """
     @pytest.mark.parametrize("case", sorted(CASES))
     def test_generic_kernel_time_relative_to_its_matmuls(case, rnn_baseline):
         data = CASES[case]
-        rounds = data["calibration"] if rnn_baseline.calibrating else data[os.environ["WHICH"]][0]
+        rounds = data["calibration"] if rnn_baseline.calibrating else data[os.environ["WHICH"]][:1]
         rnn_baseline.check_timing("generic_over_reference", rounds, min_effect=None,
                                   slowdown=0.2)
 """
@@ -230,6 +230,26 @@ def test_the_timing_suite_check_names_a_20_percent_slower_process(pytester, monk
                                  "samples (a list of per-round values per process); got 20 "
                                  "item(s), the first a list"])
 
+
+
+FLAT_ROUNDS = """
+    def test_kernel(rnn_baseline):
+        rnn_baseline.check_timing("kernel_over_reference", [1.0, 1.1, 0.9, 1.0, 1.05],
+                                  min_effect=None)
+"""
+
+
+def test_a_derived_check_takes_its_one_sample_in_a_list_as_calibration_does(pytester):
+    """The call is the same checking and calibrating (one sample per seed of
+    ``sample_seeds(1)``), so a bare list of rounds is refused in one line naming the shape."""
+    pytester.makepyfile(test_flat_rounds=FLAT_ROUNDS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                          "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ValueError: rounds must be a list of 1 sample (one per seed "
+                                 "of sample_seeds(1); N under --rnn-calibrate N) (a list of "
+                                 "per-round values per process); got 5 item(s), the first a "
+                                 "float"])
 
 SCATTERED = """
     def test_kernel(rnn_baseline):

@@ -342,11 +342,12 @@ class Baselines:
         fails above the midpoint between the calibrated median and that median
         ``slowdown`` slower, and the spread of the medians of the calibration's processes
         gives the false-alarm and miss rate there
-        (:func:`pytest_rnn.store.rules.timing_calibration_fields`). The entry is calibrated
-        with ``--rnn-calibrate N``, under which ``rounds`` is ``N`` samples, each taken in
-        a process of its own (the test takes :attr:`calibrating` of them;
-        :func:`pytest_rnn.bench.power.fresh_process_sample`); a calibration whose spread
-        cannot keep both rates within ``alpha`` fails instead of writing.
+        (:func:`pytest_rnn.store.rules.timing_calibration_fields`). ``rounds`` is then a
+        list of samples, one per seed of :meth:`sample_seeds` ``(1)``, each taken in a
+        process of its own (:func:`pytest_rnn.bench.power.fresh_process_sample`): one
+        sample when checking, ``N`` under ``--rnn-calibrate N``, which calibrates the entry;
+        the test's call is the same in both. A calibration whose spread cannot keep both
+        rates within ``alpha`` fails instead of writing.
         """
         if min_effect is not None and not (isinstance(min_effect, float)
                                            and 0 <= min_effect < 1):
@@ -354,11 +355,14 @@ class Baselines:
                              f"a calibration over processes); got {min_effect!r}")
         if not (isinstance(slowdown, float) and 0 < slowdown < 1):
             raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
-        if self.calibrating and min_effect is None:
+        samples = None
+        if min_effect is None:
             samples = _timing_samples(rounds, self.calibrating)
             values = [v for sample in samples for v in sample]
+            if not self.calibrating:  # checking: the one sample is this process's rounds
+                samples = None
         else:
-            samples, values = None, _timing_rounds(rounds)
+            values = _timing_rounds(rounds)
         key = self.key(metric, file=file, hardware=hardware)
         path = self.path(file)
         self._claim(path, key)
@@ -572,14 +576,18 @@ def _timing_rounds(rounds: Any) -> list[float]:
     return values
 
 
-def _timing_samples(samples: Any, processes: int) -> list[list[float]]:
-    """Under ``--rnn-calibrate N``, a timing check with a derived effect gets ``N`` samples."""
+def _timing_samples(samples: Any, calibrating: int) -> list[list[float]]:
+    """A timing check with a derived effect gets one sample per seed of
+    ``sample_seeds(1)``: one when checking, ``N`` under ``--rnn-calibrate N``."""
+    processes = calibrating or 1
     if not isinstance(samples, (list, tuple)) or len(samples) != processes or not all(
             isinstance(s, (list, tuple)) for s in samples):
         shape = (f"{len(samples)} item(s), the first a {type(samples[0]).__name__}"
                  if isinstance(samples, (list, tuple)) and samples else repr(samples)[:60])
-        raise ValueError(f"under --rnn-calibrate {processes}, rounds must be {processes} "
-                         f"samples (a list of per-round values per process); got {shape}")
+        wanted = (f"under --rnn-calibrate {processes}, rounds must be {processes} samples"
+                  if calibrating else "rounds must be a list of 1 sample (one per seed of "
+                  "sample_seeds(1); N under --rnn-calibrate N)")
+        raise ValueError(f"{wanted} (a list of per-round values per process); got {shape}")
     return [_timing_rounds(s) for s in samples]
 
 
