@@ -1,39 +1,46 @@
-"""The fast suite against a matrix of Keras/TensorFlow releases, one command:
+"""The fast suite on every Keras 3 minor release, one command:
 
-    nox                          # every release of MATRIX (about 4 min each, see README)
-    nox -s "releases(keras='3.0.5')"   # one release
-    nox -t ci                    # the reduced matrix .ci/run runs (the floor)
-    nox -- -x -k dropout         # arguments after -- go to pytest
+    nox                                  # the whole matrix: one session per minor release
+    nox -s "releases(keras='3.13.2')"    # one release
+    nox -t ci                            # what .ci/run runs: the floor and this commit's
+                                         # middle release (scripts/release_matrix.py)
+    nox -t floor -- -x -k dropout        # arguments after -- go to pytest
+    python scripts/release_matrix.py collect --write   # then: the docs' table from the runs
 
-Each session is a fresh virtual environment with one TensorFlow (the ``tensorflow-cpu``
-distribution: the plugin treats every TensorFlow distribution as the same TensorFlow)
-and one Keras, both installed by name, then this checkout without its dependencies
-(so pip does not add the ``tensorflow`` distribution beside ``tensorflow-cpu``) and the
-rest of pyproject's dependencies. On each release, the tests that observe a known Keras
-defect of that release are strict xfails (``pytest_rnn/ledger.json``); any other failure
-is red.
+The releases and their TensorFlow are scripts/release_matrix.py's. Each session is a
+fresh virtual environment with one TensorFlow (the ``tensorflow-cpu`` distribution: the
+plugin treats every TensorFlow distribution as the same TensorFlow) and one Keras, both
+installed by name, then this checkout without its dependencies (so pip does not add the
+``tensorflow`` distribution beside ``tensorflow-cpu``) and the rest of pyproject's
+dependencies. On each release, the tests that observe a known Keras defect of that
+release are strict xfails (``pytest_rnn/ledger.json``); any other failure is red. A
+session run without pytest arguments records its row (counts, the ledger entries that
+apply) under .nox/release-matrix/, even when it fails.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import nox
 import tomllib  # Python >= 3.11 for nox itself
 
 ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import release_matrix  # noqa: E402
+
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
 
-#: (TensorFlow, Keras, tags). A Keras release installs only with the TensorFlow releases
-#: whose requirements admit it (TF 2.16: keras>=3.0, 2.17: >=3.2, 2.18/2.19: >=3.5,
-#: 2.20: >=3.10, 2.21: >=3.12), so the floor needs the oldest TensorFlow.
-MATRIX = [
-    ("2.16.2", "3.0.0", ["floor", "ci"]),  # the oldest supported Keras (pyproject.toml)
-    ("2.18.1", "3.8.0", ["middle"]),
-    ("2.21.0", "3.15.1", ["newest"]),
-]
+_COMMIT = release_matrix.head_commit(ROOT)
+_CI_MIDDLE = release_matrix.ci_middle(_COMMIT).keras if _COMMIT else None
+
+
+def _tags(session: release_matrix.Session) -> list[str]:
+    ci = session.role == "floor" or session.keras == _CI_MIDDLE
+    return [session.role] + (["ci"] if ci else [])
 
 
 def _other_dependencies() -> list[str]:
@@ -48,12 +55,22 @@ def _other_dependencies() -> list[str]:
 
 @nox.session
 @nox.parametrize(
-    ("tensorflow", "keras"),
-    [nox.param(tf, keras, id=f"keras='{keras}'", tags=tags) for tf, keras, tags in MATRIX],
+    ("tensorflow", "keras", "role"),
+    [nox.param(s.tensorflow, s.keras, s.role, id=s.id, tags=_tags(s))
+     for s in release_matrix.sessions()],
 )
-def releases(session: nox.Session, tensorflow: str, keras: str) -> None:
+def releases(session: nox.Session, tensorflow: str, keras: str, role: str) -> None:
     session.install(f"tensorflow-cpu=={tensorflow}", f"keras=={keras}", *_other_dependencies())
     session.install("--no-deps", "-e", ".")
     session.run("python", "-c", "import keras, tensorflow as tf; "
                 "print('nox: Keras', keras.__version__, 'TensorFlow', tf.__version__)")
-    session.run("pytest", "-m", "not slow", *session.posargs)
+    # not session.create_tmp(): that sets TMPDIR inside this checkout, where the plugin's
+    # own pytester runs would take the repository's pyproject.toml as their rootdir
+    junit = release_matrix.ROWS / f"junit-{keras}.xml"
+    junit.unlink(missing_ok=True)
+    try:
+        session.run("pytest", "-m", "not slow", f"--junitxml={junit}", *session.posargs)
+    finally:
+        if junit.is_file() and not session.posargs:  # a partial run is not a matrix row
+            session.run("python", "scripts/release_matrix.py", "record", str(junit),
+                        "--role", role)

@@ -3,7 +3,8 @@
     python scripts/ledger_table.py           # print the table
     python scripts/ledger_table.py --write   # replace the table in README.md
 
-tests/test_ledger.py checks that README.md holds exactly this table.
+tests/test_ledger.py checks that README.md holds exactly this table
+(``readme_block.block(BLOCK, table(...))``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+import readme_block
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- ledger-table:start -->", "<!-- ledger-table:end -->"
+BLOCK = "ledger-table"
 
 
 def _cell(text: str) -> str:
@@ -31,7 +34,7 @@ def table(entries: list[dict]) -> str:
                                      else "")
         rows.append(f"| `{e['id']}` | {keras} | {_cell(e['differs'])} | "
                     f"{_cell(e['reference'])} | {tests} |")
-    return f"{START}\n" + "\n".join(rows) + f"\n{END}"
+    return "\n".join(rows)
 
 
 def main(argv: list[str]) -> int:
@@ -39,15 +42,7 @@ def main(argv: list[str]) -> int:
     if "--write" not in argv:
         print(generated)
         return 0
-    readme = ROOT / "README.md"
-    text = readme.read_text("utf-8")
-    if START not in text or END not in text:
-        print(f"README.md has no {START} ... {END} block to replace", file=sys.stderr)
-        return 1
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    readme.write_text(head + generated + tail, "utf-8")
-    return 0
+    return readme_block.write(BLOCK, generated)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+import repo_scripts
 
 from pytest_rnn.runtime import ledger
 from pytest_rnn.runtime.versions import package_version
@@ -224,11 +225,9 @@ def test_header_says_when_the_installed_release_has_no_listed_defect(pytester, m
 
 
 def test_readme_table_is_the_one_generated_from_the_ledger():
-    spec = importlib.util.spec_from_file_location("ledger_table",
-                                                  ROOT / "scripts" / "ledger_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = repo_scripts.load("ledger_table")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert module.table(json.loads((ROOT / "pytest_rnn" / "ledger.json").read_text())) in readme, (
+    generated = module.table(json.loads((ROOT / "pytest_rnn" / "ledger.json").read_text()))
+    assert repo_scripts.load("readme_block").block(module.BLOCK, generated) in readme, (
         "README.md's ledger table is stale: run `python scripts/ledger_table.py --write`"
     )

@@ -9,8 +9,13 @@ another release; the matrix run (noxfile.py) runs everything on real ones.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
+import repo_scripts
 
 from pytest_rnn.checks.shapes import assert_output_structure
 from pytest_rnn.plugin.markers import requires_keras
@@ -68,3 +73,96 @@ def test_a_leaf_that_is_not_a_shape_is_reported_not_a_crash():
                              r"\(2, 4\)"):
         assert_output_structure([np.zeros((2, 3)), 4], [("output", (2, 3)), ("state", (2, 4))],
                                 what="stacked compute_output_shape")
+
+
+# --- the release matrix (scripts/release_matrix.py, noxfile.py) ------------------------------
+
+matrix = repo_scripts.load("release_matrix")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _floor(name: str) -> str:
+    """The ``>=`` floor pyproject.toml declares for ``name`` (one, whatever the extra)."""
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    floors = set(re.findall(rf'"{name}(?:\[[^\]]*\])?>=([\d.]+)"', text))
+    assert len(floors) == 1, f"pyproject declares {name} floors {floors}"
+    return floors.pop()
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor, *_ = (int(p) for p in version.split("."))
+    return major, minor
+
+
+def test_the_matrix_runs_the_floor_and_every_minor_release_up_to_the_newest():
+    """One session per Keras 3 minor release, from the declared floor on: a gap would be a
+    release users may pin that nothing runs."""
+    releases = matrix.KERAS_RELEASES
+    assert releases[0] == _floor("keras"), (
+        f"the matrix starts at Keras {releases[0]}; pyproject declares keras>={_floor('keras')}")
+    minors = [_minor(v) for v in releases[1:]]
+    first, last = _minor(releases[0]), minors[-1]
+    wanted = [(3, m) for m in range(first[1], last[1] + 1)]
+    assert minors == wanted, f"the matrix runs minors {minors}; every one of {wanted} is wanted"
+    roles = [s.role for s in matrix.sessions()]
+    assert roles[0] == "floor" and roles[-1] == "newest" and set(roles[1:-1]) == {"middle"}
+
+
+def test_each_release_gets_the_newest_tensorflow_whose_requirements_admit_it():
+    admits = matrix.TENSORFLOW_ADMITS_KERAS
+    oldest = min(admits, key=matrix._key)
+    assert _minor(oldest) == _minor(_floor("tensorflow") + ".0"), (
+        f"the matrix's oldest TensorFlow is {oldest}; pyproject declares "
+        f"tensorflow>={_floor('tensorflow')}")
+    for s in matrix.sessions():
+        assert matrix._key(admits[s.tensorflow]) <= matrix._key(s.keras)
+        newer = [tf for tf, floor in admits.items() if matrix._key(tf) > matrix._key(s.tensorflow)
+                 and matrix._key(floor) <= matrix._key(s.keras)]
+        assert not newer, f"Keras {s.keras} runs TensorFlow {s.tensorflow}; {newer} admit it"
+    with pytest.raises(ValueError, match=r"no TensorFlow in the matrix admits Keras 2\.15\.0"):
+        matrix.tensorflow_for("2.15.0")
+
+
+def test_ci_runs_one_middle_release_chosen_from_the_commit():
+    """The same commit picks the same release (a red CI reproduces), and commits walk over
+    every middle release, never the floor or the newest (CI runs those anyway)."""
+    middles = {s.keras for s in matrix.sessions() if s.role == "middle"}
+    commit = "4eccf5b0a1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6"
+    assert matrix.ci_middle(commit) == matrix.ci_middle(commit)
+    assert matrix.ci_middle(commit).keras == matrix.ci_middle(commit[:12]).keras
+    picked = {matrix.ci_middle(hashlib.sha1(str(n).encode()).hexdigest()).keras
+              for n in range(200)}
+    assert picked == middles
+    for bad in ("", "HEAD", "xyz1234"):
+        with pytest.raises(ValueError, match="a commit is a hex object name"):
+            matrix.ci_middle(bad)
+
+
+def test_ci_runs_the_floor_and_the_commits_middle_release():
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    assert re.search(r"^nox --non-interactive -t ci\b", ci, re.M), ".ci/run does not run nox -t ci"
+    nox = (ROOT / "noxfile.py").read_text("utf-8")
+    assert 'session.role == "floor" or session.keras == _CI_MIDDLE' in nox
+
+
+def test_a_sessions_row_counts_what_pytest_wrote_to_junit(pytester):
+    """The row is read from pytest's own JUnit XML: a pass, a failure, a skip, a ledger
+    xfail (counted for its entry), an unrelated xfail and a strict XPASS (a failure)."""
+    pytester.makepyfile(test_row="""
+        import pytest
+        def test_pass(): pass
+        def test_fail(): assert False
+        def test_skip(): pytest.skip("no feature")
+        @pytest.mark.xfail(strict=True, reason="known Keras defect some-entry (Keras <9): x")
+        def test_known(): raise TypeError("defect")
+        @pytest.mark.xfail(reason="other")
+        def test_other(): raise ValueError()
+        @pytest.mark.xfail(strict=True, reason="known Keras defect gone-entry (Keras <9): x")
+        def test_xpass(): pass
+    """)
+    pytester.runpytest("-p", "no:randomly", "-p", "no:rnn", "--junitxml=out.xml")
+    row = matrix.counts(pytester.path / "out.xml")
+    assert {k: row[k] for k in ("passed", "failed", "errors", "skipped", "xfailed")} == {
+        "passed": 1, "failed": 2, "errors": 0, "skipped": 1, "xfailed": 2}
+    assert row["observed"] == {"some-entry": 1}
+    assert row["seconds"] >= 0
