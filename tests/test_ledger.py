@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+import collected
 import pytest
 import repo_scripts
 
@@ -71,6 +72,29 @@ def test_each_ledger_pattern_names_an_existing_test(defect):
         assert name in names or cls in names, f"{defect.id}: no test {name} in {path}"
 
 
+def _collected_ids(files: list[str], config: pytest.Config, pytester) -> set[str]:
+    """The node ids of ``files``: this session's own collection where it collected them
+    whole (the usual run), else an in-process collection of just those files."""
+    whole = collected.whole_files(config.args)
+    if all(f in whole for f in files):
+        return {n for n in collected.NODEIDS if n.split("::", 1)[0] in files}
+    result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider",
+                                          f"--rootdir={ROOT}", *[str(ROOT / f) for f in files])
+    return {line.strip() for line in result.outlines if "::" in line}
+
+
+def test_each_ledger_pattern_matches_a_collected_test(request, pytester):
+    """Down to the parametrize id: a renamed parameter leaves an entry matching nothing,
+    and its defect would turn red (or, worse, pass unnoticed) with no word why."""
+    files = sorted({p.split("::", 1)[0] for d in ledger.load() for p in d.tests})
+    ids = _collected_ids(files, request.config, pytester)
+    assert ids, f"nothing collected from {files}"
+    dangling = [f"{d.id}: {p}" for d in ledger.load() for p in d.tests
+                if not any(ledger.selects(p, n) for n in ids)]
+    assert not dangling, "ledger patterns that match no collected test:\n  " + "\n  ".join(
+        dangling)
+
+
 def test_raises_names_resolve():
     from pytest_rnn.plugin.ledger import _exception
 
@@ -119,6 +143,8 @@ def test_star_is_the_only_wildcard_and_brackets_match_literally():
     ([entry(raises=["ValueError", 3])], "raises must be an exception name or a list"),
     ([entry(backends=["theano"])], r"backends must be a non-empty list of Keras backends"),
     ([entry(backends=[])], r"backends must be a non-empty list of Keras backends"),
+    ([entry(match="(unclosed")], r"match must be a regular expression .*'\(unclosed'"),
+    ([entry(match=3)], r"match must be a regular expression"),
     (["x"], "must be an object"),
 ])
 def test_a_malformed_ledger_says_which_entry_and_field(data, message):
@@ -179,6 +205,14 @@ def test_unlisted():
 
 def test_outside_range():
     assert 1 == 2, "listed for other releases only"
+
+
+def test_observed_with_its_message():
+    raise ValueError("batch size 3 differs from the built 2")
+
+
+def test_observed_type_other_message():
+    raise ValueError("could not convert string to float")
 """
 
 
@@ -191,13 +225,16 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
               tests=["test_probe.py::test_observed_other_exception"]),
         entry(id="probe-other-releases", keras="<0.1", differs="never installed",
               tests=["test_probe.py::test_outside_range"]),
+        entry(id="probe-match", raises="ValueError", match=r"batch size \d+ differs",
+              tests=["test_probe.py::test_observed_with_its_message",
+                     "test_probe.py::test_observed_type_other_message"]),
     ])
     monkeypatch.setattr(ledger, "load", lambda: defects)
     pytester.makepyfile(test_probe=PROBE)
     result = pytester.runpytest_inprocess("-rfx", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=4, xfailed=1)
+    result.assert_outcomes(failed=5, xfailed=2)
     result.stdout.fnmatch_lines([
-        f"pytest-rnn: known recurrent-layer defects of Keras {installed} on * (2 of 3 ledger*",
+        f"pytest-rnn: known recurrent-layer defects of Keras {installed} on * (3 of 4 ledger*",
         "pytest-rnn:   probe-defect: probe differs",
         "pytest-rnn:   probe-raises: probe differs",
     ])
@@ -206,6 +243,11 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
                  "FAILED test_probe.py::test_observed_other_exception*",
                  "FAILED test_probe.py::test_unlisted*",
                  "FAILED test_probe.py::test_outside_range*",
+                 "FAILED test_probe.py::test_observed_type_other_message*",
+                 "XFAIL test_probe.py::test_observed_with_its_message - known Keras defect "
+                 "probe-match*",
+                 "*known Keras defect probe-match expects a ValueError matching /batch size "
+                 r"\d+ differs/; this one says: could not convert string to float",
                  "XFAIL test_probe.py::test_observed - known Keras defect probe-defect "
                  "(Keras >=0): probe differs [[]keras-team/keras#1[]]"]:
         result.stdout.fnmatch_lines([line])  # each on its own: pytest orders them its way

@@ -17,6 +17,9 @@ import pytest
 from pytest_rnn.runtime import ledger
 from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
+#: The ledger entry a collected test observes on this release (set at collection).
+DEFECT = pytest.StashKey[ledger.Defect]()
+
 
 def header_lines() -> list[str]:
     version, backend = package_version("keras"), keras_backend_name()
@@ -51,3 +54,21 @@ def mark_known_defects(items: list[pytest.Item]) -> None:
             continue
         kwargs = {"raises": tuple(_exception(r) for r in defect.raises)} if defect.raises else {}
         item.add_marker(pytest.mark.xfail(strict=True, reason=defect.reason, **kwargs))
+        item.stash[DEFECT] = defect
+
+
+def check_message(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+    """An expected failure whose message is not the entry's ``match`` is a failure: the
+    test observes the defect's exception type, but says something the ledger does not
+    explain (pytest's ``xfail(raises=...)`` checks the type alone)."""
+    defect = item.stash.get(DEFECT, None)
+    if (defect is None or not hasattr(report, "wasxfail") or call.excinfo is None
+            or defect.explains(str(call.excinfo.value))):
+        return
+    report.outcome = "failed"
+    del report.wasxfail
+    said = str(call.excinfo.value).strip().splitlines() or [""]
+    report.sections.append((
+        "pytest-rnn ledger",
+        f"known Keras defect {defect.id} expects a {call.excinfo.typename} matching "
+        f"/{defect.match}/; this one says: {said[0][:300]}"))

@@ -11,6 +11,8 @@ One data file ships in the package (``pytest_rnn/ledger.json``). Each entry name
   (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
 * ``raises`` (optional): the exception (or a list of them) the observing tests fail with
   on those releases, so that a different failure of the same test stays a failure;
+* ``match`` (optional): a regular expression searched in that exception's message, so
+  that the same exception type saying something else stays a failure too;
 * ``backends`` (optional): the Keras backends the defect lives on (``["jax"]``) when it
   is one backend's code (its fused loop, its scan); absent, every backend has it.
 
@@ -35,7 +37,7 @@ from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 LEDGER_FILE = "ledger.json"
 _FIELDS = {"id", "keras", "differs", "reference", "verified", "tests"}
-_OPTIONAL = {"raises", "backends"}
+_OPTIONAL = {"raises", "match", "backends"}
 #: The Keras backends an entry's ``backends`` may name.
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -54,6 +56,7 @@ class Defect:
     tests: tuple[str, ...]
     raises: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
+    match: str | None = None
 
     def affects(self, keras_version: str | None, backend: str | None = None) -> bool:
         """Whether ``keras_version`` lies in the affected range (False when unknown) and,
@@ -68,7 +71,7 @@ class Defect:
             return False
 
     def observed_by(self, nodeid: str) -> bool:
-        return any(_pattern(p).fullmatch(nodeid) for p in self.tests)
+        return any(selects(p, nodeid) for p in self.tests)
 
     @property
     def where(self) -> str:
@@ -76,9 +79,18 @@ class Defect:
         return f"Keras {self.keras}" + (f" on {'/'.join(self.backends)}" if self.backends
                                          else "")
 
+    def explains(self, message: str) -> bool:
+        """Whether a failure saying ``message`` is this defect (always, without ``match``)."""
+        return self.match is None or re.search(self.match, message) is not None
+
     @property
     def reason(self) -> str:
         return f"known Keras defect {self.id} ({self.where}): {self.differs} [{self.reference}]"
+
+
+def selects(pattern: str, nodeid: str) -> bool:
+    """Whether the ledger's test pattern ``pattern`` (``*`` a wildcard) names ``nodeid``."""
+    return _pattern(pattern).fullmatch(nodeid) is not None
 
 
 @cache
@@ -125,8 +137,16 @@ def parse(data: object) -> tuple[Defect, ...]:
                 and all(b in BACKENDS for b in backends)) and "backends" in entry:
             raise LedgerError(f"{where}: backends must be a non-empty list of Keras backends "
                               f"from {list(BACKENDS)}; got {backends!r}")
+        match = entry.get("match")
+        if match is not None:
+            try:
+                re.compile(match)
+            except (TypeError, re.error) as e:
+                raise LedgerError(f"{where}: match must be a regular expression searched in "
+                                  f"the failure's message; {match!r}: {e}") from None
         out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
-                          entry["verified"], tuple(tests), tuple(raises), tuple(backends)))
+                          entry["verified"], tuple(tests), tuple(raises), tuple(backends),
+                          match))
     return tuple(out)
 
 
