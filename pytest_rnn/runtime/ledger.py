@@ -167,6 +167,13 @@ def known_defects(keras_version: str | None = None,
     return [d for d in (load() if ledger is None else ledger) if d.affects(version, backend)]
 
 
+def defects_for(nodeid: str, defects: list[Defect]) -> list[Defect]:
+    """Those of ``defects`` observed by the test ``nodeid``, in ledger order. A test can
+    observe two defects of one release (a Keras 2 file that fails on the older of them
+    first), and its failure is explained when either explains it."""
+    return [d for d in defects if d.observed_by(nodeid)]
+
+
 def defect_for(nodeid: str, defects: list[Defect]) -> Defect | None:
     """The first of ``defects`` observed by the test ``nodeid``, if any."""
-    return next((d for d in defects if d.observed_by(nodeid)), None)
+    return next(iter(defects_for(nodeid, defects)), None)
