@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def entry(**overrides) -> dict:
     base = {"id": "probe", "keras": ">=0", "differs": "probe differs",
             "reference": "keras-team/keras#1", "verified": "by this test",
-            "tests": ["test_probe.py::test_observed"]}
+            "tests": ["test_probe.py::test_observed"], "raises": "AssertionError",
+            "match": "the defect"}
     return {**base, **overrides}
 
 
@@ -97,6 +98,21 @@ def test_each_ledger_pattern_matches_a_collected_test(request, pytester):
         dangling)
 
 
+#: Messages any failure could give (the proof of sensitivity's list, plus Keras's wrapper
+#: line): a ``match`` that finds one of them would explain an unrelated failure.
+GENERIC_MESSAGES = ("", "assert False", "AssertionError", "assert 0.3 == 0.0", "values differ",
+                    "TypeError: unsupported operand", "Exception encountered when calling "
+                    "LSTM.call().", "Arguments received by GRU.call():")
+
+
+@pytest.mark.parametrize("defect", ledger.load(), ids=lambda d: d.id)
+def test_each_entry_pins_an_exception_and_a_message_no_generic_failure_gives(defect):
+    assert "Exception" not in defect.raises and "BaseException" not in defect.raises, (
+        f"{defect.id}: raises {defect.raises} accepts any exception")
+    generic = [m for m in GENERIC_MESSAGES if defect.explains(m)]
+    assert not generic, f"{defect.id}: match /{defect.match}/ also explains {generic}"
+
+
 def test_raises_names_resolve():
     from pytest_rnn.plugin.ledger import _exception
 
@@ -147,6 +163,10 @@ def test_star_is_the_only_wildcard_and_brackets_match_literally():
     ([entry(backends=[])], r"backends must be a non-empty list of Keras backends"),
     ([entry(match="(unclosed")], r"match must be a regular expression .*'\(unclosed'"),
     ([entry(match=3)], r"match must be a regular expression"),
+    ([entry(match="")], r"match must be a regular expression"),
+    ([{k: v for k, v in entry().items() if k != "raises"}], r"missing fields \['raises'\]"),
+    ([{k: v for k, v in entry().items() if k != "match"}], r"missing fields \['match'\]"),
+    ([entry(raises=[])], "raises must be an exception name or a list"),
     (["x"], "must be an object"),
 ])
 def test_a_malformed_ledger_says_which_entry_and_field(data, message):
@@ -223,8 +243,7 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
     defects = ledger.parse([
         entry(id="probe-defect", tests=["test_probe.py::test_observed",
                                         "test_probe.py::test_observed_but_fixed"]),
-        entry(id="probe-raises", raises="AssertionError",
-              tests=["test_probe.py::test_observed_other_exception"]),
+        entry(id="probe-raises", tests=["test_probe.py::test_observed_other_exception"]),
         entry(id="probe-other-releases", keras="<0.1", differs="never installed",
               tests=["test_probe.py::test_outside_range"]),
         entry(id="probe-match", raises="ValueError", match=r"batch size \d+ differs",

@@ -292,7 +292,8 @@ def test_only_a_known_defect_or_a_missing_feature_excuses_a_test_from_the_proof(
     monkeypatch.setattr(runtime_versions, "package_version",
                         lambda name: "3.1.1" if name == "keras" else None)
     defect = ledger.parse([{"id": "probe", "keras": "<3.2", "differs": "d", "reference": "r",
-                            "verified": "v", "tests": ["s.py::t_defect"]}])
+                            "verified": "v", "tests": ["s.py::t_defect"],
+                            "raises": "AssertionError", "match": "d"}])
     monkeypatch.setattr(ledger, "known_defects", lambda *a, **k: list(defect))
     lacks = keras_lacks("use_cudnn")
     assert lacks is not None

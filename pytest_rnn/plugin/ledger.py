@@ -53,11 +53,9 @@ def mark_known_defects(items: list[pytest.Item]) -> None:
         observed = ledger.defects_for(item.nodeid, defects)
         if not observed:
             continue
-        raises = [_exception(r) for d in observed for r in d.raises]
-        kwargs = ({"raises": tuple(dict.fromkeys(raises))}
-                  if all(d.raises for d in observed) else {})
+        raises = tuple(dict.fromkeys(_exception(r) for d in observed for r in d.raises))
         reason = "; ".join(d.reason for d in observed)
-        item.add_marker(pytest.mark.xfail(strict=True, reason=reason, **kwargs))
+        item.add_marker(pytest.mark.xfail(strict=True, reason=reason, raises=raises))
         item.stash[DEFECTS] = tuple(observed)
 
 

@@ -9,10 +9,10 @@ One data file ships in the package (``pytest_rnn/ledger.json``). Each entry name
 * ``verified``: how the entry was checked (tag containment, a run of the suite);
 * ``tests``: node ids of the tests that observe it; ``*`` matches any run of characters
   (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
-* ``raises`` (optional): the exception (or a list of them) the observing tests fail with
-  on those releases, so that a different failure of the same test stays a failure;
-* ``match`` (optional): a regular expression searched in that exception's message, so
-  that the same exception type saying something else stays a failure too;
+* ``raises``: the exception (or a list of them) the observing tests fail with on those
+  releases, so that a different failure of the same test stays a failure;
+* ``match``: a regular expression searched in that exception's message, so that the same
+  exception type saying something else stays a failure too;
 * ``backends`` (optional): the Keras backends the defect lives on (``["jax"]``) when it
   is one backend's code (its fused loop, its scan); absent, every backend has it.
 
@@ -36,8 +36,8 @@ from packaging.version import InvalidVersion, Version
 from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 LEDGER_FILE = "ledger.json"
-_FIELDS = {"id", "keras", "differs", "reference", "verified", "tests"}
-_OPTIONAL = {"raises", "match", "backends"}
+_FIELDS = {"id", "keras", "differs", "reference", "verified", "tests", "raises", "match"}
+_OPTIONAL = {"backends"}
 #: The Keras backends an entry's ``backends`` may name.
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -127,9 +127,10 @@ def parse(data: object) -> tuple[Defect, ...]:
         if entry["id"] in seen:
             raise LedgerError(f"{where}: id {entry['id']!r} appears twice")
         seen.add(entry["id"])
-        raises = entry.get("raises", [])
+        raises = entry["raises"]
         raises = [raises] if isinstance(raises, str) else raises
-        if not (isinstance(raises, list) and all(isinstance(r, str) and r for r in raises)):
+        if not (isinstance(raises, list) and raises
+                and all(isinstance(r, str) and r for r in raises)):
             raise LedgerError(f"{where}: raises must be an exception name or a list of them "
                               "('AssertionError', 'tensorflow.errors.InvalidArgumentError')")
         backends = entry.get("backends", [])
@@ -137,13 +138,14 @@ def parse(data: object) -> tuple[Defect, ...]:
                 and all(b in BACKENDS for b in backends)) and "backends" in entry:
             raise LedgerError(f"{where}: backends must be a non-empty list of Keras backends "
                               f"from {list(BACKENDS)}; got {backends!r}")
-        match = entry.get("match")
-        if match is not None:
-            try:
-                re.compile(match)
-            except (TypeError, re.error) as e:
-                raise LedgerError(f"{where}: match must be a regular expression searched in "
-                                  f"the failure's message; {match!r}: {e}") from None
+        match = entry["match"]
+        try:
+            if not match:
+                raise re.error("empty")
+            re.compile(match)
+        except (TypeError, re.error) as e:
+            raise LedgerError(f"{where}: match must be a regular expression searched in "
+                              f"the failure's message; {match!r}: {e}") from None
         out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
                           entry["verified"], tuple(tests), tuple(raises), tuple(backends),
                           match))
