@@ -25,15 +25,17 @@ def _cell(text: str) -> str:
 
 def table(entries: list[dict]) -> str:
     rows = [
-        "| id | affected Keras | what differs | reference | tests that observe it |",
-        "| --- | --- | --- | --- | --- |",
+        "| id | affected Keras | what differs | reference | fails with | tests that observe it |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for e in entries:
         tests = "<br>".join(f"`{t}`" for t in e["tests"])
         keras = f"`{e['keras']}`" + (f" on {', '.join(e['backends'])}" if e.get("backends")
                                      else "")
+        raises = [e["raises"]] if isinstance(e["raises"], str) else e["raises"]
+        fails = " or ".join(f"`{r}`" for r in raises) + f" matching `{_cell(e['match'])}`"
         rows.append(f"| `{e['id']}` | {keras} | {_cell(e['differs'])} | "
-                    f"{_cell(e['reference'])} | {tests} |")
+                    f"{_cell(e['reference'])} | {fails} | {tests} |")
     return "\n".join(rows)
 
 

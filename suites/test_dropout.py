@@ -167,6 +167,16 @@ def test_seed_imdb_model_with_dropout_is_deterministic_in_inference_and_varies_i
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_implementation_1_with_input_dropout_runs_in_training(kind, x):
-    layer = rnn_layer(kind, UNITS, dropout=RATE, implementation=1)
-    layer(x, training=True)
+def test_implementation_1_with_input_dropout_runs_in_training(kind, x, rnn_rng):
+    """implementation=1 (per-gate matmuls) with input dropout: inference equals
+    implementation=2 with the same weights, and a training call runs and applies dropout
+    (ledger implementation-1-input-dropout: the training call fails on Keras >= 3.8)."""
+    layer = build_random(rnn_layer(kind, UNITS, dropout=RATE, implementation=1, seed=SEED),
+                         INPUT_SHAPE, rnn_rng)
+    twin = rnn_layer(kind, UNITS, dropout=RATE, implementation=2)
+    twin.build(INPUT_SHAPE)
+    twin.set_weights(layer.get_weights())
+    assert np.allclose(to_numpy(layer(x, training=False)), to_numpy(twin(x, training=False)),
+                       atol=1e-6), (
+        f"{kind} implementation=1 computes another inference output than implementation=2")
+    assert_training_applies_dropout(layer, x, min_diff=1e-4)

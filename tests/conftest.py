@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 
+import collected
 import pytest
 from subprocess_runs import HeadStart, reads_a_run
 
@@ -22,6 +23,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     shuffle included: it reorders before any plain hook), so that the runs have the whole
     session to finish instead of stopping the first reader until they do."""
     items.sort(key=reads_a_run)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    collected.NODEIDS.add(item.nodeid)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -187,3 +187,35 @@ def test_cross_backend_tests_are_moved_last_in_a_stable_order():
     items = [Item("a", True), Item("b", False), Item("c", True), Item("d", False)]
     markers.cross_backend_last(items)
     assert [i.name for i in items] == ["b", "d", "a", "c"]
+
+
+def test_a_broken_xla_fails_the_compiled_tests_and_only_a_missing_one_skips(pytester,
+                                                                             monkeypatch):
+    """Only a missing capability skips: an XLA that is built in but fails to compile turns
+    the XLA-mode test red with the compiler's error, and a TensorFlow built without XLA
+    skips it saying so."""
+    tf = pytest.importorskip("tensorflow")
+    from pytest_rnn import backends
+
+    if backends.name() != "tensorflow":
+        pytest.skip("XLA is probed through TensorFlow's build here (JAX always compiles with it)")
+    test = "suites/test_execution_modes.py::test_stateful_layer_carries_and_resets_state[xla]"
+    root = Path(__file__).resolve().parents[1]
+    real_function = tf.function
+
+    def broken_xla(*args, jit_compile=None, **kwargs):
+        if jit_compile:
+            raise RuntimeError("injected: XLA compilation failed")
+        return real_function(*args, jit_compile=jit_compile, **kwargs)
+
+    monkeypatch.setattr(tf, "function", broken_xla)
+    result = pytester.runpytest_inprocess(str(root / test), "-p", "no:randomly",
+                                          "-p", "no:cacheprovider", f"--rootdir={root}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: injected: XLA compilation failed*"])
+    monkeypatch.setattr(tf, "function", real_function)
+    monkeypatch.setattr(tf.test, "is_built_with_xla", lambda: False)
+    result = pytester.runpytest_inprocess(str(root / test), "-p", "no:randomly", "-rs",
+                                          "-p", "no:cacheprovider", f"--rootdir={root}")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*this TensorFlow build has no XLA*"])

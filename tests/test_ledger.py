@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+import collected
 import pytest
 import repo_scripts
 
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def entry(**overrides) -> dict:
     base = {"id": "probe", "keras": ">=0", "differs": "probe differs",
             "reference": "keras-team/keras#1", "verified": "by this test",
-            "tests": ["test_probe.py::test_observed"]}
+            "tests": ["test_probe.py::test_observed"], "raises": "AssertionError",
+            "match": "the defect"}
     return {**base, **overrides}
 
 
@@ -69,6 +71,46 @@ def test_each_ledger_pattern_names_an_existing_test(defect):
         names = _test_names(ROOT / path)
         cls = name.split("::")[0] + "::*"
         assert name in names or cls in names, f"{defect.id}: no test {name} in {path}"
+
+
+def _collected_ids(files: list[str], config: pytest.Config, pytester) -> set[str]:
+    """The node ids of ``files``: this session's own collection where it collected them
+    whole (the usual run), else a collection of just those files."""
+    whole = collected.whole_files(config.args)
+    if all(f in whole for f in files):
+        return {n for n in collected.NODEIDS if n.split("::", 1)[0] in files}
+    # in a subprocess: an in-process run would import Keras under pytester's module
+    # snapshot, which drops it (and NumPy's C extension, which cannot load twice) afterwards
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider",
+                                          f"--rootdir={ROOT}", *[str(ROOT / f) for f in files])
+    return {line.strip() for line in result.outlines if "::" in line}
+
+
+def test_each_ledger_pattern_matches_a_collected_test(request, pytester):
+    """Down to the parametrize id: a renamed parameter leaves an entry matching nothing,
+    and its defect would turn red (or, worse, pass unnoticed) with no word why."""
+    files = sorted({p.split("::", 1)[0] for d in ledger.load() for p in d.tests})
+    ids = _collected_ids(files, request.config, pytester)
+    assert ids, f"nothing collected from {files}"
+    dangling = [f"{d.id}: {p}" for d in ledger.load() for p in d.tests
+                if not any(ledger.selects(p, n) for n in ids)]
+    assert not dangling, "ledger patterns that match no collected test:\n  " + "\n  ".join(
+        dangling)
+
+
+#: Messages any failure could give (the proof of sensitivity's list, plus Keras's wrapper
+#: line): a ``match`` that finds one of them would explain an unrelated failure.
+GENERIC_MESSAGES = ("", "assert False", "AssertionError", "assert 0.3 == 0.0", "values differ",
+                    "TypeError: unsupported operand", "Exception encountered when calling "
+                    "LSTM.call().", "Arguments received by GRU.call():")
+
+
+@pytest.mark.parametrize("defect", ledger.load(), ids=lambda d: d.id)
+def test_each_entry_pins_an_exception_and_a_message_no_generic_failure_gives(defect):
+    assert "Exception" not in defect.raises and "BaseException" not in defect.raises, (
+        f"{defect.id}: raises {defect.raises} accepts any exception")
+    generic = [m for m in GENERIC_MESSAGES if defect.explains(m)]
+    assert not generic, f"{defect.id}: match /{defect.match}/ also explains {generic}"
 
 
 def test_raises_names_resolve():
@@ -119,6 +161,12 @@ def test_star_is_the_only_wildcard_and_brackets_match_literally():
     ([entry(raises=["ValueError", 3])], "raises must be an exception name or a list"),
     ([entry(backends=["theano"])], r"backends must be a non-empty list of Keras backends"),
     ([entry(backends=[])], r"backends must be a non-empty list of Keras backends"),
+    ([entry(match="(unclosed")], r"match must be a regular expression .*'\(unclosed'"),
+    ([entry(match=3)], r"match must be a regular expression"),
+    ([entry(match="")], r"match must be a regular expression"),
+    ([{k: v for k, v in entry().items() if k != "raises"}], r"missing fields \['raises'\]"),
+    ([{k: v for k, v in entry().items() if k != "match"}], r"missing fields \['match'\]"),
+    ([entry(raises=[])], "raises must be an exception name or a list"),
     (["x"], "must be an object"),
 ])
 def test_a_malformed_ledger_says_which_entry_and_field(data, message):
@@ -179,6 +227,14 @@ def test_unlisted():
 
 def test_outside_range():
     assert 1 == 2, "listed for other releases only"
+
+
+def test_observed_with_its_message():
+    raise ValueError("batch size 3 differs from the built 2")
+
+
+def test_observed_type_other_message():
+    raise ValueError("could not convert string to float")
 """
 
 
@@ -187,17 +243,19 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
     defects = ledger.parse([
         entry(id="probe-defect", tests=["test_probe.py::test_observed",
                                         "test_probe.py::test_observed_but_fixed"]),
-        entry(id="probe-raises", raises="AssertionError",
-              tests=["test_probe.py::test_observed_other_exception"]),
+        entry(id="probe-raises", tests=["test_probe.py::test_observed_other_exception"]),
         entry(id="probe-other-releases", keras="<0.1", differs="never installed",
               tests=["test_probe.py::test_outside_range"]),
+        entry(id="probe-match", raises="ValueError", match=r"batch size \d+ differs",
+              tests=["test_probe.py::test_observed_with_its_message",
+                     "test_probe.py::test_observed_type_other_message"]),
     ])
     monkeypatch.setattr(ledger, "load", lambda: defects)
     pytester.makepyfile(test_probe=PROBE)
     result = pytester.runpytest_inprocess("-rfx", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=4, xfailed=1)
+    result.assert_outcomes(failed=5, xfailed=2)
     result.stdout.fnmatch_lines([
-        f"pytest-rnn: known recurrent-layer defects of Keras {installed} on * (2 of 3 ledger*",
+        f"pytest-rnn: known recurrent-layer defects of Keras {installed} on * (3 of 4 ledger*",
         "pytest-rnn:   probe-defect: probe differs",
         "pytest-rnn:   probe-raises: probe differs",
     ])
@@ -206,6 +264,12 @@ def test_run_xfails_observed_defects_strictly_and_fails_everything_else(pytester
                  "FAILED test_probe.py::test_observed_other_exception*",
                  "FAILED test_probe.py::test_unlisted*",
                  "FAILED test_probe.py::test_outside_range*",
+                 "FAILED test_probe.py::test_observed_type_other_message*",
+                 "XFAIL test_probe.py::test_observed_with_its_message - known Keras defect "
+                 "probe-match*",
+                 "*known Keras defect probe-match (/batch size "
+                 r"\d+ differs/) expects a failure matching its pattern; this ValueError says: "
+                 "could not convert string to float",
                  "XFAIL test_probe.py::test_observed - known Keras defect probe-defect "
                  "(Keras >=0): probe differs [[]keras-team/keras#1[]]"]:
         result.stdout.fnmatch_lines([line])  # each on its own: pytest orders them its way

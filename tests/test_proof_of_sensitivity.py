@@ -271,13 +271,41 @@ CATALOGUE_RELEASE = "3.15.0"
 
 
 def _known_here(nodeid: str, ran: dict) -> bool:
-    """A test expected not to pass on the installed Keras: it observes a ledger defect of
-    this release (strict xfail) or pins a feature the release predates (skip). Either way
-    it cannot take part in a proof here."""
-    if ran.get(nodeid, {}).get("outcome") != "skipped":
+    """A test expected not to pass on the installed Keras: a strict xfail naming the ledger
+    defect of this release it observes, or a skip naming a feature this release predates.
+    Either way it cannot take part in a proof here; a test skipped for any other reason
+    (a broken fixture, a missing data source) is no excuse."""
+    test = ran.get(nodeid, {})
+    if test.get("outcome") != "skipped":
         return False
-    return (ledger.defect_for(nodeid, ledger.known_defects()) is not None
-            or any(keras_lacks(feature) for feature in KERAS_FEATURES))
+    reason = test.get("skip_reason", "")
+    defect = ledger.defect_for(nodeid, ledger.known_defects())
+    if defect is not None and reason.startswith(f"known Keras defect {defect.id} "):
+        return True
+    return any((why := keras_lacks(feature)) is not None and why in reason
+               for feature in KERAS_FEATURES)
+
+
+def test_only_a_known_defect_or_a_missing_feature_excuses_a_test_from_the_proof(monkeypatch):
+    """On a release lacking a feature, a test skipped for another reason (a broken fixture,
+    no data) is not excused, nor is an xfail naming another ledger entry."""
+    monkeypatch.setattr(runtime_versions, "package_version",
+                        lambda name: "3.1.1" if name == "keras" else None)
+    defect = ledger.parse([{"id": "probe", "keras": "<3.2", "differs": "d", "reference": "r",
+                            "verified": "v", "tests": ["s.py::t_defect"],
+                            "raises": "AssertionError", "match": "d"}])
+    monkeypatch.setattr(ledger, "known_defects", lambda *a, **k: list(defect))
+    lacks = keras_lacks("use_cudnn")
+    assert lacks is not None
+    ran = {
+        "s.py::t_feature": {"outcome": "skipped", "skip_reason": lacks},
+        "s.py::t_data": {"outcome": "skipped", "skip_reason": "no IMDB source is reachable"},
+        "s.py::t_defect": {"outcome": "skipped", "skip_reason": defect[0].reason},
+        "s.py::t_other": {"outcome": "skipped", "skip_reason": defect[0].reason},
+        "s.py::t_failed": {"outcome": "failed", "skip_reason": lacks},
+    }
+    known = {n for n in ran if _known_here(n, ran)}
+    assert known == {"s.py::t_feature", "s.py::t_defect"}
 
 
 def _skip_if_not_provable_here(regression: Regression, groups: dict) -> None:

@@ -121,7 +121,8 @@ def compiled_value_and_grad(
 
 
 def xla_available() -> tuple[bool, str]:
-    """Whether :func:`compile_function` supports ``jit_compile=True`` here, and why not."""
+    """Whether this backend has XLA for :func:`compile_function`'s ``jit_compile=True``, and
+    why not: a missing capability (the tests skip), never a failing compilation (they fail)."""
     backend = module()
     if not hasattr(backend, "xla_available"):
         return False, f"no XLA-compiled tf.function on the {name()} backend"

@@ -122,9 +122,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         benchmarks.summary(terminalreporter, config)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    report = yield
+    report = yield  # outermost: pytest's xfail handling has already judged the call
+    ledger.check_message(item, call, report)
     if (baselines := _imported("baselines")) is not None:
         baselines.after_report(item, report)
     return report

@@ -9,8 +9,10 @@ One data file ships in the package (``pytest_rnn/ledger.json``). Each entry name
 * ``verified``: how the entry was checked (tag containment, a run of the suite);
 * ``tests``: node ids of the tests that observe it; ``*`` matches any run of characters
   (nothing else is special, so ``[`` and ``]`` in parametrize ids match literally);
-* ``raises`` (optional): the exception (or a list of them) the observing tests fail with
-  on those releases, so that a different failure of the same test stays a failure;
+* ``raises``: the exception (or a list of them) the observing tests fail with on those
+  releases, so that a different failure of the same test stays a failure;
+* ``match``: a regular expression searched in that exception's message, so that the same
+  exception type saying something else stays a failure too;
 * ``backends`` (optional): the Keras backends the defect lives on (``["jax"]``) when it
   is one backend's code (its fused loop, its scan); absent, every backend has it.
 
@@ -34,8 +36,8 @@ from packaging.version import InvalidVersion, Version
 from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 LEDGER_FILE = "ledger.json"
-_FIELDS = {"id", "keras", "differs", "reference", "verified", "tests"}
-_OPTIONAL = {"raises", "backends"}
+_FIELDS = {"id", "keras", "differs", "reference", "verified", "tests", "raises", "match"}
+_OPTIONAL = {"backends"}
 #: The Keras backends an entry's ``backends`` may name.
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -54,6 +56,7 @@ class Defect:
     tests: tuple[str, ...]
     raises: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
+    match: str | None = None
 
     def affects(self, keras_version: str | None, backend: str | None = None) -> bool:
         """Whether ``keras_version`` lies in the affected range (False when unknown) and,
@@ -68,7 +71,7 @@ class Defect:
             return False
 
     def observed_by(self, nodeid: str) -> bool:
-        return any(_pattern(p).fullmatch(nodeid) for p in self.tests)
+        return any(selects(p, nodeid) for p in self.tests)
 
     @property
     def where(self) -> str:
@@ -76,9 +79,18 @@ class Defect:
         return f"Keras {self.keras}" + (f" on {'/'.join(self.backends)}" if self.backends
                                          else "")
 
+    def explains(self, message: str) -> bool:
+        """Whether a failure saying ``message`` is this defect (always, without ``match``)."""
+        return self.match is None or re.search(self.match, message) is not None
+
     @property
     def reason(self) -> str:
         return f"known Keras defect {self.id} ({self.where}): {self.differs} [{self.reference}]"
+
+
+def selects(pattern: str, nodeid: str) -> bool:
+    """Whether the ledger's test pattern ``pattern`` (``*`` a wildcard) names ``nodeid``."""
+    return _pattern(pattern).fullmatch(nodeid) is not None
 
 
 @cache
@@ -115,9 +127,10 @@ def parse(data: object) -> tuple[Defect, ...]:
         if entry["id"] in seen:
             raise LedgerError(f"{where}: id {entry['id']!r} appears twice")
         seen.add(entry["id"])
-        raises = entry.get("raises", [])
+        raises = entry["raises"]
         raises = [raises] if isinstance(raises, str) else raises
-        if not (isinstance(raises, list) and all(isinstance(r, str) and r for r in raises)):
+        if not (isinstance(raises, list) and raises
+                and all(isinstance(r, str) and r for r in raises)):
             raise LedgerError(f"{where}: raises must be an exception name or a list of them "
                               "('AssertionError', 'tensorflow.errors.InvalidArgumentError')")
         backends = entry.get("backends", [])
@@ -125,8 +138,17 @@ def parse(data: object) -> tuple[Defect, ...]:
                 and all(b in BACKENDS for b in backends)) and "backends" in entry:
             raise LedgerError(f"{where}: backends must be a non-empty list of Keras backends "
                               f"from {list(BACKENDS)}; got {backends!r}")
+        match = entry["match"]
+        try:
+            if not match:
+                raise re.error("empty")
+            re.compile(match)
+        except (TypeError, re.error) as e:
+            raise LedgerError(f"{where}: match must be a regular expression searched in "
+                              f"the failure's message; {match!r}: {e}") from None
         out.append(Defect(entry["id"], entry["keras"], entry["differs"], entry["reference"],
-                          entry["verified"], tuple(tests), tuple(raises), tuple(backends)))
+                          entry["verified"], tuple(tests), tuple(raises), tuple(backends),
+                          match))
     return tuple(out)
 
 
@@ -147,6 +169,13 @@ def known_defects(keras_version: str | None = None,
     return [d for d in (load() if ledger is None else ledger) if d.affects(version, backend)]
 
 
+def defects_for(nodeid: str, defects: list[Defect]) -> list[Defect]:
+    """Those of ``defects`` observed by the test ``nodeid``, in ledger order. A test can
+    observe two defects of one release (a Keras 2 file that fails on the older of them
+    first), and its failure is explained when either explains it."""
+    return [d for d in defects if d.observed_by(nodeid)]
+
+
 def defect_for(nodeid: str, defects: list[Defect]) -> Defect | None:
     """The first of ``defects`` observed by the test ``nodeid``, if any."""
-    return next((d for d in defects if d.observed_by(nodeid)), None)
+    return next(iter(defects_for(nodeid, defects)), None)

@@ -142,6 +142,17 @@ class SensitivityLoop:
                                           "message": str(report.longrepr)[:MESSAGE_CHARS]})
         elif report.skipped and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
+            entry["skip_reason"] = skip_reason(report)[:MESSAGE_CHARS]
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """Why a test did not run: its xfail reason (a ledger entry names itself there) or its
+    skip message, without pytest's ``Skipped: `` prefix."""
+    if hasattr(report, "wasxfail"):
+        return report.wasxfail
+    longrepr = report.longrepr
+    message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return message.removeprefix("Skipped: ")
 
 
 def main(argv: list[str]) -> int:
