@@ -562,6 +562,29 @@ def test_a_failed_download_is_unavailable_not_a_crash(keras, offline, monkeypatc
         data.load_imdb_subset(seed=0)
 
 
+@pytest.mark.parametrize(("raised", "expected", "message"), [
+    (ValueError("Incomplete or corrupted file detected. The sha256 file hash does not match "
+                "the provided value of 3f1b."), data.ImdbFileError,
+     r"downloaded .*imdb\.npz, but the file is not the published imdb\.npz \(Incomplete"),
+    (TypeError("get_file() got an unexpected keyword argument 'file_hash'"), TypeError,
+     "unexpected keyword argument"),
+    (ConnectionResetError("Connection reset by peer"), data.ImdbUnavailable,
+     "Keras's download failed .ConnectionResetError"),
+])
+def test_only_a_download_that_never_arrived_is_unavailable(keras, offline, monkeypatch,
+                                                           raised, expected, message):
+    """A corrupt download (Keras's hash check) and a Keras whose get_file no longer works
+    are failures, not skips: only a missing network makes the data unavailable."""
+    monkeypatch.setattr(data, "_probe", lambda host, port, timeout: None)
+
+    def fail(**kwargs):
+        raise raised
+
+    monkeypatch.setattr(keras.utils, "get_file", fail)
+    with pytest.raises(expected, match=message):
+        data.load_imdb_subset(seed=0)
+
+
 # --- the fixtures ---------------------------------------------------------------------
 
 

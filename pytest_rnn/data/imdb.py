@@ -350,8 +350,21 @@ def _download() -> Path:
                 fname="imdb.npz", origin=KERAS_IMDB_ORIGIN, file_hash=KERAS_IMDB_SHA256
             )
         )
-    except Exception as exc:  # Keras raises bare Exception for URL failures
+    except ValueError as exc:  # the file arrived and failed Keras's hash check: broken
+        raise ImdbFileError(f"Keras downloaded {KERAS_IMDB_ORIGIN}, but the file is not the "
+                            f"published imdb.npz ({exc})") from exc
+    except Exception as exc:
+        if not _never_arrived(exc):
+            raise  # a Keras that cannot download any more is broken, not offline
         raise ImdbUnavailable(f"Keras's download failed ({type(exc).__name__}: {exc})") from exc
+
+
+def _never_arrived(exc: BaseException) -> bool:
+    """A download that did not reach us: Keras's ``URL fetch failure`` (a bare Exception it
+    raises for HTTP and URL errors) or a socket error. Only that is a missing data source;
+    a file that arrived corrupt, or any other error, is a failure."""
+    return isinstance(exc, OSError) or (type(exc) is Exception
+                                        and str(exc).startswith("URL fetch failure"))
 
 
 def _find_source(path: str | os.PathLike | None) -> _Source:
