@@ -48,6 +48,7 @@ REFERENCE = "suites/test_reference_math.py::"
 SERIAL = "suites/test_serialization.py::"
 SHAPES = "suites/test_shapes_and_states.py::"
 TIME = "suites/test_time_and_state.py::"
+MASKING = "suites/test_masking_edges.py::"
 TRAIN = "suites/test_trainability.py::"
 TOY = "suites/test_accuracy_toy.py::"
 IMDB = "suites/test_accuracy_imdb.py::"
@@ -327,6 +328,48 @@ def _unroll_ignores_mask(mp):
         return patched
 
     wrap(mp, keras_internals()["backend"], "rnn", make)
+
+
+def _backend_rnn_mask(transform) -> Apply:
+    """``backend.rnn`` (the loop every RNN layer runs masked calls through) with its mask
+    passed through ``transform(mask)``, a Keras tensor function."""
+
+    def apply(mp):
+        def make(original):
+            def patched(*args, **kwargs):
+                if kwargs.get("mask") is not None:
+                    kwargs["mask"] = transform(kwargs["mask"])
+                return original(*args, **kwargs)
+
+            return patched
+
+        wrap(mp, keras_internals()["backend"], "rnn", make)
+
+    return apply
+
+
+def _as_right_padding(mask):
+    """Each row's valid steps counted and moved to the front (a lengths-based loop)."""
+    ops = keras_internals()["ops"]
+    valid = ops.sum(ops.cast(mask, "int32"), axis=1, keepdims=True)
+    steps = ops.expand_dims(ops.arange(ops.shape(mask)[1], dtype="int32"), 0)
+    return ops.less(steps, valid)
+
+
+def _empty_rows_unmasked(mask):
+    """A row with no valid step is run as if every step were valid."""
+    ops = keras_internals()["ops"]
+    empty = ops.logical_not(ops.any(ops.cast(mask, "bool"), axis=1, keepdims=True))
+    return ops.logical_or(ops.cast(mask, "bool"), empty)
+
+
+def _stateful_mask_dropped(mp):
+    def edit(self, kwargs):
+        if self.stateful:
+            kwargs["mask"] = None
+        return kwargs
+
+    with_kwargs(mp, keras_internals()["RNN"], "call", edit)
 
 
 def _compute_output_shape_drops_states(mp):
@@ -758,6 +801,58 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         fails=(TIME + "test_mask_zero_padding_equals_the_unpadded_sequence[lstm-post]",),
         message=r"post-padded with mask_zero",
         passes=(TIME + "test_masked_steps_repeat_the_previous_output_by_default[lstm]",),
+    ),
+    Regression(
+        "mask_read_as_right_padding",
+        "masks are turned into lengths: each row's valid steps are taken as its first ones, "
+        "so left-padded rows and rows with holes run the wrong steps",
+        _backend_rnn_mask(_as_right_padding),
+        fails=(
+            MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[lstm-left_padded-"
+            "forward]",
+            MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[simple_rnn-holes-"
+            "go_backwards]",
+            MASKING + "test_convlstm_matches_the_reference_at_each_mask_edge[holes]",
+        ),
+        message=r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        messages={
+            MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[simple_rnn-holes-"
+            "go_backwards]": r"SimpleRNN .*" + DIFFERS_FROM_REFERENCE,
+            MASKING + "test_convlstm_matches_the_reference_at_each_mask_edge[holes]":
+                r"ConvLSTM1D .*" + DIFFERS_FROM_REFERENCE,
+        },
+        passes=(MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[lstm-"
+                "right_padded-forward]",),
+    ),
+    Regression(
+        "fully_masked_row_runs_unmasked",
+        "a row whose every step is masked is run as if none were",
+        _backend_rnn_mask(_empty_rows_unmasked),
+        fails=(
+            MASKING + "test_a_fully_masked_row_ends_in_its_initial_state[lstm-repeat_output]",
+            MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[simple_rnn-"
+            "fully_masked_row-forward]",
+            MASKING + "test_stacked_cells_match_the_reference_at_each_mask_edge"
+            "[fully_masked_row]",
+        ),
+        message=r"a fully masked row outputs",
+        messages={
+            MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[simple_rnn-"
+            "fully_masked_row-forward]": r"SimpleRNN .*" + DIFFERS_FROM_REFERENCE,
+            MASKING + "test_stacked_cells_match_the_reference_at_each_mask_edge"
+            "[fully_masked_row]": r"RNN .*" + DIFFERS_FROM_REFERENCE,
+        },
+        passes=(MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[simple_rnn-"
+                "holes-forward]",),
+    ),
+    Regression(
+        "stateful_layer_drops_the_mask",
+        "a stateful layer ignores the mask it is called with",
+        _stateful_mask_dropped,
+        fails=(MASKING + "test_a_stateful_layer_carries_masked_state_across_calls[lstm]",),
+        message=r"LSTM .*" + DIFFERS_FROM_REFERENCE,
+        passes=(MASKING + "test_each_kind_matches_the_reference_at_each_mask_edge[lstm-holes-"
+                "forward]",),
     ),
     Regression(
         "zero_output_for_mask_ignored",
