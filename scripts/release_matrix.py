@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "docs" / "release-matrix.json"
 ROWS = ROOT / ".nox" / "release-matrix"
 BLOCK = "release-matrix"
+#: Set (to the Keras release) in a matrix session's pytest run: that run produces the
+#: record, so the tests that check the record skip there.
+SESSION_VARIABLE = "PYTEST_RNN_RELEASE_MATRIX"
 
 #: TensorFlow releases the matrix uses, oldest first, each with the oldest Keras its
 #: requirements admit (its ``Requires-Dist: keras>=...``; no upper bound in any of them).

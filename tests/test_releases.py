@@ -10,6 +10,7 @@ another release; the matrix run (noxfile.py) runs everything on real ones.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import repo_scripts
 
 from pytest_rnn.checks.shapes import assert_output_structure
 from pytest_rnn.plugin.markers import requires_keras
-from pytest_rnn.runtime import versions
+from pytest_rnn.runtime import ledger, versions
 
 
 @pytest.mark.parametrize(("feature", "release", "lacks"), [
@@ -166,3 +167,58 @@ def test_a_sessions_row_counts_what_pytest_wrote_to_junit(pytester):
         "passed": 1, "failed": 2, "errors": 0, "skipped": 1, "xfailed": 2}
     assert row["observed"] == {"some-entry": 1}
     assert row["seconds"] >= 0
+
+
+#: The record's checks skip inside a matrix session: that run is producing the record.
+in_a_matrix_session = pytest.mark.skipif(
+    bool(os.environ.get(matrix.SESSION_VARIABLE)),
+    reason="this run is a release-matrix session, which produces the record these tests check")
+
+
+def _record() -> list[dict]:
+    rows = matrix.load_record()
+    assert rows, f"no release record at {matrix.RECORD}: run nox, then " \
+                 "`python scripts/release_matrix.py collect --write`"
+    return rows
+
+
+@in_a_matrix_session
+def test_the_record_has_a_green_row_for_every_release_of_the_matrix():
+    """Know, not hope: each release of the matrix ran the whole fast suite with its
+    TensorFlow, and nothing failed there but the ledger's strict xfails."""
+    rows = {r["keras"]: r for r in _record()}
+    missing = [s.keras for s in matrix.sessions() if s.keras not in rows]
+    assert not missing, f"releases of the matrix never recorded: {missing} (run them with nox)"
+    for s in matrix.sessions():
+        row = rows[s.keras]
+        assert row["tensorflow"] == s.tensorflow, (
+            f"Keras {s.keras} was recorded on TensorFlow {row['tensorflow']}; the matrix runs "
+            f'{s.tensorflow}: run nox -s "releases({s.id})" again')
+        assert row["failed"] == 0 and row["errors"] == 0, (
+            f"Keras {s.keras}: {row['failed']} failed, {row['errors']} errors in the record")
+        assert row["passed"] > 500, f"Keras {s.keras}: only {row['passed']} passed"
+
+
+def _session_id(row: dict) -> str:
+    return matrix.Session(row["keras"], row["tensorflow"], row["role"]).id
+
+
+@in_a_matrix_session
+def test_each_rows_ledger_entries_are_the_ones_the_ledger_applies_today():
+    """A ledger range edited after the run makes the row stale: run that release again."""
+    for row in _record():
+        today = [d.id for d in ledger.known_defects(row["keras"], backend="tensorflow")]
+        assert row["applies"] == today, (
+            f"Keras {row['keras']} was recorded with ledger entries {row['applies']}; the "
+            f'ledger applies {today} now: run nox -s "releases({_session_id(row)})"')
+        stray = set(row["observed"]) - set(today)
+        assert not stray, f"Keras {row['keras']}: xfails naming entries outside it: {stray}"
+
+
+@in_a_matrix_session
+def test_readme_shows_the_record():
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = repo_scripts.load("readme_block").block(matrix.BLOCK, matrix.table(_record()))
+    assert block in readme, (
+        "README.md's release table is not the record's: run "
+        "`python scripts/release_matrix.py table --write`")
