@@ -189,12 +189,23 @@ def test_cross_backend_tests_are_moved_last_in_a_stable_order():
     assert [i.name for i in items] == ["b", "d", "a", "c"]
 
 
-def test_a_broken_xla_fails_the_compiled_tests_and_only_a_missing_one_skips(pytester,
-                                                                             monkeypatch):
+@pytest.fixture(scope="module")
+def tensorflow_and_keras():
+    """Imported before any pytester fixture takes its module snapshot: an inner run that
+    imported them would have them dropped afterwards, and their C extensions cannot be
+    loaded twice in one process."""
+    tf = pytest.importorskip("tensorflow")
+    import keras  # noqa: F401
+
+    return tf
+
+
+def test_a_broken_xla_fails_the_compiled_tests_and_only_a_missing_one_skips(
+        tensorflow_and_keras, pytester, monkeypatch):
     """Only a missing capability skips: an XLA that is built in but fails to compile turns
     the XLA-mode test red with the compiler's error, and a TensorFlow built without XLA
     skips it saying so."""
-    tf = pytest.importorskip("tensorflow")
+    tf = tensorflow_and_keras
     from pytest_rnn import backends
 
     if backends.name() != "tensorflow":
