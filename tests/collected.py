@@ -1,5 +1,6 @@
-"""The node ids this session collected, before ``-m``/``-k`` deselection (tests/conftest.py
-records them from ``pytest_itemcollected``), and which files were collected whole."""
+"""The node ids this session collected, deselected ones included (tests/conftest.py records
+them at ``pytest_collection_modifyitems`` and ``pytest_deselected``), and which files were
+collected whole."""
 
 from __future__ import annotations
 

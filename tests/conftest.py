@@ -23,10 +23,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     shuffle included: it reorders before any plain hook), so that the runs have the whole
     session to finish instead of stopping the first reader until they do."""
     items.sort(key=reads_a_run)
+    collected.NODEIDS.update(item.nodeid for item in items)
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    collected.NODEIDS.add(item.nodeid)
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Deselected by -m or -k, but collected: tests/test_ledger.py checks the ledger's
+    patterns against every collected test (a conftest's own collection hooks would see
+    only this directory's items)."""
+    collected.NODEIDS.update(item.nodeid for item in items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
