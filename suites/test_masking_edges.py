@@ -83,9 +83,8 @@ def test_bidirectional_matches_the_reference_at_each_mask_edge(kind, edge, x, rn
     layer = build_random(
         keras.layers.Bidirectional(rnn_layer(kind, UNITS, **sequences_and_states())),
         INPUT_SHAPE, rnn_rng)
-    n = 2 if kind == "lstm" else 1
-    states = [rnn_rng.uniform(-1, 1, size=(BATCH, UNITS)).astype("float32")
-              for _ in range(2 * n)]
+    states = (initial_states(layer.forward_layer, rnn_rng)
+              + initial_states(layer.backward_layer, rnn_rng))
     assert_matches_reference(layer, x, mask=mask_of(edge), initial_state=states)
 
 

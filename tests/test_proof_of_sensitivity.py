@@ -24,7 +24,7 @@ import pytest
 import subprocess_runs
 from regressions import surface, training_path
 from regressions.catalogue import BY_ID, LAYER_REGRESSIONS, PROBES, REGRESSIONS, Regression
-from regressions.judge import problems, selects, why_not_a_catch
+from regressions.judge import GENERIC_MESSAGES, problems, selects, why_not_a_catch
 from regressions.runner import HIDDEN_GPUS, ROOT, command
 
 from pytest_rnn.runtime import ledger
@@ -113,11 +113,6 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def _regression_ids_from(outcomes: dict) -> list[str]:
     return [g for g in outcomes["groups"] if g != "control" and g not in {p.id for p in PROBES}]
-
-
-#: Messages any failure could give: a pattern that matches one of them names no behaviour.
-GENERIC_MESSAGES = ("", "assert False", "AssertionError", "assert 0.3 == 0.0",
-                    "values differ", "TypeError: unsupported operand")
 
 
 def test_the_catalogue_holds_many_distinct_regressions():

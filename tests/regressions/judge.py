@@ -28,6 +28,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: Messages any failure could give, Keras's own wrapper lines included: a pattern that
+#: finds one of them names no behaviour (catalogue entries and ledger entries alike).
+GENERIC_MESSAGES = ("", "assert False", "AssertionError", "assert 0.3 == 0.0", "values differ",
+                    "TypeError: unsupported operand",
+                    "Exception encountered when calling LSTM.call().",
+                    "Arguments received by GRU.call():")
+
 Outcome = dict[str, Any]
 Groups = dict[str, dict[str, Any]]
 
