@@ -31,6 +31,11 @@ FLAG_IDS = [f"seq{int(rs)}-state{int(st)}" for rs, st in FLAGS]
 #: Outputs that must be equal up to float32 rounding of the same arithmetic.
 assert_close = functools.partial(compare.assert_allclose, atol=1e-6)
 
+#: The structure a layer of this module's sizes should return on ``x``.
+expected_structure = functools.partial(
+    expected_output_structure, batch=BATCH, steps=STEPS, units=UNITS
+)
+
 
 # --- single layers ---------------------------------------------------------------------------
 
@@ -38,16 +43,9 @@ assert_close = functools.partial(compare.assert_allclose, atol=1e-6)
 @pytest.mark.parametrize("return_sequences, return_state", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_returns_output_then_its_states(kind, return_sequences, return_state, x):
-    layer = rnn_layer(kind, UNITS, return_sequences=return_sequences, return_state=return_state)
-    expected = expected_output_structure(
-        kind,
-        batch=BATCH,
-        steps=STEPS,
-        units=UNITS,
-        return_sequences=return_sequences,
-        return_state=return_state,
-    )
-    assert_output_structure(layer(x), expected, what=f"{kind} layer")
+    flags = {"return_sequences": return_sequences, "return_state": return_state}
+    layer = rnn_layer(kind, UNITS, **flags)
+    assert_output_structure(layer(x), expected_structure(kind, **flags), what=f"{kind} layer")
 
 
 @pytest.mark.parametrize("return_sequences, return_state", FLAGS, ids=FLAG_IDS)
@@ -178,20 +176,9 @@ assert {case[1] for case in BIDIRECTIONAL_CASES} == set(MERGE_MODES)
 def test_bidirectional_returns_merged_output_then_forward_then_backward_states(
     kind, merge_mode, return_sequences, return_state, x
 ):
-    layer = keras.layers.Bidirectional(
-        rnn_layer(kind, UNITS, return_sequences=return_sequences, return_state=return_state),
-        merge_mode=merge_mode,
-    )
-    expected = expected_output_structure(
-        kind,
-        batch=BATCH,
-        steps=STEPS,
-        units=UNITS,
-        return_sequences=return_sequences,
-        return_state=return_state,
-        bidirectional=True,
-        merge_mode=merge_mode,
-    )
+    flags = {"return_sequences": return_sequences, "return_state": return_state}
+    layer = keras.layers.Bidirectional(rnn_layer(kind, UNITS, **flags), merge_mode=merge_mode)
+    expected = expected_structure(kind, **flags, bidirectional=True, merge_mode=merge_mode)
     assert_output_structure(layer(x), expected, what=f"Bidirectional({kind}, {merge_mode})")
     assert_output_structure(
         layer.compute_output_shape(INPUT_SHAPE),

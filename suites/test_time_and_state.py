@@ -44,6 +44,21 @@ def random_layer(kind: str, rnn_rng: np.random.Generator, **kwargs) -> keras.lay
     return build_random(rnn_layer(kind, UNITS, **kwargs), INPUT_SHAPE, rnn_rng)
 
 
+def random_bidirectional(kind: str, rnn_rng: np.random.Generator) -> keras.layers.Layer:
+    """Bidirectional (merge "concat") over a ``kind`` layer that returns sequences."""
+    return build_random(
+        keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True)),
+        INPUT_SHAPE,
+        rnn_rng,
+    )
+
+
+def assert_final_states_close(got: list, want: list, what: str) -> None:
+    """Element 1 onwards of two flattened layer results (the final states) agree."""
+    for index in range(1, len(want)):
+        assert_close(got[index], want[index], f"{what} final state {index}")
+
+
 # --- direction -------------------------------------------------------------------------------
 
 
@@ -55,17 +70,12 @@ def test_go_backwards_equals_the_layer_on_reversed_input(kind, x, rnn_rng):
     want = compare.leaves(forward(x[:, ::-1]))
     assert_differ(got[1], compare.leaves(forward(x))[1], f"{kind}: reading backwards changes h")
     assert_close(got[0], want[0], f"{kind} go_backwards sequence (processing order)")
-    for index in range(1, len(want)):
-        assert_close(got[index], want[index], f"{kind} go_backwards final state {index}")
+    assert_final_states_close(got, want, f"{kind} go_backwards")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_bidirectional_equals_its_forward_layer_and_reversed_backward_layer(kind, x, rnn_rng):
-    layer = build_random(
-        keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True)),
-        INPUT_SHAPE,
-        rnn_rng,
-    )
+    layer = random_bidirectional(kind, rnn_rng)
     forward = copy_layer(layer.forward_layer, INPUT_SHAPE)
     backward = copy_layer(layer.backward_layer, INPUT_SHAPE, go_backwards=False)
     forward_seq = to_numpy(forward(x))
@@ -144,17 +154,12 @@ def test_zero_output_for_mask_zeroes_masked_steps_and_keeps_the_rest(kind, x, rn
         f"{np.argwhere((sequence != 0).any(-1) & ~MASK).tolist()}"
     )
     assert_close(sequence[MASK], carried_out[0][MASK], f"{kind}: unmasked steps")
-    for index in range(1, len(carried_out)):
-        assert_close(zeroed_out[index], carried_out[index], f"{kind}: final state {index}")
+    assert_final_states_close(zeroed_out, carried_out, f"{kind}:")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_bidirectional_zeroes_masked_steps_of_both_directions(kind, x, rnn_rng):
-    layer = build_random(
-        keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True)),
-        INPUT_SHAPE,
-        rnn_rng,
-    )
+    layer = random_bidirectional(kind, rnn_rng)
     output = to_numpy(layer(x, mask=MASK))
     assert not output[~MASK].any(), (
         f"Bidirectional({kind}) returned non-zero outputs at masked steps "
@@ -200,8 +205,7 @@ def test_initial_state_continues_a_sequence(kind, x, rnn_rng):
     whole = compare.leaves(layer(x))
     assert_differ(continued[0], from_zero[0], f"{kind}: initial_state changes the output")
     assert_close(continued[0], whole[0][:, split:], f"{kind}: continued sequence vs whole")
-    for index in range(1, len(whole)):
-        assert_close(continued[index], whole[index], f"{kind}: final state {index}")
+    assert_final_states_close(continued, whole, f"{kind}:")
 
 
 # --- equivalent code paths -------------------------------------------------------------------

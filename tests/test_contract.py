@@ -139,13 +139,34 @@ def test_opt_outs_skip_with_their_reason_and_the_rest_still_runs(pytester: pytes
     ])
 
 
-WRONG_BACKWARD = '''
+def _contract_module(cell: str, cell_class: str) -> str:
+    """Source of a test module running the contract on ``keras.layers.RNN(<cell>(3))``.
+
+    ``cell_class`` defines the cell (``keras`` and ``ops`` are imported) with no
+    ``get_config``: its only argument is ``units``, and this adds the config saying so.
+    """
+    return f'''
 import keras
 from keras import ops
 
 from pytest_rnn import RecurrentLayerContract
 
 
+{cell_class.strip()}
+
+    def get_config(self):
+        return {{**super().get_config(), "units": self.units}}
+
+
+class Test{cell}(RecurrentLayerContract):
+    units = 3
+
+    def make_layer(self, **options):
+        return keras.layers.RNN({cell}(3), **options)
+'''
+
+
+WRONG_BACKWARD = _contract_module("HalfGradientCell", '''
 @keras.saving.register_keras_serializable(package="contract_tests")
 class HalfGradientCell(keras.layers.Layer):
     """h = tanh(x K + h R + b) forward; its backward pass halves dh/dz (a custom-gradient
@@ -166,17 +187,7 @@ class HalfGradientCell(keras.layers.Layer):
                      + ops.matmul(states[0], self.recurrent_kernel) + self.bias)
         h = ops.stop_gradient(h) + 0.5 * (h - ops.stop_gradient(h))  # same value, half grad
         return h, [h]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-class TestHalfGradientCell(RecurrentLayerContract):
-    units = 3
-
-    def make_layer(self, **options):
-        return keras.layers.RNN(HalfGradientCell(3), **options)
-'''
+''')
 
 
 def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
@@ -205,13 +216,7 @@ def test_a_wrong_backward_pass_fails_the_finite_difference_contract_only(
         assert re.search(words, text), f"{words!r} missing from the failure:\n{text}"
 
 
-PYTHON_STATE_CELL = '''
-import keras
-from keras import ops
-
-from pytest_rnn import RecurrentLayerContract
-
-
+PYTHON_STATE_CELL = _contract_module("StepCountingCell", '''
 @keras.saving.register_keras_serializable(package="contract_tests")
 class StepCountingCell(keras.layers.Layer):
     """Scales odd steps' inputs by 2, counting steps in a Python attribute: eagerly the time
@@ -234,17 +239,7 @@ class StepCountingCell(keras.layers.Layer):
         h = ops.tanh(ops.matmul(scale * inputs, self.kernel)
                      + ops.matmul(states[0], self.recurrent_kernel))
         return h, [h]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-class TestStepCountingCell(RecurrentLayerContract):
-    units = 3
-
-    def make_layer(self, **options):
-        return keras.layers.RNN(StepCountingCell(3), **options)
-'''
+''')
 
 
 def _compiles() -> bool:
