@@ -31,17 +31,17 @@ CONV_LSTM_KINDS: tuple[str, ...] = tuple(CONV_LSTM_RANKS)
 
 def check_kind(kind: Any) -> str:
     """Return ``kind`` if it is one of :data:`KINDS`, else raise a ValueError naming it."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
-    return kind
+    return _one_of(KINDS, kind)
 
 
 def check_conv_kind(kind: Any) -> str:
     """Return ``kind`` if it is one of :data:`CONV_LSTM_KINDS`, else raise a ValueError."""
-    if kind not in CONV_LSTM_RANKS:
-        raise ValueError(
-            f"kind must be one of {', '.join(map(repr, CONV_LSTM_KINDS))}; got {kind!r}"
-        )
+    return _one_of(CONV_LSTM_KINDS, kind)
+
+
+def _one_of(kinds: tuple[str, ...], kind: Any) -> str:
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, kinds))}; got {kind!r}")
     return kind
 
 

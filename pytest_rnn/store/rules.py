@@ -1,14 +1,14 @@
 """What a baseline check decides: entry keys, allowed bands, and a typed status.
 
-An entry key is ``<test id>::<metric>``, plus ``::device=<key>`` for values that
-depend on the hardware, ``::tf=<M.m>::keras=<M.m>`` for values that depend on
-the versions, and ``::backend=<name>`` for values that depend on the Keras backend
-(JAX, PyTorch; TensorFlow, the default every entry was recorded on before backends were
-keyed, adds nothing, so those entries keep their keys). A tolerance is absolute in the
-metric's unit, or a fraction of ``|baseline|`` when ``relative``. Higher is better: a
-value passes when ``value >= baseline - tolerance``; lower is better:
-``value <= baseline + tolerance``; ``both``: within ``tolerance`` on either side.
-Improvements pass. The tolerance and direction a test asks for must equal the stored
+This module is the rules' public face. It holds the bands of a single value and of a
+power-checked sample and the judges over them; it re-exports the entry keys and checked
+inputs (:mod:`pytest_rnn.store.keys`), the typed outcome (:mod:`pytest_rnn.store.verdicts`)
+and the timing entries (:mod:`pytest_rnn.store.timing_rules`).
+
+A tolerance is absolute in the metric's unit, or a fraction of ``|baseline|`` when
+``relative``. Higher is better: a value passes when ``value >= baseline - tolerance``;
+lower is better: ``value <= baseline + tolerance``; ``both``: within ``tolerance`` on
+either side. Improvements pass. The tolerance and direction a test asks for must equal the stored
 ones, or the entry is stale.
 
 :func:`judge` turns a stored entry and a measured value into a :class:`Verdict`
@@ -19,83 +19,65 @@ Nothing here imports pytest.
 
 from __future__ import annotations
 
-import enum
 import math
-import re
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pytest_rnn.store import stats
-from pytest_rnn.store.files import DIRECTIONS, is_number
+from pytest_rnn.store.keys import (
+    DEFAULT_BACKEND,
+    DIRECTION_OF,
+    as_number,
+    check_direction,
+    check_metric_name,
+    check_tolerance,
+    entry_key,
+    major_minor,
+)
+from pytest_rnn.store.timing_rules import (
+    PROCESS_TEST,
+    judge_timing,
+    process_distribution,
+    process_error_rate,
+    process_threshold,
+    timing_calibration_fields,
+    timing_rounds_fields,
+    timing_test_spec,
+)
+from pytest_rnn.store.verdicts import Band, Status, Verdict, edge_text
 
-#: ``higher_is_better`` argument -> stored direction.
-DIRECTION_OF = {True: "higher", False: "lower", None: "both"}
-_METRIC_RE = re.compile(r"^[A-Za-z0-9_.\-/%]+$")
-
-
-class Status(str, enum.Enum):
-    """The outcome of one baseline check, as summaries and reports show it."""
-
-    OK = "ok"  # within the stored band
-    CHANGED = "changed"  # far on the good side of a power-checked band: passes, reported
-    FAIL = "FAIL"  # outside the stored band (or not finite)
-    MISSING = "MISSING"  # no stored entry
-    STALE = "STALE"  # stored with another tolerance or direction
-    RECORDED = "recorded"  # --rnn-update-baselines: recorded, written at session end
-    NOT_RECORDED = "SKIPPED"  # recording asked for, but the test failed
-    NOT_WRITTEN = "NOT WRITTEN"  # recorded, but writing the file failed
-    UNREADABLE = "UNREADABLE"  # the baseline file is corrupt
-
-    @property
-    def passed(self) -> bool:
-        return self in (Status.OK, Status.CHANGED, Status.RECORDED)
-
-
-@dataclass(frozen=True)
-class Band:
-    """The values that pass against a baseline."""
-
-    low: float
-    high: float
-    text: str  # e.g. ">= 0.7823"
-
-    def __contains__(self, value: float) -> bool:
-        return math.isfinite(value) and self.low <= value <= self.high
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: Status
-    band: Band | None
-    detail: str  # the reason, for the failure message
-
-
-def major_minor(version: str | None) -> str:
-    if not version:
-        return "none"
-    return ".".join(version.split(".")[:2])
-
-
-#: The Keras backend whose entries carry no ``::backend=`` part.
-DEFAULT_BACKEND = "tensorflow"
-
-
-def entry_key(test_id: str, metric: str, *, device_key: str | None = None,
-              versions: Mapping[str, str | None] | None = None,
-              backend: str | None = None) -> str:
-    """``<test id>::<metric>[::device=<key>][::tf=<M.m>::keras=<M.m>][::backend=<name>]``;
-    no backend part for ``backend`` None or :data:`DEFAULT_BACKEND`."""
-    parts = [test_id, metric]
-    if device_key is not None:
-        parts.append(f"device={device_key}")
-    if versions is not None:
-        parts.append(f"tf={major_minor(versions.get('tensorflow'))}")
-        parts.append(f"keras={major_minor(versions.get('keras'))}")
-    if backend is not None and backend != DEFAULT_BACKEND:
-        parts.append(f"backend={backend}")
-    return "::".join(parts)
+__all__ = [
+    "DEFAULT_BACKEND",
+    "DIRECTION_OF",
+    "METHODS",
+    "PROCESS_TEST",
+    "SCALES",
+    "Band",
+    "Status",
+    "Verdict",
+    "as_number",
+    "band",
+    "calibration_fields",
+    "check_direction",
+    "check_metric_name",
+    "check_tolerance",
+    "describe_tolerance",
+    "edge_text",
+    "entry_key",
+    "judge",
+    "judge_sample",
+    "judge_timing",
+    "major_minor",
+    "process_distribution",
+    "process_error_rate",
+    "process_threshold",
+    "sample_band",
+    "sample_test_spec",
+    "timing_calibration_fields",
+    "timing_rounds_fields",
+    "timing_test_spec",
+]
 
 
 def band(baseline: float, tolerance: float, direction: str, relative: bool) -> Band:
@@ -107,16 +89,6 @@ def band(baseline: float, tolerance: float, direction: str, relative: bool) -> B
     if direction in ("lower", "both"):
         high = baseline + allowed
     return Band(low, high, edge_text(direction, low, high, ".6g"))
-
-
-def edge_text(direction: str, low: float, high: float, spec: str) -> str:
-    """How a band reads: ``>= low``, ``<= high`` or ``in [low, high]`` (``spec`` formats
-    the numbers)."""
-    if direction == "higher":
-        return f">= {low:{spec}}"
-    if direction == "lower":
-        return f"<= {high:{spec}}"
-    return f"in [{low:{spec}}, {high:{spec}}]"
 
 
 def describe_tolerance(tolerance: float, direction: str, relative: bool) -> str:
@@ -277,217 +249,3 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     status = Status.FAIL if worse else Status.CHANGED if better else Status.OK
     return Verdict(status, allowed, detail)
 
-
-def timing_test_spec(alpha: float, rounds: int, min_effect: float,
-                     processes: int | None = None, slowdown: float | None = None) -> dict:
-    """The ``test`` field of a timing entry (lower is better); ``processes`` and
-    ``slowdown`` for an entry calibrated over processes to catch that slowdown, whose
-    ``min_effect`` is derived (:func:`process_threshold`)."""
-    if processes is None:
-        return {"name": "Mann-Whitney U (normal approx.) + minimum effect on the median ratio",
-                "direction": "lower", "alpha": alpha, "k": rounds, "scale": "linear",
-                "min_effect": min_effect}
-    return {"name": PROCESS_TEST, "direction": "lower", "alpha": alpha, "k": rounds,
-            "scale": "log2", "processes": processes, "slowdown": slowdown,
-            "min_effect": min_effect}
-
-
-def timing_rounds_fields(values: list[float], *, alpha: float, min_effect: float,
-                         note: str | None = None) -> dict:
-    """The fields of a timing entry recorded from one sample of per-round ``values``,
-    judged with a fixed ``min_effect`` (:func:`judge_timing`)."""
-    summary = stats.describe(values)
-    return {
-        "value": summary["median"],
-        "tolerance": min_effect,
-        "direction": "lower",
-        "relative": True,
-        "distribution": {**stats.Distribution.of(values).to_json(), **summary},
-        "test": timing_test_spec(alpha, len(values), min_effect),
-        "note": (f"{'' if note is None else note + '; '}median {summary['median']:.4g}, "
-                 f"spread (1.4826 MAD) {summary['spread']:.3g} over {len(values)} rounds; "
-                 f"fails when Mann-Whitney p < {alpha:g} and the median is > "
-                 f"{min_effect:.0%} above this one"),
-    }
-
-
-#: How a timing entry calibrated over processes judges a new process's rounds.
-PROCESS_TEST = ("Mann-Whitney U (normal approx.) of the rounds + the median against the "
-                "midpoint (log2) between the calibrated processes' and a slowed one's")
-
-
-def process_distribution(samples: list[list[float]]) -> stats.Distribution:
-    """The log2 medians of ``samples`` (each one process's rounds): how far a process's
-    median lands from another's, which a stored sample from one process cannot show."""
-    return stats.Distribution.of([math.log2(statistics.median(s)) for s in samples])
-
-
-def process_threshold(medians: stats.Distribution, slowdown: float) -> float:
-    """Where a check sized for ``slowdown`` (a fraction) puts its threshold: halfway, on
-    the log scale, between the calibrated processes' geometric-mean median and that median
-    ``slowdown`` slower, so an unchanged process and a slowed one are equally far from it
-    (in units of the spread between processes) and both error rates are as small as that
-    spread allows (:func:`process_error_rate`). In the timing's unit."""
-    return 2.0 ** (medians.mean + math.log2(1.0 + slowdown) / 2.0)
-
-
-def process_error_rate(medians: stats.Distribution, slowdown: float) -> float:
-    """The chance that one more process lands on the wrong side of
-    :func:`process_threshold`: an unchanged one above it (a false alarm) or one
-    ``slowdown`` slower below it (a miss), the same by construction. One-sided Student t
-    prediction with n - 1 df on the log2 medians (the spread of the calibration's
-    processes, and the uncertainty of their mean)."""
-    if medians.sd <= 0:
-        return 0.0
-    margin = math.log2(1.0 + slowdown) / 2.0
-    return 1.0 - stats.t_cdf(margin / (medians.sd * math.sqrt(1.0 + 1.0 / medians.n)),
-                             medians.n - 1)
-
-
-def timing_calibration_fields(samples: list[list[float]], *, alpha: float, slowdown: float,
-                              note: str | None = None) -> dict:
-    """The fields of a timing entry calibrated on ``samples``, one list of per-round
-    values per process (at least 3 processes of at least 5 rounds each, the same count),
-    for a check that catches ``slowdown`` (a fraction).
-
-    ``distribution`` keeps the rounds of all processes (concatenated in order: what the
-    rank test compares with) with their median, spread and rounds per process, and
-    ``processes``, the log2 medians of each process. The minimum effect is derived, not
-    typed: :func:`process_threshold` over the pooled median; the note states the false
-    alarm and miss rate at it (:func:`process_error_rate`).
-    """
-    if not 0 < slowdown < 1:
-        raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
-    counts = {len(s) for s in samples}
-    if len(samples) < 3 or len(counts) != 1 or min(counts) < 5:
-        raise ValueError(f"need >= 3 processes of the same number (>= 5) of rounds; got "
-                         f"{[len(s) for s in samples]}")
-    pooled = [float(v) for s in samples for v in s]
-    bad = [v for v in pooled if not (math.isfinite(v) and v > 0)]
-    if bad:
-        raise ValueError(f"rounds must be positive and finite; got {len(bad)} that are not "
-                         f"(first {bad[0]!r})")
-    medians = process_distribution(samples)
-    summary = {**stats.describe(pooled), "rounds": len(samples[0])}
-    threshold = process_threshold(medians, slowdown)
-    min_effect = threshold / summary["median"] - 1.0
-    errors = process_error_rate(medians, slowdown)
-    return {
-        "value": summary["median"],
-        "tolerance": min_effect,
-        "direction": "lower",
-        "relative": True,
-        "distribution": {**stats.Distribution.of(pooled).to_json(), **summary,
-                         "processes": medians.to_json()},
-        "test": timing_test_spec(alpha, len(samples[0]), min_effect, len(samples), slowdown),
-        "note": (f"{'' if note is None else note + '; '}median {summary['median']:.4g} over "
-                 f"{len(samples)} processes of {len(samples[0])} rounds; between processes "
-                 f"the median varies by {2 ** medians.sd - 1:.1%} (sd); fails when "
-                 f"Mann-Whitney p < {alpha:g} and the median is above {threshold:.4g} "
-                 f"(+{min_effect:.1%}, halfway to {slowdown:.0%} slower); by that spread an "
-                 f"unchanged process fails, and one {slowdown:.0%} slower passes, with "
-                 f"probability {errors:.2g} each"),
-    }
-
-
-def judge_timing(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
-                 min_effect: float | None, slowdown: float = 0.2) -> Verdict:
-    """Per-round timings (or normalised ratios; lower is better) against the stored rounds.
-
-    FAIL when the rank test says slower at ``alpha`` *and* the median is more than
-    ``min_effect`` above the stored median; CHANGED (passes) when faster by as much.
-    ``min_effect=None``: the entry must be calibrated over processes for ``slowdown``
-    (:func:`timing_calibration_fields`) and the effect is derived from them.
-    """
-    if stored is None:
-        return Verdict(Status.MISSING, None, "no stored entry")
-    test = stored.get("test")
-    if not test or test.get("min_effect") is None:
-        return Verdict(Status.STALE, None, "it was recorded without per-round samples")
-    reference = stored["distribution"]["values"]
-    median = stats.describe(reference)["median"]
-    if min_effect is None:
-        if "processes" not in stored["distribution"]:
-            return Verdict(Status.STALE, None, "it was recorded from one process; the check "
-                                               "derives its minimum effect from the spread "
-                                               "between processes")
-        if (test["alpha"], test.get("slowdown")) != (alpha, slowdown):
-            return Verdict(Status.STALE, None, f"it was calibrated with alpha "
-                                               f"{test['alpha']:g} for a slowdown of "
-                                               f"{test.get('slowdown')}; the test now asks for "
-                                               f"{alpha:g}, {slowdown:g}")
-        medians = stats.Distribution.from_json(stored["distribution"]["processes"])
-        min_effect = process_threshold(medians, slowdown) / median - 1.0
-        basis = (f"; between {medians.n} calibration processes the median varied by "
-                 f"{2 ** medians.sd - 1:.1%} (sd): an unchanged process fails, and one "
-                 f"{slowdown:.0%} slower passes, with probability "
-                 f"{process_error_rate(medians, slowdown):.2g} each")
-    elif (test["alpha"], test["min_effect"]) != (alpha, min_effect):
-        return Verdict(Status.STALE, None, f"it was recorded with alpha {test['alpha']:g}, "
-                                           f"minimum effect {test['min_effect']:g}; the test "
-                                           f"now asks for {alpha:g}, {min_effect:g}")
-    else:
-        basis = ""
-    result = stats.timing_verdict(reference, values, alpha=alpha, min_effect=min_effect)
-    allowed = Band(-math.inf, median * (1 + min_effect),
-                   f"median <= {median * (1 + min_effect):.4g} or Mann-Whitney p >= {alpha:g}")
-    detail = (f"{len(values)} rounds against {len(reference)} stored: "
-              f"{result.describe()}{basis}")
-    status = Status.FAIL if result.slower else Status.CHANGED if result.faster else Status.OK
-    return Verdict(status, allowed, detail)
-
-
-def check_metric_name(metric: Any) -> str:
-    if not isinstance(metric, str) or not _METRIC_RE.match(metric):
-        raise ValueError(
-            f"metric must be a non-empty name of letters, digits and '_.-/%' (no '::' or "
-            f"spaces); got {metric!r}"
-        )
-    return metric
-
-
-def check_tolerance(tolerance: Any) -> float:
-    try:
-        number = as_number("tolerance", tolerance)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance!r}")
-    return number
-
-
-def check_direction(higher_is_better: Any) -> str:
-    if higher_is_better not in DIRECTION_OF:
-        raise ValueError(
-            f"higher_is_better must be True, False or None (two-sided); got {higher_is_better!r}"
-        )
-    direction = DIRECTION_OF[higher_is_better]
-    assert direction in DIRECTIONS
-    return direction
-
-
-def as_number(name: str, value: Any) -> float:
-    """``value`` as a float: a Python or NumPy real, or a 0-d/one-element array or tensor.
-
-    Keras, TensorFlow, JAX and PyTorch scalars all convert through ``__array__`` or
-    ``.numpy()``/``.item()``. Anything else is a ``ValueError`` naming ``name`` and
-    what is accepted.
-    """
-    if is_number(value):
-        return float(value)
-    accepted = ("a real number, a NumPy scalar, or a 0-d array/tensor (Keras, TensorFlow, "
-                "JAX, PyTorch)")
-    if isinstance(value, (bool, str, bytes)) or value is None:
-        raise ValueError(f"{name} must be {accepted}; got {value!r}")
-    try:
-        import numpy as np
-
-        array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    except Exception:  # noqa: BLE001 - any failure to convert is the same bad input
-        raise ValueError(f"{name} must be {accepted}; got {type(value).__name__}") from None
-    if array.size != 1 or array.dtype.kind not in "iuf":
-        raise ValueError(
-            f"{name} must be {accepted}; got {type(value).__name__} of shape {array.shape} "
-            f"and dtype {array.dtype}"
-        )
-    return float(array.reshape(()))

@@ -1,7 +1,9 @@
 """The statistics of baseline checks with a known false-alarm rate and power.
 
-No pytest, no SciPy: the few distributions needed are computed here and tested against
-published tables (``tests/test_stats.py``).
+No pytest, no SciPy. This module is the statistics' public face: the tests of ``k`` new
+runs against a stored calibration, here, and, re-exported, Student's t and the normal
+distribution (:mod:`pytest_rnn.store.distributions`) and the timing verdict
+(:mod:`pytest_rnn.store.timing_stats`).
 
 Accuracy-like metrics (one value per training run, roughly normal over seeds) are
 compared by :func:`mean_test`: the mean of ``k`` new runs against a stored calibration
@@ -25,11 +27,9 @@ probability ``power``: the band's distance from ``m0`` plus ``z_power`` standard
 of the new mean (exact when ``s0`` is the true sd; ``n = 20`` seeds estimate it within
 ~16%).
 
-Timing samples (many rounds, skewed, outliers from other processes) are compared by
-:func:`mann_whitney` (rank test, normal approximation with tie and continuity
-corrections, as Google Benchmark's ``compare.py`` does with SciPy) together with a
-minimum effect size on the ratio of medians (:func:`timing_verdict`): a p-value alone
-flags a 1% change given enough rounds; an effect alone flags noise.
+A metric with a long tail is compared by :func:`rank_test` instead: the ``k`` runs' ranks
+among the ``n`` stored values, exact for any distribution. Its power is simulated
+(:func:`rank_power`, :func:`rank_detectable_shift`), by moving the stored values.
 """
 
 from __future__ import annotations
@@ -40,6 +40,23 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_rnn.store.distributions import (
+    ALPHA,
+    check_probability,
+    incomplete_beta,
+    normal_cdf,
+    normal_quantile,
+    t_cdf,
+    t_quantile,
+)
+from pytest_rnn.store.timing_stats import (
+    TimingTest,
+    describe,
+    mann_whitney,
+    rounds_needed,
+    timing_verdict,
+)
+
 __all__ = [
     "ALPHA",
     "Distribution",
@@ -48,6 +65,7 @@ __all__ = [
     "TimingTest",
     "describe",
     "detectable_shift",
+    "incomplete_beta",
     "lower_bound",
     "mann_whitney",
     "mean_test",
@@ -64,93 +82,6 @@ __all__ = [
     "upper_bound",
     "welch",
 ]
-
-#: Default false-alarm rate of one check (one-sided).
-ALPHA = 0.01
-_NORMAL = statistics.NormalDist()
-
-
-# ---------------------------------------------------------------------------
-# distributions
-
-
-def normal_cdf(z: float) -> float:
-    return _NORMAL.cdf(z)
-
-
-def normal_quantile(p: float) -> float:
-    _check_probability(p)
-    return _NORMAL.inv_cdf(p)
-
-
-def _check_probability(p: float) -> None:
-    if not (isinstance(p, (int, float)) and 0.0 < p < 1.0):
-        raise ValueError(f"a probability strictly between 0 and 1 is needed; got {p!r}")
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 400):
-        m2 = 2 * m
-        for numerator in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
-                          -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), 0 <= x <= 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` (> 0) degrees of freedom."""
-    if not df > 0:
-        raise ValueError(f"degrees of freedom must be > 0; got {df!r}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-@functools.lru_cache(maxsize=256)
-def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on
-    :func:`t_cdf` to 1e-10; cached: a check's band asks the same few (p, df) pairs, and a
-    power simulation asks them for every sample)."""
-    _check_probability(p)
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        high *= 2.0
-    while high - low > 1e-10 * max(1.0, high):
-        mid = 0.5 * (low + high)
-        if t_cdf(mid, df) < p:
-            low = mid
-        else:
-            high = mid
-    return 0.5 * (low + high)
 
 
 # ---------------------------------------------------------------------------
@@ -215,7 +146,7 @@ def detectable_shift(ref: Distribution, k: int, alpha: float = ALPHA,
                      power: float = 0.9) -> float:
     """The smallest shift of the true mean that :func:`mean_test` detects with
     probability ``power``: band distance + z_power standard errors of a mean of k runs."""
-    _check_probability(power)
+    check_probability(power)
     return (ref.mean - lower_bound(ref, k, alpha)) + normal_quantile(power) * ref.sd / math.sqrt(k)
 
 
@@ -266,7 +197,7 @@ def mean_test(values: Sequence[float], ref: Distribution, alpha: float = ALPHA) 
     values = [float(v) for v in values]
     if not values or not all(math.isfinite(v) for v in values):
         raise ValueError(f"values must be finite numbers, at least one; got {values!r}")
-    _check_probability(alpha)
+    check_probability(alpha)
     k = len(values)
     mean = statistics.fmean(values)
     _standard_error(ref, k)  # validates k and n
@@ -355,7 +286,7 @@ def rank_test(values: Sequence[float], reference: Sequence[float],
     if not new or len(ref) < 2 or not all(math.isfinite(v) for v in new + ref):
         raise ValueError(f"need >= 1 finite new value and >= 2 finite calibration values; got "
                          f"{len(new)} and {len(ref)}")
-    _check_probability(alpha)
+    check_probability(alpha)
     pooled = sorted([(v, 1) for v in new] + [(v, 0) for v in ref])
     groups, observed, start = [], 0, 0
     while start < len(pooled):
@@ -379,7 +310,7 @@ def rank_critical_u(n: int, k: int, alpha: float = ALPHA) -> int:
     """The largest U (no ties) that :func:`rank_test` still calls low at ``alpha``: k runs
     of which fewer than this many (new, stored) pairs favour the new run fail; -1 when
     even U = 0 is not significant (k and n too small for ``alpha``)."""
-    _check_probability(alpha)
+    check_probability(alpha)
     probabilities = _untied_rank_sum_probabilities(n + k, k)
     cumulative, critical = 0.0, -1
     for twice_sum in range(0, len(probabilities), 2):  # untied: rank sums are whole
@@ -425,7 +356,7 @@ def rank_detectable_shift(reference: Sequence[float], k: int, alpha: float = ALP
     """The smallest move of the whole ``reference`` distribution to the worse side that
     :func:`rank_test` on ``k`` runs catches with probability ``power`` (:func:`rank_power`,
     bisection to 1% of the reference's sd; the same ``seed`` gives the same answer)."""
-    _check_probability(power)
+    check_probability(power)
     sd = statistics.stdev(reference)
 
     def caught(shift: float) -> float:
@@ -443,98 +374,3 @@ def rank_detectable_shift(reference: Sequence[float], k: int, alpha: float = ALP
         else:
             high = mid
     return high
-
-
-# ---------------------------------------------------------------------------
-# timing: rank test plus a minimum effect
-
-
-def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Mann-Whitney U of ``b`` against ``a`` and the one-sided p-value that ``b`` tends to
-    be *larger* (normal approximation with tie and continuity corrections).
-
-    ``U`` counts pairs (x in a, y in b) with y > x, ties counting one half; under the
-    null hypothesis its mean is n_a*n_b/2. Accurate to ~0.005 in p for n >= 8 per side.
-    """
-    na, nb = len(a), len(b)
-    if na < 1 or nb < 1:
-        raise ValueError("both samples need at least one value")
-    pooled = sorted([(float(v), 0) for v in a] + [(float(v), 1) for v in b])
-    ranks = [0.0] * len(pooled)
-    tie_term = 0.0
-    i = 0
-    while i < len(pooled):
-        j = i
-        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        for r in range(i, j + 1):
-            ranks[r] = (i + j) / 2.0 + 1.0
-        size = j - i + 1
-        tie_term += size ** 3 - size
-        i = j + 1
-    rank_sum_b = sum(r for r, (_, side) in zip(ranks, pooled, strict=True) if side == 1)
-    u = rank_sum_b - nb * (nb + 1) / 2.0
-    n = na + nb
-    mean = na * nb / 2.0
-    var = na * nb / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    if var <= 0:
-        return u, 0.5
-    z = (u - mean - 0.5) / math.sqrt(var)
-    return u, 1.0 - normal_cdf(z)
-
-
-@dataclass(frozen=True)
-class TimingTest:
-    """A timing sample against a reference sample: slower by how much, how sure."""
-
-    ratio: float  # median(new) / median(reference)
-    p: float  # one-sided Mann-Whitney p that new is slower
-    p_faster: float  # one-sided Mann-Whitney p that new is faster
-    alpha: float
-    min_effect: float
-
-    @property
-    def slower(self) -> bool:
-        """Significant *and* at least ``min_effect`` slower: the check fails."""
-        return self.p < self.alpha and self.ratio > 1.0 + self.min_effect
-
-    @property
-    def faster(self) -> bool:
-        """Significantly faster by at least ``min_effect`` (reported as changed)."""
-        return self.p_faster < self.alpha and self.ratio < 1.0 / (1.0 + self.min_effect)
-
-    def describe(self) -> str:
-        return (f"median ratio {self.ratio:.3f} (fails above {1 + self.min_effect:.2f}), "
-                f"Mann-Whitney p = {self.p:.2g} (fails below {self.alpha:g})")
-
-
-def timing_verdict(reference: Sequence[float], new: Sequence[float], *, alpha: float = ALPHA,
-                   min_effect: float = 0.1) -> TimingTest:
-    """Is ``new`` slower than ``reference``? Both are per-round samples (seconds or
-    normalised ratios). Fails only when the rank test is significant at ``alpha`` and
-    the median is more than ``min_effect`` (a fraction) above the reference's."""
-    _check_probability(alpha)
-    if len(reference) < 2 or len(new) < 2:
-        raise ValueError(f"need >= 2 rounds on each side; got {len(reference)} and {len(new)}")
-    _, p = mann_whitney(reference, new)
-    _, p_faster = mann_whitney(new, reference)
-    ratio = statistics.median(new) / statistics.median(reference)
-    return TimingTest(ratio, p, p_faster, alpha, min_effect)
-
-
-def rounds_needed(effect: float, alpha: float = ALPHA, power: float = 0.9,
-                  spread: float = 0.05) -> int:
-    """Rounds per side for the rank test to detect a shift of ``effect`` (a fraction of the
-    median) when rounds scatter with relative sd ``spread``: the t-test's count divided by
-    the rank test's asymptotic efficiency 3/pi (for normal data; more for heavy tails)."""
-    z = normal_quantile(1.0 - alpha) + normal_quantile(power)
-    per_side = 2.0 * (z * spread / effect) ** 2 / (3.0 / math.pi)
-    return max(5, math.ceil(per_side))
-
-
-def describe(values: Sequence[float]) -> dict:
-    """Median, robust spread (1.4826 x MAD: the sd for normal data) and rounds of a sample."""
-    values = [float(v) for v in values]
-    median = statistics.median(values)
-    mad = statistics.median(abs(v - median) for v in values)
-    return {"median": median, "spread": 1.4826 * mad, "rounds": len(values)}
