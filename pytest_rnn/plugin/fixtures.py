@@ -1,4 +1,9 @@
-"""pytest-rnn's fixtures. Thin wrappers: the logic lives in the modules they call."""
+"""pytest-rnn's fixtures. Thin wrappers: the logic lives in the modules they call.
+
+The per-test seed is :mod:`pytest_rnn.plugin.seeds`'s; ``rnn_baseline`` imports
+:mod:`pytest_rnn.plugin.baselines` when a test asks for it (that module imports
+nothing of this one).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,7 @@ import pytest
 
 from pytest_rnn import backends
 from pytest_rnn.plugin import options, records
-from pytest_rnn.runtime import seeding
-
-
-def seed_for(config: pytest.Config, nodeid: str) -> int:
-    """The value ``rnn_seed`` has for test ``nodeid``, without seeding (and importing) Keras.
-
-    The one place the per-test seed is derived: data fixtures only need the number,
-    the baseline store records it, and a test that trains a model asks for
-    ``rnn_seed`` and gets the same value.
-    """
-    return seeding.derive_seed(options.get(config).seed, nodeid)
+from pytest_rnn.plugin.seeds import seed_for
 
 
 def _test_seed(request: pytest.FixtureRequest) -> int:
