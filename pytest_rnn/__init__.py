@@ -12,6 +12,8 @@ Subpackages (the imports flow one way: runtime <- store <- plugin, runtime <- ch
   counts, dropout, cuDNN routing, the layer contract) and the model builders;
 * :mod:`pytest_rnn.data`: IMDB subsets, toy tasks, the training routine;
 * :mod:`pytest_rnn.bench`: kernel-timing cases, arithmetic and step builders.
+* :mod:`pytest_rnn.adapters`: the other packages' internals pytest-rnn uses, one module per
+  package, each checked when used.
 
 Public names and subpackages are imported lazily, so ``import pytest_rnn`` (which
 pytest does for every run through the plugin's entry point) never imports
@@ -79,7 +81,7 @@ _EXPORTS = {
 }
 
 #: Subpackages reachable as attributes after ``import pytest_rnn`` (imported on first use).
-SUBPACKAGES = ("backends", "bench", "checks", "data", "plugin", "runtime", "store")
+SUBPACKAGES = ("adapters", "backends", "bench", "checks", "data", "plugin", "runtime", "store")
 
 #: Module paths of the first release's flat layout -> where each module lives now.
 _MOVED = {

@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_rnn.adapters import owner_and_name
+from pytest_rnn.adapters.keras_internals import IMDB_GET_FILE
 from pytest_rnn.data import imdb as data
+from pytest_rnn.data import imdb_files, imdb_sources
 
 SHARED_SUBSET = (
     Path(__file__).resolve().parents[2]
@@ -110,7 +113,8 @@ def write_keras_file(path: Path, n_train=40, n_test=30, vocab=60, extra=None) ->
 
 def trust(monkeypatch, path: Path) -> None:
     """Pretend ``path`` is Keras's published file (its hash becomes the expected one)."""
-    monkeypatch.setattr(data, "KERAS_IMDB_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(imdb_files, "KERAS_IMDB_SHA256", digest)
 
 
 @pytest.fixture
@@ -138,7 +142,8 @@ def offline(monkeypatch, tmp_path, fresh_caches):
         monkeypatch.delenv(proxy, raising=False)
     cache = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(cache))
-    monkeypatch.setattr(data, "keras_cache_candidates", lambda: [cache / "datasets" / "imdb.npz"])
+    monkeypatch.setattr(imdb_sources, "keras_cache_candidates",
+                        lambda: [cache / "datasets" / "imdb.npz"])
     return calls
 
 
@@ -167,7 +172,7 @@ def test_keras_original_file_gives_what_keras_load_data_gives(
 ):
     """Keras reads the same synthetic imdb.npz; padded, both give the same rows and labels."""
     path = write_keras_file(tmp_path / "imdb.npz")
-    monkeypatch.setattr("keras.src.datasets.imdb.get_file", lambda **kwargs: str(path))
+    monkeypatch.setattr(*owner_and_name(IMDB_GET_FILE), lambda **kwargs: str(path))
     (kx_train, ky_train), (kx_test, ky_test) = keras.datasets.imdb.load_data(num_words=30)
     trust(monkeypatch, path)
     ds = data.load_imdb_subset(30, 12, n_train=len(kx_train), n_val=0, n_test=len(kx_test),
@@ -190,7 +195,7 @@ def test_keras_original_file_keeps_keras_review_order(keras, tmp_path, monkeypat
     num_words above every id: Keras's num_words=None would map the largest id to OOV.
     """
     path = write_keras_file(tmp_path / "imdb.npz")
-    monkeypatch.setattr("keras.src.datasets.imdb.get_file", lambda **kwargs: str(path))
+    monkeypatch.setattr(*owner_and_name(IMDB_GET_FILE), lambda **kwargs: str(path))
     (kx_train, _), (kx_test, _) = keras.datasets.imdb.load_data(num_words=1000)
     trust(monkeypatch, path)
     source = data._load_source(path)
@@ -470,6 +475,38 @@ def test_keras_cache_is_used_when_no_path_is_configured(tmp_path, monkeypatch, o
     assert offline == [], "the network was tried although the cache had the file"
 
 
+def test_a_library_call_reads_the_path_from_the_environment(offline, monkeypatch, tmp_path):
+    """``path=None`` honours PYTEST_RNN_IMDB_PATH, which the offline message names, before
+    Keras's cache and download; ``path`` wins over it; a missing or empty one is an error."""
+    path = write_subset(tmp_path / "s.npz")
+    monkeypatch.setenv("PYTEST_RNN_IMDB_PATH", str(path))
+    ds = data.load_imdb_subset(500, 10, 4, 2, 2, seed=0)
+    assert str(path.resolve()) in ds.source
+    assert offline == [], "the network was tried although the variable named a file"
+    missing = tmp_path / "nowhere.npz"
+    monkeypatch.setenv("PYTEST_RNN_IMDB_PATH", str(missing))
+    assert data.load_imdb_subset(500, 10, 4, 2, 2, seed=0, path=path).source == ds.source
+    with pytest.raises(FileNotFoundError, match="nowhere.npz.*PYTEST_RNN_IMDB_PATH"):
+        data.load_imdb_subset(seed=0)
+    monkeypatch.setenv("PYTEST_RNN_IMDB_PATH", " ")
+    with pytest.raises(ValueError, match="environment variable PYTEST_RNN_IMDB_PATH is empty"):
+        data.load_imdb_subset(seed=0)
+
+
+def test_the_environment_variable_works_outside_pytest(tmp_path):
+    """A plain interpreter (no pytest, no plugin) reads the file the variable names."""
+    path = write_subset(tmp_path / "s.npz")
+    code = ("import json, sys; from pytest_rnn import data;"
+            "d = data.load_imdb_subset(500, 10, 4, 2, 2, seed=0);"
+            "print(json.dumps([d.source, 'pytest' in sys.modules]))")
+    env = {**os.environ, "PYTEST_RNN_IMDB_PATH": str(path),
+           "KERAS_HOME": str(tmp_path / "no_keras_home")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    source, imported_pytest = json.loads(out)
+    assert str(path.resolve()) in source and not imported_pytest
+
+
 def test_keras_cache_follows_keras_home(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert data.keras_cache_candidates()[0] == tmp_path / "datasets" / "imdb.npz"
@@ -520,7 +557,7 @@ def test_a_host_that_never_answers_is_given_up_after_the_timeout(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", hang)
     start = time.perf_counter()
     try:
-        reason = data._probe("storage.googleapis.com", 443, 0.2)
+        reason = imdb_sources._probe("storage.googleapis.com", 443, 0.2)
     finally:
         release.set()
     elapsed = time.perf_counter() - start
@@ -532,7 +569,7 @@ def test_a_host_that_never_answers_is_given_up_after_the_timeout(monkeypatch):
 
 def test_download_goes_through_keras_get_file_into_its_cache(keras, offline, monkeypatch,
                                                              tmp_path):
-    monkeypatch.setattr(data, "_probe", lambda host, port, timeout: None)
+    monkeypatch.setattr(imdb_sources, "_probe", lambda host, port, timeout: None)
     seen = {}
 
     def fake_get_file(fname, origin, file_hash):
@@ -552,7 +589,7 @@ def test_download_goes_through_keras_get_file_into_its_cache(keras, offline, mon
 
 
 def test_a_failed_download_is_unavailable_not_a_crash(keras, offline, monkeypatch):
-    monkeypatch.setattr(data, "_probe", lambda host, port, timeout: None)
+    monkeypatch.setattr(imdb_sources, "_probe", lambda host, port, timeout: None)
 
     def fail(**kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com: None -- reset")
@@ -575,7 +612,7 @@ def test_only_a_download_that_never_arrived_is_unavailable(keras, offline, monke
                                                            raised, expected, message):
     """A corrupt download (Keras's hash check) and a Keras whose get_file no longer works
     are failures, not skips: only a missing network makes the data unavailable."""
-    monkeypatch.setattr(data, "_probe", lambda host, port, timeout: None)
+    monkeypatch.setattr(imdb_sources, "_probe", lambda host, port, timeout: None)
 
     def fail(**kwargs):
         raise raised

@@ -16,14 +16,16 @@ import pytest_rnn
 
 PACKAGE = Path(pytest_rnn.__file__).parent
 #: subpackage -> the subpackages it may import (the architecture's one-way flow).
+#: ``adapters`` (other packages' internals) is the bottom layer: anything may use it.
 ALLOWED_IMPORTS = {
-    "runtime": set(),
+    "adapters": set(),
+    "runtime": {"adapters"},
     "store": set(),
-    "checks": {"runtime", "backends"},
-    "backends": {"runtime"},
-    "data": {"runtime", "checks", "backends"},
-    "bench": {"runtime", "checks", "backends"},
-    "plugin": {"runtime", "store", "checks", "data", "bench", "backends"},
+    "checks": {"runtime", "backends", "adapters"},
+    "backends": {"runtime", "adapters"},
+    "data": {"runtime", "checks", "backends", "adapters"},
+    "bench": {"runtime", "checks", "backends", "adapters"},
+    "plugin": {"runtime", "store", "checks", "data", "bench", "backends", "adapters"},
 }
 HEAVY = ("tensorflow", "keras", "jax", "torch")
 
@@ -126,3 +128,42 @@ def test_only_the_plugin_imports_pytest():
         if "pytest" in top_level:
             offenders.append(rel)
     assert not offenders, f"modules outside plugin/ that import pytest: {offenders}"
+
+
+def test_no_import_circles_between_modules():
+    """No module of pytest_rnn imports, directly or through others, a module that imports
+    it: counting module-level and function-level ``import``/``from ... import`` statements
+    (``from package import name`` is the submodule ``package.name`` where there is one,
+    else ``package``; the first release's module paths count as their new homes).
+    Each circle is reported once, as ``a -> b -> a`` from its first module by name."""
+    files = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) + 1 - node.level] if node.level else [])
+                base = ".".join(p for p in (base, node.module or "") if p)
+                for alias in node.names:
+                    full = pytest_rnn._MOVED.get(f"{base}.{alias.name}", f"{base}.{alias.name}")
+                    targets.add(full if full in files else base)
+        graph[name] = {pytest_rnn._MOVED.get(t, t) for t in targets} & set(files) - {name}
+    circles = set()
+    for start in graph:  # breadth-first: the shortest circles through each module
+        paths, queue = {start: [start]}, [start]
+        for node in queue:
+            for after in sorted(graph[node]):
+                if after == start:
+                    circle = paths[node]
+                    first = circle.index(min(circle))
+                    circles.add(" -> ".join(circle[first:] + circle[:first + 1]))
+                elif after not in paths:
+                    paths[after] = [*paths[node], after]
+                    queue.append(after)
+    assert not circles, "import circles between modules:\n" + "\n".join(sorted(circles))

@@ -342,11 +342,12 @@ def test_a_new_seed_keeps_tensorflows_kernels_and_draws_what_tf_random_set_seed_
     process (the cost of a seeded test), and stateful tf.random draws are still exactly
     those after tf.random.set_seed, which clears; a seed given again clears as usual."""
     tf = pytest.importorskip("tensorflow")
-    from tensorflow.python import pywrap_tfe
+    from pytest_rnn.adapters import owner_and_name, resolve
+    from pytest_rnn.adapters.tensorflow_internals import CLEAR_CACHES
 
     clears = []
-    real_clear = pywrap_tfe.TFE_ContextClearCaches
-    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches",
+    real_clear = resolve(CLEAR_CACHES)
+    monkeypatch.setattr(*owner_and_name(CLEAR_CACHES),
                         lambda handle: (clears.append(1), real_clear(handle)))
     first, second = seeding.derive_seed(1, "kernel-cache/a"), seeding.derive_seed(1, "b")
     backends.seed_everything(first)

@@ -198,7 +198,8 @@ def test_the_judge_counts_only_an_assertion_in_the_call_phase_with_a_matching_me
     skip and a pass are all reported with the test and what was seen; ``pytest.fail``
     (``Failed``) counts like ``AssertionError``."""
     assert _judged(CAUGHT) == ""
-    assert _judged(_outcome("failed", ("call", "_pytest.outcomes.Failed", True,
+    failed = f"{pytest.fail.Exception.__module__}.{pytest.fail.Exception.__qualname__}"
+    assert _judged(_outcome("failed", ("call", failed, True,
                                        "DID NOT RAISE: h differs"))) == ""
     crash = _judged(_outcome("failed", ("call", "TypeError", False, "h differs (bad operand)")))
     assert re.search(r"example: a\.py::t1\[x\]: not caught: .*a crash in call \(TypeError\)",

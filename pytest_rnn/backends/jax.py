@@ -8,7 +8,6 @@ variables' values (``state_mapping``), which is what ``jax.grad`` differentiates
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -187,17 +186,15 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
     call is recorded and then reports "no cuDNN here" (NotImplementedError), so Keras falls
     back (or raises its use_cudnn=True error) exactly as when cuDNN is missing.
     """
-    import jax.experimental.rnn as jax_rnn
-    from keras.src import backend as kbackend
-    krnn = importlib.import_module("keras.src.backend.jax.rnn")
+    from pytest_rnn.adapters import jax_internals, keras_internals, replaced, resolve
 
     calls: list[str] = []
-    saved = {"gpu": krnn._is_gpu_available, "gru": kbackend.gru,
-             "lstm": jax_rnn.lstm, "bidi": kbackend.bidirectional_lstm}
+    real_gru = resolve(keras_internals.BACKEND_GRU)
+    real_bidi = resolve(keras_internals.BACKEND_BIDIRECTIONAL_LSTM)
     in_bidirectional = [False]
 
     def gru(*args, **kwargs):
-        out = saved["gru"](*args, **kwargs)  # raises NotImplementedError when not fused
+        out = real_gru(*args, **kwargs)  # raises NotImplementedError when not fused
         calls.append("fused_scan")
         return out
 
@@ -208,22 +205,17 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
     def bidi(*args, **kwargs):
         in_bidirectional[0] = True
         try:
-            return saved["bidi"](*args, **kwargs)
+            return real_bidi(*args, **kwargs)
         finally:
             in_bidirectional[0] = False
 
-    try:
-        if simulate_gpu:
-            krnn._is_gpu_available = lambda: True
-        kbackend.gru = gru
-        kbackend.bidirectional_lstm = bidi
-        jax_rnn.lstm = cudnn_lstm
+    replacements = {keras_internals.BACKEND_GRU: gru,
+                    keras_internals.BACKEND_BIDIRECTIONAL_LSTM: bidi,
+                    jax_internals.CUDNN_LSTM: cudnn_lstm}
+    if simulate_gpu:
+        replacements[keras_internals.JAX_GPU_AVAILABLE] = lambda: True
+    with replaced(replacements):
         yield calls
-    finally:
-        krnn._is_gpu_available = saved["gpu"]
-        kbackend.gru = saved["gru"]
-        kbackend.bidirectional_lstm = saved["bidi"]
-        jax_rnn.lstm = saved["lstm"]
 
 
 # -- TF32 ------------------------------------------------------------------------------------

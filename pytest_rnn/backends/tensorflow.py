@@ -118,20 +118,17 @@ def kernel_cache_kept(seed: int) -> Iterator[None]:
     op's ``seed`` attribute is that global seed, so after a new one no random op can
     reuse a cached kernel, and its draws are those a cleared cache gives. A seed given
     before (a test run twice in one process) clears the cache as usual. TensorFlow calls
-    the clearing function through its ``pywrap_tfe`` module; a release without it just
-    clears.
+    the clearing function through a private module
+    (:data:`pytest_rnn.adapters.tensorflow_internals.CLEAR_CACHES`); a release without it
+    just clears (the kernels are only slower to come by), and tests/test_adapters.py fails.
     """
-    from tensorflow.python import pywrap_tfe
+    from pytest_rnn.adapters import InternalChanged, replaced
+    from pytest_rnn.adapters.tensorflow_internals import CLEAR_CACHES
 
     fresh = seed not in _SEEDS_GIVEN
     _SEEDS_GIVEN.add(seed)
-    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
-    if not fresh or clear is None:
+    with contextlib.ExitStack() as stack:
+        if fresh:
+            with contextlib.suppress(InternalChanged):
+                stack.enter_context(replaced({CLEAR_CACHES: lambda handle: None}))
         yield
-        return
-    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
-    try:
-        yield
-    finally:
-        pywrap_tfe.TFE_ContextClearCaches = clear
-

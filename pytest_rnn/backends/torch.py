@@ -106,25 +106,23 @@ def kernel_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[
 def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
     """Record ``"fused_loop"`` for each call that Keras's torch ``lstm``/``gru`` took over.
     (cuDNN needs CUDA tensors: ``simulate_gpu`` cannot fake it here and is refused.)"""
-    from keras.src import backend as kbackend
-
+    from pytest_rnn.adapters import keras_internals, replaced, resolve
     from pytest_rnn.backends import Unsupported
 
     if simulate_gpu:
         raise Unsupported("PyTorch picks cuDNN by the tensors' device: a GPU cannot be "
                           "simulated on a CPU host")
     calls: list[str] = []
-    saved = {"lstm": kbackend.lstm, "gru": kbackend.gru}
 
-    def spy(name):
+    def spy(internal):
+        real = resolve(internal)
+
         def wrapped(*args, **kwargs):
-            out = saved[name](*args, **kwargs)
+            out = real(*args, **kwargs)
             calls.append("fused_loop")
             return out
         return wrapped
 
-    try:
-        kbackend.lstm, kbackend.gru = spy("lstm"), spy("gru")
+    kernels = (keras_internals.BACKEND_LSTM, keras_internals.BACKEND_GRU)
+    with replaced({internal: spy(internal) for internal in kernels}):
         yield calls
-    finally:
-        kbackend.lstm, kbackend.gru = saved["lstm"], saved["gru"]

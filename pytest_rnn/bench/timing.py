@@ -24,12 +24,14 @@ class Timing:
     @classmethod
     def from_benchmark(cls, benchmark: Any) -> Timing | None:
         """The timing of a benchmark fixture that has run; None if it took none."""
-        stats = getattr(getattr(benchmark, "stats", None), "stats", None)
-        if stats is None or not stats.rounds:
+        from pytest_rnn.adapters.benchmark_internals import round_statistics
+
+        stats = round_statistics(benchmark)
+        if stats is None:
             return None
-        return cls(median=float(stats.median), mean=float(stats.mean),
-                   stddev=float(stats.stddev), min=float(stats.min), rounds=int(stats.rounds),
-                   data=tuple(float(v) for v in getattr(stats, "data", ()) or ()))
+        return cls(median=float(stats["median"]), mean=float(stats["mean"]),
+                   stddev=float(stats["stddev"]), min=float(stats["min"]),
+                   rounds=int(stats["rounds"]), data=tuple(float(v) for v in stats["data"]))
 
 
 def _positive_seconds(name: str, value: Any) -> float:

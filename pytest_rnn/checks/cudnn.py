@@ -52,6 +52,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from pytest_rnn import adapters
+from pytest_rnn.adapters import keras_internals
 from pytest_rnn.runtime.versions import keras_at_least
 
 __all__ = [
@@ -247,9 +249,7 @@ class CudnnRoute:
     masked: bool
 
 
-_RNN_MODULE = "keras.src.backend.tensorflow.rnn"
-_CUDNN_FUNCTIONS = {"lstm": "_cudnn_lstm", "gru": "_cudnn_gru"}
-_INTERNALS = ("_is_gpu_available", "_assert_valid_mask", *_CUDNN_FUNCTIONS.values())
+_CUDNN_KERNELS = {"lstm": keras_internals.TF_CUDNN_LSTM, "gru": keras_internals.TF_CUDNN_GRU}
 
 
 @contextlib.contextmanager
@@ -261,23 +261,13 @@ def simulated_gpu_routing() -> Iterator[list[CudnnRoute]]:
     recorded, then raises ``tf.errors.NotFoundError`` ("no cuDNN op on this device"),
     which Keras answers by using the generic kernel (``"auto"``) or by raising its
     ``use_cudnn=True`` ValueError. Eager calls only: in a ``tf.function`` the mask
-    check runs as a graph op. Relies on Keras internals and says so (RuntimeError)
-    when they have moved.
+    check runs as a graph op. Relies on Keras internals (:mod:`pytest_rnn.adapters.
+    keras_internals`), and fails with one line naming the one that moved.
     """
-    import importlib
-
     import tensorflow as tf
 
-    module = importlib.import_module(_RNN_MODULE)
-    missing = [name for name in _INTERNALS if not hasattr(module, name)]
-    if missing:
-        raise RuntimeError(
-            f"{_RNN_MODULE} in Keras {keras.__version__} has no {', '.join(missing)}: Keras "
-            "changed how it dispatches to cuDNN, so simulated_gpu_routing cannot observe it; "
-            "re-read that module and update pytest_rnn.cudnn"
-        )
     calls: list[CudnnRoute] = []
-    saved = {name: getattr(module, name) for name in _INTERNALS}
+    assert_valid_mask = adapters.resolve(keras_internals.TF_ASSERT_VALID_MASK)
 
     def spy(kernel: str, real):
         signature = inspect.signature(real)
@@ -286,18 +276,15 @@ def simulated_gpu_routing() -> Iterator[list[CudnnRoute]]:
             bound = signature.bind(*args, **kwargs).arguments
             mask = bound.get("mask")
             if mask is not None:
-                saved["_assert_valid_mask"](mask)  # raises InvalidArgumentError eagerly
+                assert_valid_mask(mask)  # raises InvalidArgumentError eagerly
             calls.append(CudnnRoute(kernel, bool(bound.get("go_backwards")),
                                     bool(bound.get("return_sequences")), mask is not None))
             raise tf.errors.NotFoundError(None, None, "simulated: no cuDNN kernel on this host")
 
         return fake
 
-    try:
-        module._is_gpu_available = lambda: True
-        for kernel, name in _CUDNN_FUNCTIONS.items():
-            setattr(module, name, spy(kernel, saved[name]))
+    replacements = {keras_internals.TF_GPU_AVAILABLE: lambda: True}
+    replacements |= {internal: spy(kernel, adapters.resolve(internal))
+                     for kernel, internal in _CUDNN_KERNELS.items()}
+    with adapters.replaced(replacements):
         yield calls
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)

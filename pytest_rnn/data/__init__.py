@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("imdb", "tasks", "training")
+_SUBMODULES = ("imdb", "imdb_files", "imdb_sources", "tasks", "training")
 
 __all__ = ["ImdbFileError", "ImdbUnavailable", "SequenceDataset", "load_imdb_subset",
            *_SUBMODULES]

@@ -21,26 +21,24 @@ it the way ``Config.parse`` would have: the ini's ``addopts`` (and their ``-p``
 plugins and ``-o`` overrides), ``pythonpath``, ``confcutdir``, ``minversion`` and
 ``required_plugins``.
 
-pytest has no public API to change a decided rootdir, so this is the one place in
-pytest-rnn that touches pytest's private Config attributes (written against
-pytest 9.2's ``Config.parse``; tested in tests/test_option_forms.py). It acts
-only when one of pytest-rnn's own value options was given in the separate
-form: a run that does not use pytest-rnn, or uses only the ``=`` form, is left
-exactly as pytest set it up. If pytest's internals differ from what this
-expects, the run goes on as pytest set it up and a warning names the ``=`` form
-as the way out.
+pytest has no public API to change a decided rootdir: the private names this takes live
+in :mod:`pytest_rnn.adapters.pytest_internals` (which says why the repair is kept). It
+acts only when one of pytest-rnn's own value options was given in the separate form: a
+run that does not use pytest-rnn, or uses only the ``=`` form, is left exactly as pytest
+set it up. If pytest's internals differ from what the adapter expects, the run goes on as
+pytest set it up and a warning names the ``=`` form as the way out.
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
 import sys
 import warnings
 from collections.abc import Sequence
 
 import pytest
 
+from pytest_rnn.adapters import InternalChanged
+from pytest_rnn.adapters import pytest_internals as internals
 from pytest_rnn.plugin import options
 
 
@@ -61,20 +59,6 @@ def separate_values(args: Sequence[str]) -> list[str]:
     return out
 
 
-def _determine(config: pytest.Config, ns) -> tuple:
-    from _pytest.config.findpaths import determine_setup
-
-    kwargs = {
-        "inifile": ns.inifilename,
-        "args": list(ns.file_or_dir),
-        "rootdir_cmd_arg": ns.rootdir or None,
-        "invocation_dir": config.invocation_params.dir,
-    }
-    if "override_ini" in inspect.signature(determine_setup).parameters:
-        kwargs["override_ini"] = ns.override_ini
-    return tuple(determine_setup(**kwargs))
-
-
 def repair(config: pytest.Config, args: list[str]) -> bool:
     """Correct the rootdir and ini file when a separate option value misled pytest.
 
@@ -85,10 +69,10 @@ def repair(config: pytest.Config, args: list[str]) -> bool:
         return False
     try:
         return _repair(config, args)
-    except (AttributeError, TypeError, ImportError) as exc:  # pytest's internals moved
+    except InternalChanged as exc:
         flags = "=VALUE, ".join(value_flags()) + "=VALUE"
         warnings.warn(pytest.PytestConfigWarning(
-            f"pytest-rnn: could not check the rootdir pytest chose ({exc!r}); if it is not "
+            f"pytest-rnn: could not check the rootdir pytest chose ({exc}); if it is not "
             f"your project's, write the options as {flags}"
         ), stacklevel=1)
         return False
@@ -100,8 +84,8 @@ def _repair(config: pytest.Config, args: list[str]) -> bool:
     rest = list(args)
     if old_addopts and rest[: len(old_addopts)] == old_addopts:
         rest = rest[len(old_addopts):]
-    ns = config._parser.parse_known_args(rest, namespace=copy.copy(config.option))
-    found = _determine(config, ns)
+    ns = internals.parse_known_args(config, rest)
+    found = internals.determine(config, ns)
     rootpath, inipath = found[0], found[1]
     if rootpath == config.rootpath and inipath == config.inipath:
         return False
@@ -109,12 +93,12 @@ def _repair(config: pytest.Config, args: list[str]) -> bool:
     for path in map(str, config.getini("pythonpath")):  # the wrong ini's sys.path entries
         if path in sys.path:
             sys.path.remove(path)
-    _adopt(config, found)
+    internals.adopt(config, found)
     new_addopts = list(config.getini("addopts"))
     args[:] = new_addopts + rest
-    ns = config._parser.parse_known_args(args, namespace=copy.copy(config.option))
+    ns = internals.parse_known_args(config, args)
     if new_addopts and ns.override_ini:  # -o in the ini's addopts
-        _adopt(config, _determine(config, ns))
+        internals.adopt(config, internals.determine(config, ns))
     if ns.confcutdir is None:
         ns.confcutdir = str(inipath.parent if inipath is not None else rootpath)
     config.known_args_namespace = ns
@@ -122,15 +106,6 @@ def _repair(config: pytest.Config, args: list[str]) -> bool:
     for path in reversed(config.getini("pythonpath")):
         sys.path.insert(0, str(path))
     config.pluginmanager.consider_preparse(new_addopts, exclude_only=False)
-    config._checkversion()
-    config._validate_plugins()
+    internals.recheck(config)
     return True
 
-
-def _adopt(config: pytest.Config, found: tuple) -> None:
-    config._rootpath, config._inipath, config._inicfg = found[0], found[1], found[2]
-    if len(found) > 3 and hasattr(config, "_ignored_config_files"):
-        config._ignored_config_files = found[3]
-    config._inicache.clear()
-    config._parser.extra_info["rootdir"] = str(found[0])
-    config._parser.extra_info["inifile"] = str(found[1])

@@ -46,12 +46,12 @@ def _reset_global_seed_generator() -> None:
     recreated from the new seed) only from Keras 3.13.0 (keras-team/keras 9fc818534e,
     #21874); before that, draws went on from wherever earlier tests left it. On those
     releases the same is done here, through the Keras-internal global state that the
-    fix itself uses (attribute ``"global_seed_generator"``, the same name since 3.0).
+    fix itself uses (:data:`pytest_rnn.adapters.keras_internals.GLOBAL_STATE_SETTER`).
     """
     from pytest_rnn.runtime.versions import keras_at_least
 
     if keras_at_least("3.13.0"):
         return
-    from keras.src.backend.common import global_state
+    from pytest_rnn.adapters.keras_internals import reset_global_seed_generator
 
-    global_state.set_global_attribute("global_seed_generator", None)
+    reset_global_seed_generator()

@@ -20,7 +20,6 @@ but checks of the judge itself.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from regressions import surface, training_path
@@ -436,7 +435,7 @@ def _cudnn_rules_without(*rules: tuple[str, str]) -> Apply:
     ``argument`` one of ``unroll`` and ``reset_after``."""
 
     def apply(mp):
-        module = importlib.import_module("keras.src.backend.tensorflow.rnn")
+        module = keras_internals()["tensorflow_rnn"]
         for kind, argument in rules:
             neutral = {"unroll": False, "reset_after": True}[argument]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regressions.patches import keras_internals
+
 
 @dataclass(frozen=True)
 class BackendRegression:
@@ -37,7 +39,7 @@ def _swap_z_r(matrix):
 def jax_gru_gate_swap():
     """JAX's fused GRU scan (``keras.src.backend.gru``) uses the update gate's weights for
     the reset gate and vice versa: JAX only (TensorFlow's GRU does not go through it)."""
-    from keras.src import backend as kbackend
+    kbackend = keras_internals()["backend"]
 
     original = kbackend.gru
 
@@ -54,7 +56,7 @@ def jax_scan_ignores_mask():
     """JAX's generic ``lax.scan`` loop (``keras.src.backend.rnn``) drops the mask: padded
     steps update the state. Masked layers take that loop on JAX (no fused path takes a
     mask), so every masked case differs; TensorFlow's loop is untouched."""
-    from keras.src import backend as kbackend
+    kbackend = keras_internals()["backend"]
 
     original = kbackend.rnn
 

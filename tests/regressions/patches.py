@@ -62,7 +62,10 @@ def injected(apply: Apply) -> Iterator[Tally]:
 
 
 def keras_internals() -> dict[str, Any]:
-    """Keras's internal classes and modules (imported when a patch is applied)."""
+    """Keras's internal classes and modules (imported when a patch is applied): the one
+    place of the regression harness that names them (tests/test_adapters.py)."""
+    import importlib
+
     from keras.src import api_export, backend, initializers, ops
     from keras.src.layers.core.embedding import Embedding
     from keras.src.layers.rnn import (
@@ -75,6 +78,7 @@ def keras_internals() -> dict[str, Any]:
         simple_rnn,
         stacked_rnn_cells,
     )
+    from keras.src.utils.backend_utils import in_tf_graph
 
     return {
         "api_export": api_export,
@@ -94,6 +98,9 @@ def keras_internals() -> dict[str, Any]:
         "ConvLSTM": conv_lstm.ConvLSTM,
         "ConvLSTMCell": conv_lstm.ConvLSTMCell,
         "StackedRNNCells": stacked_rnn_cells.StackedRNNCells,
+        "in_tf_graph": in_tf_graph,
+        "tensorflow_rnn": (importlib.import_module("keras.src.backend.tensorflow.rnn")
+                           if backend.backend() == "tensorflow" else None),
     }
 
 

@@ -82,7 +82,7 @@ def _mask_leaks_gradient(mp):
 
 def _graph_mode_drops_mask(mp):
     """Traced code (tf.function, XLA) runs the time loop without the mask; eager keeps it."""
-    from keras.src.utils.backend_utils import in_tf_graph
+    in_tf_graph = keras_internals()["in_tf_graph"]
 
     def edit(self, kwargs):
         if in_tf_graph():
@@ -94,7 +94,7 @@ def _graph_mode_drops_mask(mp):
 
 def _graph_mode_stateful_not_written(mp):
     """Traced code reads a stateful layer's state but never writes it back."""
-    from keras.src.utils.backend_utils import in_tf_graph
+    in_tf_graph = keras_internals()["in_tf_graph"]
 
     def make(original):
         def patched(self, *args, **kwargs):

@@ -1,0 +1,60 @@
+"""Keras's non-public names that pytest-rnn uses (see :mod:`pytest_rnn.adapters`).
+
+Keras exposes no public way to observe which recurrent kernel a layer call takes, nor
+(before 3.13.0) to drop the global seed generator, so these few internals are used, here
+only. Each is resolved when used: a release without it makes the check that needs it fail
+with one line, never skip.
+"""
+
+from __future__ import annotations
+
+from pytest_rnn.adapters import Internal, installed_version
+
+
+def _before_3_13() -> bool:
+    from packaging.version import Version
+
+    version = installed_version("keras")
+    return version is not None and Version(version) < Version("3.13.0")
+
+
+_TF_RNN = "keras.src.backend.tensorflow.rnn"
+_ROUTING = "observe which kernel (cuDNN or generic) a recurrent layer call takes"
+
+#: TensorFlow backend: the GPU probe and the cuDNN calls that simulated_gpu_routing replaces,
+#: and the mask check it runs first (as Keras does on a GPU).
+TF_GPU_AVAILABLE = Internal("keras", _TF_RNN, "_is_gpu_available", _ROUTING)
+TF_ASSERT_VALID_MASK = Internal("keras", _TF_RNN, "_assert_valid_mask", _ROUTING, ("mask",))
+TF_CUDNN_LSTM = Internal("keras", _TF_RNN, "_cudnn_lstm", _ROUTING,
+                         ("mask", "go_backwards", "return_sequences"))
+TF_CUDNN_GRU = Internal("keras", _TF_RNN, "_cudnn_gru", _ROUTING,
+                        ("mask", "go_backwards", "return_sequences"))
+#: JAX backend: its GPU probe.
+JAX_GPU_AVAILABLE = Internal("keras", "keras.src.backend.jax.rnn", "_is_gpu_available",
+                             _ROUTING, needed=lambda: installed_version("jax") is not None)
+#: The active backend's fused kernels, as keras.layers.LSTM/GRU call them (JAX, PyTorch).
+BACKEND_LSTM = Internal("keras", "keras.src.backend", "lstm", _ROUTING)
+BACKEND_GRU = Internal("keras", "keras.src.backend", "gru", _ROUTING)
+BACKEND_BIDIRECTIONAL_LSTM = Internal("keras", "keras.src.backend", "bidirectional_lstm",
+                                      _ROUTING)
+#: Before Keras 3.13.0, keras.utils.set_random_seed left the global seed generator as it was.
+GLOBAL_STATE_SETTER = Internal(
+    "keras", "keras.src.backend.common.global_state", "set_global_attribute",
+    "reset the global seed generator when seeding (keras.utils.set_random_seed does it "
+    "itself from 3.13.0)", ("name", "value"), needed=_before_3_13)
+#: Where keras.datasets.imdb looks up get_file (the data tests stand a file in for the
+#: download there).
+IMDB_GET_FILE = Internal("keras", "keras.src.datasets.imdb", "get_file",
+                         "stand a local file in for Keras's IMDB download in tests")
+
+INTERNALS = [TF_GPU_AVAILABLE, TF_ASSERT_VALID_MASK, TF_CUDNN_LSTM, TF_CUDNN_GRU,
+             JAX_GPU_AVAILABLE, BACKEND_LSTM, BACKEND_GRU, BACKEND_BIDIRECTIONAL_LSTM,
+             GLOBAL_STATE_SETTER, IMDB_GET_FILE]
+
+
+def reset_global_seed_generator() -> None:
+    """Drop Keras's global seed generator so that it is recreated from the next seed (what
+    ``keras.utils.set_random_seed`` does itself from 3.13.0)."""
+    from pytest_rnn.adapters import resolve
+
+    resolve(GLOBAL_STATE_SETTER)("global_seed_generator", None)
