@@ -5,6 +5,8 @@
     nox -t ci                            # what .ci/run runs: the floor and this commit's
                                          # middle release (scripts/release_matrix.py)
     nox -t floor -- -x -k dropout        # arguments after -- go to pytest
+    nox -s "tools(floor)"                # pytest and pytest-benchmark at their declared
+                                         # floor (and "tools(newest)": their newest)
     python scripts/release_matrix.py collect --write   # then: the docs' table from the runs
 
 The releases and their TensorFlow are scripts/release_matrix.py's. Each session is a
@@ -76,3 +78,21 @@ def releases(session: nox.Session, tensorflow: str, keras: str, role: str) -> No
         if junit.is_file() and not session.posargs:  # a partial run is not a matrix row
             session.run("python", "scripts/release_matrix.py", "record", str(junit),
                         "--role", role)
+
+
+@nox.session
+@nox.parametrize("which", [nox.param(w, id=w, tags=["ci", "tools"])
+                           for w in release_matrix.TOOL_RELEASES])
+def tools(session: nox.Session, which: str) -> None:
+    """The fast suite with pytest and pytest-benchmark at their declared floor or newest
+    release, on the newest Keras and TensorFlow of the matrix: the plugin's hooks and the
+    internals behind pytest_rnn/adapters are checked on both ends of the range."""
+    newest = release_matrix.sessions()[-1]
+    pins = [f"{name}=={version}" for name, version in release_matrix.TOOL_RELEASES[which].items()]
+    others = [d for d in _other_dependencies() if not re.match(r"pytest(-benchmark)?\b", d)]
+    session.install(f"tensorflow-cpu=={newest.tensorflow}", f"keras=={newest.keras}", *pins,
+                    *others)
+    session.install("--no-deps", "-e", ".")
+    session.run("python", "-c", "import pytest, pytest_benchmark; print('nox: pytest', "
+                "pytest.__version__, 'pytest-benchmark', pytest_benchmark.__version__)")
+    session.run("pytest", "-m", "not slow", *session.posargs)

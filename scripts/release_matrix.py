@@ -63,6 +63,15 @@ KERAS_RELEASES = (
 )
 
 
+#: The pytest tooling the plugin hooks into, at the declared floor (pyproject's ``>=``) and
+#: at its newest release: noxfile.py's ``tools`` sessions run the fast suite with each, on
+#: the newest Keras and TensorFlow above.
+TOOL_RELEASES = {
+    "floor": {"pytest": "8.0.0", "pytest-benchmark": "4.0.0"},
+    "newest": {"pytest": "9.2.0", "pytest-benchmark": "5.3.1"},
+}
+
+
 def _key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 

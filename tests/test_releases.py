@@ -146,6 +146,23 @@ def test_ci_runs_the_floor_and_the_commits_middle_release():
     assert 'session.role == "floor" or session.keras == _CI_MIDDLE' in nox
 
 
+def test_the_tools_sessions_run_pytest_and_pytest_benchmark_at_their_floor_and_newest():
+    """The floor session pins what pyproject declares; the newest is at least what this
+    environment (installed from pyproject without pins, so their newest) has."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    for name, floor in matrix.TOOL_RELEASES["floor"].items():
+        assert Version(floor) == Version(_floor(name)), (
+            f"tools(floor) pins {name} {floor}; pyproject declares {name}>={_floor(name)}")
+    for name, newest in matrix.TOOL_RELEASES["newest"].items():
+        assert Version(newest) >= Version(version(name)), (
+            f"tools(newest) pins {name} {newest}; {version(name)} is installed here")
+    nox = (ROOT / "noxfile.py").read_text("utf-8")
+    assert re.search(r'tags=\["ci", "tools"\]', nox), "CI does not run the tools sessions"
+
+
 def test_a_sessions_row_counts_what_pytest_wrote_to_junit(pytester):
     """The row is read from pytest's own JUnit XML: a pass, a failure, a skip, a ledger
     xfail (counted for its entry), an unrelated xfail and a strict XPASS (a failure)."""

@@ -37,6 +37,24 @@ from typing import Any
 
 from pytest_rnn import lazy_submodules
 
+#: The seam's types, which every backend module's functions take and return: a loss of
+#: the inputs (``(loss, aux)`` with ``has_aux``), keras.Variables, and
+#: ``(loss, [aux,] variable gradients, input gradients)`` as NumPy float64.
+LossFn = Callable[..., Any]
+Variables = Sequence[Any]
+GradResult = tuple[Any, ...]
+
+
+def settings_refused_by_fused_kernels(layer: Any) -> list[str]:
+    """The layer settings for which no backend's fused LSTM/GRU kernel takes a call (each
+    backend adds its own reasons after these)."""
+    reasons = []
+    if layer.use_cudnn is False:
+        reasons.append("use_cudnn=False")
+    if layer.cell.recurrent_dropout:
+        reasons.append(f"recurrent_dropout={layer.cell.recurrent_dropout:g}")
+    return reasons
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 __getattr__ = lazy_submodules(__name__, BACKENDS)
@@ -98,14 +116,9 @@ def compile_function(
     return backend.compile_function(fn, jit_compile=jit_compile, input_signature=input_signature)
 
 
-def compiled_value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    *,
-    jit_compile: bool = False,
-    input_signature: Any = None,
-    has_aux: bool = False,
-) -> Callable[..., tuple[Any, ...]]:
+def compiled_value_and_grad(loss_fn: LossFn, variables: Variables, *, jit_compile: bool = False,
+                            input_signature: Any = None,
+                            has_aux: bool = False) -> Callable[..., GradResult]:
     """:func:`value_and_grad` with the loss and its gradients traced into one compiled graph
     (TensorFlow: ``tf.GradientTape`` inside ``tf.function``); the returned function takes the
     inputs and returns ``(loss, variable gradients, input gradients)`` as NumPy float64.

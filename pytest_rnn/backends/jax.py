@@ -16,6 +16,13 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from pytest_rnn.backends import (
+    GradResult,
+    LossFn,
+    Variables,
+    settings_refused_by_fused_kernels,
+)
+
 
 def _stateless(loss_fn: Callable[..., Any], variables: Sequence[Any]) -> Callable[..., Any]:
     """``loss_fn`` as a pure function of the variables' values and the inputs (what
@@ -41,13 +48,8 @@ def _result(out: Any, has_aux: bool) -> tuple[Any, ...]:
     return result
 
 
-def value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    inputs: Sequence[Any],
-    *,
-    has_aux: bool = False,
-) -> tuple[Any, ...]:
+def value_and_grad(loss_fn: LossFn, variables: Variables, inputs: Sequence[Any], *,
+                   has_aux: bool = False) -> GradResult:
     values = [jnp.asarray(v.value) for v in variables]
     arrays = [jnp.asarray(x) for x in inputs]
     grad = jax.value_and_grad(_stateless(loss_fn, variables), argnums=(0, 1), has_aux=has_aux)
@@ -57,14 +59,9 @@ def value_and_grad(
 # -- compiled gradients ----------------------------------------------------------------------
 
 
-def compiled_value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    *,
-    jit_compile: bool = False,
-    input_signature: Any = None,
-    has_aux: bool = False,
-) -> Callable[..., tuple[Any, ...]]:
+def compiled_value_and_grad(loss_fn: LossFn, variables: Variables, *, jit_compile: bool = False,
+                            input_signature: Any = None,
+                            has_aux: bool = False) -> Callable[..., GradResult]:
     """:func:`value_and_grad` under ``jax.jit``: the loss and its gradients traced once into
     one XLA computation (JAX always compiles with XLA: ``jit_compile`` changes nothing)."""
     del jit_compile, input_signature  # jax.jit retraces per input shape by itself
@@ -118,11 +115,7 @@ def _layer_route(layer: Any, *, gpu_available: bool, masked: bool) -> tuple[str,
             "gru" if isinstance(cell, keras.layers.GRUCell) else "simple_rnn")
     if kind == "simple_rnn":
         return "generic", ["SimpleRNN has no fused kernel"]
-    reasons = []
-    if layer.use_cudnn is False:
-        reasons.append("use_cudnn=False")
-    if cell.recurrent_dropout:
-        reasons.append(f"recurrent_dropout={cell.recurrent_dropout:g}")
+    reasons = settings_refused_by_fused_kernels(layer)
     if masked:
         reasons.append("a mask (neither fused path takes one)")
     if layer.unroll:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from pytest_rnn.backends import GradResult, LossFn, Variables
 from pytest_rnn.runtime import device
 
 
@@ -43,13 +44,8 @@ def _result(loss: Any, aux: Any, grads: Sequence[Any], n_variables: int,
     return result
 
 
-def value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    inputs: Sequence[Any],
-    *,
-    has_aux: bool = False,
-) -> tuple[Any, ...]:
+def value_and_grad(loss_fn: LossFn, variables: Variables, inputs: Sequence[Any], *,
+                   has_aux: bool = False) -> GradResult:
     loss, aux, grads = _taped(loss_fn, variables, [tf.convert_to_tensor(x) for x in inputs],
                               has_aux)
     return _result(loss, aux, grads, len(variables), has_aux)
@@ -65,14 +61,9 @@ def compile_function(
                        reduce_retracing=False)
 
 
-def compiled_value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    *,
-    jit_compile: bool = False,
-    input_signature: Any = None,
-    has_aux: bool = False,
-) -> Callable[..., tuple[Any, ...]]:
+def compiled_value_and_grad(loss_fn: LossFn, variables: Variables, *, jit_compile: bool = False,
+                            input_signature: Any = None,
+                            has_aux: bool = False) -> Callable[..., GradResult]:
     def step(*tensors):
         return _taped(loss_fn, variables, tensors, has_aux)
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import torch
 
+from pytest_rnn.backends import (
+    GradResult,
+    LossFn,
+    Variables,
+    settings_refused_by_fused_kernels,
+)
 
-def value_and_grad(
-    loss_fn: Callable[..., Any],
-    variables: Sequence[Any],
-    inputs: Sequence[Any],
-    *,
-    has_aux: bool = False,
-) -> tuple[Any, ...]:
+
+def value_and_grad(loss_fn: LossFn, variables: Variables, inputs: Sequence[Any], *,
+                   has_aux: bool = False) -> GradResult:
     params = [v.value for v in variables]
     saved = [p.requires_grad for p in params]
     for p in params:
@@ -83,11 +85,7 @@ def kernel_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[
     cell = layer.cell
     if isinstance(cell, keras.layers.SimpleRNNCell):
         return "generic", ["SimpleRNN has no fused kernel"]
-    reasons = []
-    if layer.use_cudnn is False:
-        reasons.append("use_cudnn=False")
-    if cell.recurrent_dropout:
-        reasons.append(f"recurrent_dropout={cell.recurrent_dropout:g}")
+    reasons = settings_refused_by_fused_kernels(layer)
     if mask is not None:
         reasons.append("a mask")
     if isinstance(cell, keras.layers.GRUCell) and not cell.reset_after:
