@@ -37,7 +37,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # What is alive now (TensorFlow, Keras, the collected tests) lives for the whole
     # session: frozen, it is left out of later garbage collections, above all the full
     # ones pytest forces at the end of each in-process inner run (its unraisable-exception
-    # check), which otherwise walk TensorFlow's heap, about 0.2 s each.
+    # check), which otherwise walk TensorFlow's heap each time.
     gc.collect()
     gc.freeze()
     # Not in xdist workers (every core is busy already) nor when nothing will run.

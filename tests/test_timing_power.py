@@ -74,9 +74,9 @@ def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes():
     sample = lstm_sampler_of(**{**FAST, "rounds": 2 * FAST["rounds"]})
     # The stored sample and the unmodified rerun take alternate rounds of one sample: the
     # fast suite's subprocess runs start and stop on the other core while this test times,
-    # and a load change between two back-to-back samples (12 rounds, ~0.3 s each) moved
-    # an unmodified rerun by 10% in a CI run (median ratio 1.101, p = 0.007). Interleaved,
-    # such a change falls on both alike; the slowed sample is timed after them.
+    # and a load change between two back-to-back samples once moved an unmodified rerun
+    # past the minimum effect in CI. Interleaved, such a change falls on both alike; the
+    # slowed sample is timed after them.
     both = sample()
     stored, rerun = both[0::2], both[1::2]
     slowed = sample(slowdown=0.5)
@@ -282,8 +282,8 @@ def test_a_calibration_too_scattered_for_its_slowdown_fails_and_writes_nothing(p
     assert not (pytester.path / "baselines").exists()
 
 
-#: The slow test's processes, each timing an unmodified and a 20% slower sample (~11 s
-#: each: TensorFlow's import, the build, the warm-up, two samples).
+#: The slow test's processes, each timing an unmodified and a 20% slower sample (each pays
+#: TensorFlow's import, the build, the warm-up, two samples).
 PROCESSES = 6
 
 
@@ -295,7 +295,7 @@ def test_false_alarm_and_detection_rates_on_this_machine(rnn_record):
     are judged against a calibration over the other processes' unmodified samples (never
     its own). The rates and the load average are recorded (``timing_power`` record) and
     printed. The drift of a machine over the minutes between a calibration and a check is
-    in the held-out measurement (README, "Baselines"), not here: this test spends ~70 s."""
+    in the held-out measurement (README, "Baselines"), not here: it is the longest test here."""
     load_before = os.getloadavg()
     runs = [[power.ratios(*sample) for sample in power.fresh_process_sample(
         "lstm", "forward", cases.TIMING_CONFIG, seed=1000 + i, rounds=cases.TIMING_ROUNDS,

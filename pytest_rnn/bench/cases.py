@@ -81,10 +81,10 @@ def benchmark_cases() -> list[BenchCase]:
         for kernel in KERNELS
     ]
 
-#: The CPU timing check (suites/test_kernel_timing.py): a size whose generic step takes
-#: ~1-2.5 ms on a CPU core, big enough that its time is steady (at B8 T20 F16 U32 the LSTM
-#: step's time switched between two levels 15% apart mid-run), so 30 rounds of 10 calls
-#: of the layer and of its reference workload cost about 1-2.5 s per case.
+#: The CPU timing check (suites/test_kernel_timing.py): a size whose generic step is long
+#: enough on a CPU core for its time to be steady (a smaller one, B8 T20 F16 U32, switched
+#: between two levels mid-run), and short enough for many rounds per case; the measured
+#: costs are in README, "Baselines".
 TIMING_CONFIG = BenchConfig(batch=32, steps=20, features=32, units=64)
 #: Rounds per check and calls per round (a round keeps each workload's fastest call).
 TIMING_ROUNDS = 30
@@ -93,11 +93,12 @@ TIMING_CALLS = 10
 #: Mann-Whitney U test says slower at TIMING_ALPHA *and* the median ratio is above the
 #: midpoint (log scale) between the calibrated processes' median and that median
 #: TIMING_SLOWDOWN slower (:func:`pytest_rnn.store.rules.process_threshold`, +9.5% for 20%).
-#: The spread between processes, 1.3-2.1% (sd) on the 2-core machine, gives the false-alarm
-#: and miss rate at that threshold, stated in each entry's note; a calibration that cannot
-#: keep both within TIMING_ALPHA fails.
+#: The calibrated spread between processes gives the false-alarm and miss rate at that
+#: threshold, stated in each entry's note (measured figures: README, "Baselines"); a
+#: calibration that cannot keep both within TIMING_ALPHA fails.
 TIMING_ALPHA = 0.01
 TIMING_SLOWDOWN = 0.2
 #: The fixed minimum effect for two samples taken in one process (tests/test_timing_power.py's
-#: fast live test): their median ratios drift by 1-3% (sd) within a process, so 10% is >= 3 sd.
+#: fast live test): at least three standard deviations of the drift of median ratios
+#: within one process (measured: README, "Baselines").
 TIMING_MIN_EFFECT = 0.10

@@ -23,7 +23,7 @@ from pathlib import Path
 @functools.cache
 def package_version(name: str) -> str | None:
     """The installed version of distribution ``name`` (None when absent), read once: every
-    test's seeding asks for Keras's, and a metadata lookup costs about 2 ms."""
+    test's seeding asks for Keras's, and each metadata lookup reads the disk."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

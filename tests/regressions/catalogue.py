@@ -1207,10 +1207,8 @@ POWER_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[ls
 #: Damped state gradients are proven on SimpleRNN's rank test, the forget-bias patch on
 #: LSTM's t-test: both ways of comparing a sample have a slow proof. GRU's t-test is the
 #: same code as LSTM's; its damped runs (2 of 2 groups caught, README "Baselines") are
-#: measured by tests/regressions/measure_power.py, not retrained by every slow run: its 5
-#: damped trainings cost ~100 s of the workers' time, kept as the slow suite's margin under
-#: its 15 minutes (15 min 1 s with them and marked product's 40 epochs, 12 min 47 s without;
-#: README, "Running the slow suite").
+#: measured by tests/regressions/measure_power.py, not retrained by every slow run: their
+#: cost is the slow suite's margin under its 15 minutes (README, "Running the slow suite").
 DAMPED_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[simple_rnn]",)
 
 #: Mild training regressions: the model still learns, a little worse or slower. The
