@@ -167,3 +167,19 @@ def test_no_import_circles_between_modules():
                     paths[after] = [*paths[node], after]
                     queue.append(after)
     assert not circles, "import circles between modules:\n" + "\n".join(sorted(circles))
+
+
+def test_no_module_is_over_the_size_limit_and_readme_shows_the_tree():
+    """Modules are split by concern before they outgrow one reading; README's Architecture
+    tree is the checkout's (``python scripts/architecture.py --write`` regenerates it)."""
+    import repo_scripts
+
+    architecture = repo_scripts.load("architecture")
+    over = {p.relative_to(PACKAGE).as_posix(): architecture.line_count(p)
+            for p in PACKAGE.rglob("*.py") if architecture.line_count(p) > architecture.MAX_LINES}
+    assert not over, f"modules over {architecture.MAX_LINES} lines: {over}"
+    assert set(architecture.SUBPACKAGES) == {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    block = repo_scripts.load("readme_block").block(architecture.BLOCK, architecture.tree())
+    assert block in readme, (
+        "README.md's Architecture tree is stale: run `python scripts/architecture.py --write`")

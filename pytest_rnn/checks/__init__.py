@@ -1,16 +1,24 @@
 """The Keras checks: what a recurrent layer must do, and the helpers that say what differs.
 
-``compare`` (the one array comparison every check uses), ``reference`` (float64
-NumPy forward passes), ``reference_grad`` (their backward pass through time),
-``finite_differences`` (gradients of any layer against central differences),
-``shapes`` (output structures), ``params`` (closed-form parameter counts), ``dropout``
-(masks read through gradients), ``cudnn`` (Keras's kernel routing), ``contract``
-(:class:`RecurrentLayerContract` for any layer) and ``models`` (the seeds' models and
-seeded weights). Importing a module here imports Keras; importing this package does not.
+``compare`` (the one array comparison every check uses); the NumPy models of the cells
+(``activations``: the one activation table; ``cell_model``: the step protocol and stacks;
+``cell_models``: SimpleRNN, LSTM, GRU; ``conv_lstm_model``), run over sequences by
+``recurrence`` for ``reference`` (float64 forward passes) and ``reference_grad`` (their
+backward pass through time); ``finite_differences`` (gradients of any layer against
+central differences); ``shapes`` (output structures); ``params`` (closed-form parameter
+counts); ``dropout`` (with ``dropout_probe``, ``dropout_calls``, ``dropout_masks``: masks
+read through gradients); ``cudnn`` (Keras's kernel routing); ``contract``
+(:class:`RecurrentLayerContract` for any layer, over ``contract_declarations`` and
+``contract_checks``); ``cross_backend`` (with ``cross_backend_case`` and
+``cross_backend_compare``); ``models`` (the seeds' models and seeded weights). Importing a
+module here imports Keras; importing this package does not.
 """
 
 from pytest_rnn import lazy_submodules
 
 __getattr__ = lazy_submodules(__name__, (
-    'compare', 'contract', 'cudnn', 'dropout', 'finite_differences', 'models', 'params',
-    'reference', 'reference_grad', 'shapes'))
+    'activations', 'cell_model', 'cell_models', 'compare', 'contract', 'contract_checks',
+    'contract_declarations', 'conv_lstm_model', 'cross_backend', 'cross_backend_case',
+    'cross_backend_compare', 'cudnn', 'dropout', 'dropout_calls', 'dropout_masks',
+    'dropout_probe', 'finite_differences', 'models', 'params', 'recurrence', 'reference',
+    'reference_grad', 'shapes'))
