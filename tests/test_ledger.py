@@ -18,6 +18,7 @@ from pathlib import Path
 import collected
 import pytest
 import repo_scripts
+from regressions import wording
 from regressions.judge import GENERIC_MESSAGES
 
 from pytest_rnn.runtime import ledger
@@ -74,29 +75,29 @@ def test_each_ledger_pattern_names_an_existing_test(defect):
         assert name in names or cls in names, f"{defect.id}: no test {name} in {path}"
 
 
-def _collected_ids(files: list[str], config: pytest.Config, pytester) -> set[str]:
-    """The node ids of ``files``: this session's own collection where it collected them
-    whole (the usual run), else a collection of just those files."""
-    whole = collected.whole_files(config.args)
-    if all(f in whole for f in files):
-        return {n for n in collected.NODEIDS if n.split("::", 1)[0] in files}
-    # in a subprocess: an in-process run would import Keras under pytester's module
-    # snapshot, which drops it (and NumPy's C extension, which cannot load twice) afterwards
-    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider",
-                                          f"--rootdir={ROOT}", *[str(ROOT / f) for f in files])
-    return {line.strip() for line in result.outlines if "::" in line}
-
-
 def test_each_ledger_pattern_matches_a_collected_test(request, pytester):
     """Down to the parametrize id: a renamed parameter leaves an entry matching nothing,
     and its defect would turn red (or, worse, pass unnoticed) with no word why."""
     files = sorted({p.split("::", 1)[0] for d in ledger.load() for p in d.tests})
-    ids = _collected_ids(files, request.config, pytester)
+    ids = collected.nodeids(files, request.config, pytester)
     assert ids, f"nothing collected from {files}"
     dangling = [f"{d.id}: {p}" for d in ledger.load() for p in d.tests
                 if not any(ledger.selects(p, n) for n in ids)]
     assert not dangling, "ledger patterns that match no collected test:\n  " + "\n  ".join(
         dangling)
+
+
+def test_each_match_finds_its_wording_in_a_template_or_its_record():
+    """A reworded message would leave an entry's ``match`` explaining nothing, and its
+    observing tests red with no word why: every way of matching it quotes wording some
+    template of pytest_rnn/ or suites/ produces, the exception text its ``differs``
+    records, or wording regressions.wording.EXEMPT_WORDING names (another library's)."""
+    found = [f"{d.id}: /{d.match}/: {run!r}" for d in ledger.load()
+             for run in wording.unworded(d.match, recorded=d.differs)]
+    assert not found, (
+        "ledger patterns quoting wording no template produces (reworded? or another "
+        "library's: record it in the entry's differs, or add it to EXEMPT_WORDING with the "
+        "reason):\n  " + "\n  ".join(found))
 
 
 @pytest.mark.parametrize("defect", ledger.load(), ids=lambda d: d.id)

@@ -22,6 +22,9 @@ import numpy as np
 
 #: Axis labels by number of dimensions: what each index of an output or state means.
 AXES = {1: ("unit",), 2: ("batch", "unit"), 3: ("batch", "step", "unit")}
+#: What :func:`difference` says of a tensor with differing elements, after its name and
+#: their count (``h: 3 of 8 values differ (atol ...``): the proof of sensitivity quotes it.
+VALUES_DIFFER = "values differ"
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -108,7 +111,7 @@ def difference(name: str, actual: Any, expected: Any, *, atol: float, rtol: floa
     worst = np.unravel_index(int(np.argmax(np.where(bad, np.nan_to_num(diff, nan=np.inf),
                                                     -1.0))), diff.shape)
     line = (
-        f"{name}: {int(bad.sum())} of {bad.size} values differ (atol {atol:g}, rtol {rtol:g}); "
+        f"{name}: {int(bad.sum())} of {bad.size} {VALUES_DIFFER} (atol {atol:g}, rtol {rtol:g}); "
         f"worst at {where(worst, axes=axes, steps=steps)}: {labels[0]} {got64[worst]:.6g}, "
         f"{labels[1]} {want64[worst]:.6g}, |diff| {diff[worst]:.3g}"
     )

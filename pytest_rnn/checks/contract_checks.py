@@ -20,6 +20,7 @@ import numpy as np
 
 from pytest_rnn import backends
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.behaviours import MASK_LEAKS
 
 #: Learning rate of the one SGD step of :func:`assert_one_step_trains_every_weight`.
 LEARNING_RATE = 0.1
@@ -145,8 +146,8 @@ def assert_masking_equivalence(
     if problems:
         raise AssertionError(
             f"{label}: a padded sequence with a mask differs from the same sequence without "
-            "its padding (padded steps hold other values, so they leak through the mask or "
-            "the mask is ignored):\n" + "\n".join(problems)
+            f"its padding (padded steps hold other values, so they {MASK_LEAKS}):\n"
+            + "\n".join(problems)
         )
 
 

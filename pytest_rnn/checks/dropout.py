@@ -31,6 +31,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_rnn.checks.behaviours import FRACTION_DIFFERS, MASK_REDRAWN, NOT_RESCALED
 from pytest_rnn.checks.dropout_calls import (
     assert_inference_ignores_dropout,
     assert_seed_reproduces_masks,
@@ -106,7 +107,7 @@ def assert_dropout_rate(
     bad = [m for m in measurements if abs(m.fraction - m.rate) > m.tolerance(sigmas)]
     if bad:
         raise AssertionError(
-            f"dropped fraction does not match the {which} rate:\n"
+            f"{FRACTION_DIFFERS.format(which=which)}:\n"
             + "\n".join(f"  {m.describe(sigmas)}" for m in bad)
         )
     return measurements
@@ -132,7 +133,7 @@ def assert_inverted_dropout_scaling(
             for m in bad
         ]
         raise AssertionError(
-            f"{layer_label(layer)} {which}: kept units are not scaled by 1 / (1 - rate):\n"
+            f"{layer_label(layer)} {which}: {NOT_RESCALED}:\n"
             + "\n".join(lines)
         )
     return measurements
@@ -170,7 +171,7 @@ def assert_dropout_mask_shared_across_time(
             )
     if lines:
         raise AssertionError(
-            f"{layer_label(layer)} draws a new input-dropout mask within one call; Keras reuses "
+            f"{layer_label(layer)} {MASK_REDRAWN}; Keras reuses "
             "one mask for every step:\n" + "\n".join(lines)
         )
     return measurements

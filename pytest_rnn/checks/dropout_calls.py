@@ -20,6 +20,11 @@ import keras
 import numpy as np
 
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.behaviours import (
+    LEAKS_INTO_INFERENCE,
+    NOT_APPLIED_IN_TRAINING,
+    SEED_DOES_NOT_FIX,
+)
 from pytest_rnn.checks.dropout_probe import layer_label
 
 
@@ -114,7 +119,7 @@ def assert_inference_ignores_dropout(
     if (diff := compare.max_abs_diff(first, second)) > 0:
         raise AssertionError(
             f"{label}: two inference calls (training=False) differ by up to {diff:.3g}; "
-            "dropout leaks into inference"
+            f"{LEAKS_INTO_INFERENCE}"
         )
     if (diff := compare.max_abs_diff(first, default)) > 0:
         raise AssertionError(
@@ -148,7 +153,7 @@ def assert_training_applies_dropout(
         rates = [_rates(d) for d in _dropout_dicts(layer.get_config())]
         raise AssertionError(
             f"{layer_label(layer)} with {rates}: training output equals inference output "
-            f"(max |diff| {diff:.3g} <= {min_diff:g}); dropout is not applied in training"
+            f"(max |diff| {diff:.3g} <= {min_diff:g}); {NOT_APPLIED_IN_TRAINING}"
         )
     return diff
 
@@ -179,7 +184,7 @@ def assert_seed_reproduces_masks(
     if (diff := compare.max_abs_diff(a1, _outputs(same, x, training=True, **call_kwargs))) > 0:
         raise AssertionError(
             f"{label}: two layers with seed={seed} give different training outputs (max "
-            f"|diff| {diff:.3g}); the seed does not fix the dropout masks"
+            f"|diff| {diff:.3g}); {SEED_DOES_NOT_FIX}"
         )
     if compare.max_abs_diff(a1, _outputs(other, x, training=True, **call_kwargs)) == 0:
         raise AssertionError(

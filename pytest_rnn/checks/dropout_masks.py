@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from pytest_rnn.checks import compare
+from pytest_rnn.checks.behaviours import AGAINST_DRAWN_MASKS
 from pytest_rnn.checks.dropout_probe import binomial_tolerance, is_conv_lstm, layer_label
 from pytest_rnn.checks.reference import StepMasks, compare_outputs, reference_outputs
 
@@ -246,7 +247,6 @@ def assert_training_uses_the_drawn_masks(
         reference,
         atol=atol,
         rtol=0.0,
-        what=f"{layer_label(layer)} in training, against the reference fed the masks its "
-        "cells drew",
+        what=f"{layer_label(layer)} {AGAINST_DRAWN_MASKS}",
         sequence_ndim=np.ndim(x),
     )

@@ -28,6 +28,11 @@ GATES: dict[str, int] = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 CONV_LSTM_RANKS: dict[str, int] = {"conv_lstm1d": 1, "conv_lstm2d": 2, "conv_lstm3d": 3}
 CONV_LSTM_KINDS: tuple[str, ...] = tuple(CONV_LSTM_RANKS)
 
+#: What :func:`assert_param_count` says between the count it found and the count it
+#: expected (``LSTM 'lstm' has 60 trainable parameters, expected 96``): the proof of
+#: sensitivity quotes it.
+COUNT_DIFFERS = "parameters, expected"
+
 
 def check_kind(kind: Any) -> str:
     """Return ``kind`` if it is one of :data:`KINDS`, else raise a ValueError naming it."""
@@ -180,10 +185,10 @@ def assert_param_count(layer_or_model: Any, expected: int, *, trainable: int | N
     n_trainable = sum(size for _, _, is_trainable, size in rows if is_trainable)
     problems = []
     if total != expected:
-        problems.append(f"{total:,} parameters, expected {expected:,} ({total - expected:+,})")
+        problems.append(f"{total:,} {COUNT_DIFFERS} {expected:,} ({total - expected:+,})")
     if trainable is not None and n_trainable != trainable:
         problems.append(
-            f"{n_trainable:,} trainable parameters, expected {trainable:,} "
+            f"{n_trainable:,} trainable {COUNT_DIFFERS} {trainable:,} "
             f"({n_trainable - trainable:+,})"
         )
     if problems:

@@ -46,6 +46,7 @@ import numpy as np
 
 from pytest_rnn.checks import compare
 from pytest_rnn.checks.activations import ACTIVATIONS, numpy_activation
+from pytest_rnn.checks.behaviours import DIFFERS_FROM_REFERENCE
 from pytest_rnn.checks.cell_model import CellModel, StackMath, StepMasks
 from pytest_rnn.checks.cell_models import CellMath
 from pytest_rnn.checks.conv_lstm_model import ConvLSTMMath, convolve
@@ -186,7 +187,7 @@ def compare_outputs(
     ConvLSTM), which decides the axis the message calls ``step``."""
     compare.assert_allclose(
         actual, reference, atol=atol, rtol=rtol, labels=("layer", "reference"),
-        what=f"{what} differs from the NumPy reference (atol={atol:g}, rtol={rtol:g})",
+        what=f"{what} {DIFFERS_FROM_REFERENCE} (atol={atol:g}, rtol={rtol:g})",
         axes=[step_axes(np.ndim(ref), sequence_ndim) for _, ref in reference],
     )
 

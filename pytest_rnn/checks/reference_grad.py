@@ -35,6 +35,7 @@ import numpy as np
 from pytest_rnn.checks import compare
 from pytest_rnn.checks import reference as fwd
 from pytest_rnn.checks.activations import DERIVATIVES, activation_pair
+from pytest_rnn.checks.behaviours import AT_MASKED_STEPS, DIFFERS_FROM_BACKWARD_PASS, GRADIENT_STOPS
 from pytest_rnn.checks.cell_model import StackMath
 from pytest_rnn.checks.cell_models import GATES, CellMath, variable_path
 from pytest_rnn.checks.models import cell_kind
@@ -265,8 +266,8 @@ def _step_story(bad_steps: np.ndarray, order: list[int]) -> str:
     if good_tail:
         story += (
             f"; going back in time from the last processed step {order[-1]}, gradients agree "
-            f"at steps {sorted(good_tail)} and diverge from step {first_bad} on (gradient "
-            f"stops flowing back beyond step {good_tail[-1]})"
+            f"at steps {sorted(good_tail)} and diverge from step {first_bad} on "
+            f"({GRADIENT_STOPS} {good_tail[-1]})"
         )
     return story
 
@@ -328,14 +329,14 @@ def compare_gradients(
                 leak = bad & ~mask[:, :, None]
                 if leak.any() and not (bad & mask[:, :, None]).any():
                     b, t = np.argwhere(leak.any(axis=2))[0]
-                    line += (f"; every differing value is at a masked (padded) step, where the "
+                    line += (f"; {AT_MASKED_STEPS}, where the "
                              f"reference gradient is exactly 0: gradient leaks into padded "
                              f"steps (e.g. batch {b}, step {t})")
         problems.append("  " + line)
     if problems:
         raise AssertionError(
             f"{what}: gradients of L = sum_k sum(W_k * returned_k) (W_k fixed standard normals) "
-            f"differ from the float64 NumPy backward pass through time (atol {atol:.3g} "
+            f"{DIFFERS_FROM_BACKWARD_PASS} (atol {atol:.3g} "
             f"* max(1, max|ref|) per tensor, rtol {rtol:.3g}):\n" + "\n".join(problems)
         )
 

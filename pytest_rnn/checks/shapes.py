@@ -28,6 +28,12 @@ STATE_NAMES: dict[str, tuple[str, ...]] = {
     "gru": ("h",),
     **{kind: ("h", "c") for kind in CONV_LSTM_RANKS},
 }
+#: What :func:`assert_output_structure` says of a call that returns one tensor where it
+#: should return a list (its states lost): the proof of sensitivity quotes it.
+RETURNED_A_SINGLE_TENSOR = "returned a single tensor"
+#: What :func:`assert_output_structure` says of an element whose shape is not the expected
+#: one (``element 1 (h) has shape (2, 3), expected (2, 4)``): the proof quotes it too.
+SHAPE_DIFFERS = "has shape"
 _DATA_FORMATS = ("channels_last", "channels_first")
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -272,7 +278,7 @@ def assert_output_structure(
         )
     if as_list and single:
         raise AssertionError(
-            f"{what} returned a single tensor of shape {got[0]} where a list of "
+            f"{what} {RETURNED_A_SINGLE_TENSOR} of shape {got[0]} where a list of "
             f"{len(expected)} was expected: {listing(want, names)}"
         )
     if len(got) != len(want):
@@ -283,6 +289,6 @@ def assert_output_structure(
     for index, (name, shape, actual) in enumerate(zip(names, want, got, strict=True)):
         if actual != shape:
             raise AssertionError(
-                f"{what}: element {index} ({name}) has shape {actual}, expected {shape}; "
+                f"{what}: element {index} ({name}) {SHAPE_DIFFERS} {actual}, expected {shape}; "
                 f"all returned: {listing(got, names)}"
             )

@@ -20,6 +20,10 @@ from pytest_rnn.store import files, rules
 from pytest_rnn.store.rules import Status
 
 UPDATE_FLAG = files.UPDATE_FLAG
+#: Where a sample lies, in :func:`against_calibration`'s line (``<metric> below its
+#: calibrated band: ...``, ``above`` for a lower-is-better metric): the proof of
+#: sensitivity quotes it.
+CALIBRATED_BAND = "its calibrated band"
 
 
 def shown_path(path: Path, config: pytest.Config) -> str:
@@ -126,7 +130,7 @@ def against_calibration(ask: CheckResult, values: list[float], seeds: list[int],
     if verdict.status is Status.FAIL and ask.direction == "lower":
         words = "above"
     return (
-        f"{ask.metric} {words} its calibrated band: {values_text(values)} over seeds "
+        f"{ask.metric} {words} {CALIBRATED_BAND}: {values_text(values)} over seeds "
         f"{seeds}, allowed {verdict.band.text} ({verdict.detail}); file {ask.file}, key "
         f"{ask.key!r}; calibrated {stored['recorded_at']} on "
         f"{stored['recorded_on'].get('device', '?')} with Keras "

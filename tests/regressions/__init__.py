@@ -9,5 +9,9 @@
   (ConvLSTM, stacked cells, Keras 2 models);
 * :mod:`regressions.runner`: one pytest session that runs the suites under each entry and
   records every outcome (``python tests/regressions/runner.py OUT.json [ID ...]``);
-* :mod:`regressions.judge`: whether those outcomes prove each entry is caught.
+* :mod:`regressions.judge`: whether those outcomes prove each entry is caught;
+* :mod:`regressions.wording`: the message templates of pytest_rnn/ and suites/, read
+  statically, and whether a pattern (the catalogue's, the ledger's) quotes wording one of
+  them produces; :func:`~regressions.wording.quoted` turns a check's message constant
+  into a pattern.
 """

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_rnn.checks import behaviours, compare, params, shapes
+from pytest_rnn.plugin import baseline_messages
 from regressions import surface, training_path
 from regressions.entry import Regression
 from regressions.patches import (
@@ -39,6 +41,7 @@ from regressions.patches import (
     with_weights,
     wrap,
 )
+from regressions.wording import quoted
 
 CUDNN = "suites/test_cudnn_eligibility.py::"
 DROPOUT = "suites/test_dropout.py::"
@@ -63,9 +66,9 @@ JAX_FUSED_GRU = ("JAX runs the GRU targets through Keras's fused GRU scan (backe
 TF_ROUTING = ("the tests pin TensorFlow's cuDNN routing, which other backends do not have "
               "(their routing: suites/test_fused_routing.py)")
 
-#: What the NumPy-reference comparison of :mod:`pytest_rnn.reference` says when a layer's
-#: output departs from the equations.
-DIFFERS_FROM_REFERENCE = r"differs from the NumPy reference"
+#: The pattern of what the NumPy-reference comparison says when a layer's output departs
+#: from the equations (:data:`pytest_rnn.checks.behaviours.DIFFERS_FROM_REFERENCE`).
+DIFFERS_FROM_REFERENCE = quoted(behaviours.DIFFERS_FROM_REFERENCE)
 
 
 # --- patch functions ------------------------------------------------------------------------
@@ -503,7 +506,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             REFERENCE + "test_gru_default_bias_is_two_rows_of_zeros":
                 r"bias should be zeros of shape \(2, 12\); got \(12,\)",
             PARAMS + "test_imdb_gru8_has_624_params_because_reset_after_adds_a_second_bias_row":
-                r"has 600 parameters, expected 624",
+                f"has 600 {quoted(params.COUNT_DIFFERS)} 624",
         },
         passes=(PARAMS + "test_imdb_gru8_with_reset_after_false_has_600_params",),
     ),
@@ -600,7 +603,8 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         message=r"second return value should be h",
         messages={
             REFERENCE + "test_layer_matches_the_numpy_reference[lstm-sequences_and_states]":
-                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*h: \d+ of \d+ values differ",
+                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*h: \d+ of \d+ "
+                + quoted(compare.VALUES_DIFFER),
         },
         passes=(SHAPES + "test_layer_returns_output_then_its_states[lstm-seq1-state1]",),
     ),
@@ -675,7 +679,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[lstm]",
             DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",
         ),
-        message=r"dropout leaks into inference",
+        message=quoted(behaviours.LEAKS_INTO_INFERENCE),
         passes=(DROPOUT + "test_training_output_differs_from_inference[lstm-dropout]",),
     ),
     Regression(
@@ -687,7 +691,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT + "test_training_output_differs_from_inference[lstm-recurrent_dropout]",
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
-        message=r"dropout is not applied in training",
+        message=quoted(behaviours.NOT_APPLIED_IN_TRAINING),
         messages={
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]":
                 r"does not match the dropout rate[\s\S]*dropped 0 of",
@@ -706,7 +710,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-recurrent_dropout]",
         ),
-        message=r"dropout is not applied in training",
+        message=quoted(behaviours.NOT_APPLIED_IN_TRAINING),
         messages={
             DROPOUT
             + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-recurrent_dropout]":
@@ -723,7 +727,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-recurrent_dropout]",
         ),
-        message=r"dropped fraction does not match the (recurrent_)?dropout rate",
+        message=behaviours.FRACTION_DIFFERS.format(which="(recurrent_)?dropout"),
         passes=(DROPOUT + "test_inference_ignores_dropout_and_is_deterministic[simple_rnn]",),
     ),
     Regression(
@@ -735,7 +739,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_kept_units_are_scaled_by_one_over_keep_probability[gru-recurrent_dropout]",
         ),
-        message=r"kept units are not scaled by 1 / \(1 - rate\)",
+        message=quoted(behaviours.NOT_RESCALED),
         passes=(DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[lstm-dropout]",),
     ),
     Regression(
@@ -747,7 +751,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_one_input_mask_is_reused_at_every_time_step[lstm-dropout_with_recurrent]",
         ),
-        message=r"draws a new input-dropout mask within one call",
+        message=quoted(behaviours.MASK_REDRAWN),
         passes=(
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
@@ -764,7 +768,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
             DROPOUT
             + "test_same_seed_reproduces_the_masks_and_each_call_draws_new_ones[simple_rnn]",
         ),
-        message=r"the seed does not fix the dropout masks",
+        message=quoted(behaviours.SEED_DOES_NOT_FIX),
         passes=(
             DROPOUT + "test_dropped_fraction_matches_the_rate_within_5_sigma[simple_rnn-dropout]",
         ),
@@ -963,7 +967,8 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         message=r"forward half at the last step",
         messages={
             REFERENCE + "test_bidirectional_matches_the_reference[lstm-sum]":
-                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*forward h: \d+ of \d+ values differ",
+                DIFFERS_FROM_REFERENCE + r"[\s\S]*\n\s*forward h: \d+ of \d+ "
+                + quoted(compare.VALUES_DIFFER),
         },
         passes=(
             SHAPES
@@ -1002,7 +1007,8 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         "compute_output_shape leaves out the state shapes with return_state",
         _compute_output_shape_drops_states,
         fails=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state1]",),
-        message=r"compute_output_shape returned a single tensor .* where a list of 2 was expected",
+        message=(f"compute_output_shape {quoted(shapes.RETURNED_A_SINGLE_TENSOR)} .* where a "
+                 "list of 2 was expected"),
         passes=(SHAPES + "test_compute_output_shape_agrees_with_real_outputs[gru-seq1-state0]",),
     ),
     # --- cuDNN dispatch
@@ -1061,7 +1067,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         messages={
             PARAMS
             + "test_layer_count_matches_the_closed_form_and_all_weights_train[lstm-u3-d4-bias]":
-                r"has 60 trainable parameters, expected 96",
+                f"has 60 trainable {quoted(params.COUNT_DIFFERS)} 96",
         },
         passes=(TRAIN + "test_every_weight_is_trainable[gru]",),
     ),
@@ -1093,7 +1099,7 @@ LAYER_REGRESSIONS: tuple[Regression, ...] = (
         messages={
             PARAMS
             + "test_layer_count_matches_the_closed_form_and_all_weights_train"
-            + "[simple_rnn-u3-d4-bias]": r"has 27 parameters, expected 24",
+            + "[simple_rnn-u3-d4-bias]": f"has 27 {quoted(params.COUNT_DIFFERS)} 24",
         },
         passes=(TRAIN + "test_every_weight_is_trainable[simple_rnn]",),
     ),
@@ -1142,8 +1148,8 @@ REGRESSIONS: tuple[Regression, ...] = (
 #: What a threshold failure of the toy-task suite says (its own assertions and
 #: ``rnn_baseline``'s band check).
 TOY_THRESHOLD_FAILURE = (
-    r"(below|above) its calibrated band|not even 3 x chance|better than chance"
-    r"|does not beat chance|no longer clearly worse"
+    rf"(below|above) {quoted(baseline_messages.CALIBRATED_BAND)}|not even 3 x chance"
+    r"|better than chance|does not beat chance|no longer clearly worse"
 )
 
 #: Regressions that only training notices, proven by the slow accuracy-sensitivity check.
@@ -1201,7 +1207,7 @@ def _adam_learning_rate_scaled(factor: float):
 
 
 #: What the power-checked IMDB test says when a sample leaves its calibrated band.
-CALIBRATED_BAND_FAILURE = r"(below|above) its calibrated band"
+CALIBRATED_BAND_FAILURE = rf"(below|above) {quoted(baseline_messages.CALIBRATED_BAND)}"
 POWER_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[lstm]",
                  IMDB + "test_imdb_accuracy_and_convergence_match_calibration[gru]")
 #: Damped state gradients are proven on SimpleRNN's rank test, the forget-bias patch on

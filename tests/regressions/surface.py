@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 
+from pytest_rnn.checks import behaviours, params, shapes
 from regressions.entry import Regression
 from regressions.patches import after_build, keras_internals, replace, with_attribute, wrap
+from regressions.wording import quoted
 
 CONV = "suites/test_convlstm.py::"
 CONTRACT = "suites/test_contract_keras_layers.py::TestConvLSTM2D::"
@@ -218,7 +220,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         _conv_recurrent_conv_dilated,
         fails=(CONV + "test_layer_matches_the_numpy_reference[2d_dilation_activations]",),
         passes=(CONV + "test_layer_matches_the_numpy_reference[2d_valid]",),
-        message=r"differs from the NumPy reference",
+        message=quoted(behaviours.DIFFERS_FROM_REFERENCE),
     ),
     Regression(
         "conv_lstm_ignores_mask",
@@ -230,7 +232,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             CONTRACT + "test_masking_equivalence",
         ),
         passes=(CONV + "test_layer_matches_the_numpy_reference[2d_valid]",),
-        message=r"differs from the NumPy reference|leak through the mask or the mask is ignored",
+        message=quoted(behaviours.DIFFERS_FROM_REFERENCE) + "|" + quoted(behaviours.MASK_LEAKS),
     ),
     Regression(
         "conv_lstm_output_shape_ignores_strides",
@@ -241,7 +243,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             CONV + "test_compute_output_shape_agrees_with_the_closed_form[3d_strides_same]",
         ),
         passes=(CONV + "test_compute_output_shape_agrees_with_the_closed_form[2d_valid]",),
-        message=r"compute_output_shape.*has shape",
+        message="compute_output_shape.*" + quoted(shapes.SHAPE_DIFFERS),
     ),
     Regression(
         "conv_lstm_accepts_strides_with_dilation",
@@ -262,7 +264,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             CONTRACT + "test_param_count",
         ),
         passes=(CONV + "test_layer_matches_the_numpy_reference[2d_valid]",),
-        message=r"parameters, expected",
+        message=quoted(params.COUNT_DIFFERS),
     ),
     Regression(
         "stacked_masks_sized_from_the_stack_input",
@@ -286,7 +288,7 @@ REGRESSIONS: tuple[Regression, ...] = (
             STACKED + "test_every_cell_draws_masks_sized_to_its_own_input_and_state",
             STACKED + "test_inference_ignores_dropout_in_every_cell",
         ),
-        message=r"in training, against the reference fed the masks its cells drew",
+        message=quoted(behaviours.AGAINST_DRAWN_MASKS),
     ),
     Regression(
         "legacy_orthogonal_initializer_renamed",

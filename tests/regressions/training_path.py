@@ -9,8 +9,10 @@ code change only what runs inside a trace; so only those checks can notice.
 
 from __future__ import annotations
 
+from pytest_rnn.checks import behaviours, compare
 from regressions.entry import Regression
 from regressions.patches import cells, keras_internals, returning, with_kwargs, with_states, wrap
+from regressions.wording import quoted
 
 #: Why the compiled-path entries cannot be injected on JAX (``Regression.bypassed``).
 TF_FUNCTION = ("the patch targets tf.function's traced path; the compiled-path targets skip "
@@ -136,7 +138,7 @@ REGRESSIONS: tuple[Regression, ...] = (
                GRADIENTS + "[simple_rnn_sequences_post_mask]"),
         passes=(REFERENCE + "[lstm-sequences_and_states]",
                 REFERENCE + "[gru-sequences_and_states]"),
-        message=r"dL/d inputs: .*gradient stops flowing back beyond step",
+        message=r"dL/d inputs: .*" + quoted(behaviours.GRADIENT_STOPS),
         bypassed={"jax": (
             "JAX runs its GRU target through Keras's fused GRU scan (backend.gru), whose "
             "states never pass through the cells whose incoming states the patch cuts")},
@@ -149,8 +151,9 @@ REGRESSIONS: tuple[Regression, ...] = (
         fails=(GRADIENTS + "[gru_reset_before_sequences_pre_mask]",
                GRADIENTS + "[bidirectional_lstm_concat]", GRADIENTS + "[rnn_over_stacked_cells]"),
         passes=(REFERENCE + "[gru_reset_before-mask]",),
-        message=r"(?s)differ from the float64 NumPy backward pass through time.*dL/d inputs: "
-                r"\d+ of \d+ values differ \(atol [^)]*\); worst at batch \d+, step \d+",
+        message=r"(?s)" + quoted(behaviours.DIFFERS_FROM_BACKWARD_PASS) + r".*dL/d inputs: "
+                rf"\d+ of \d+ {quoted(compare.VALUES_DIFFER)} \(atol [^)]*\); worst at batch "
+                r"\d+, step \d+",
     ),
     Regression(
         "initial_state_gradient_dropped",
@@ -160,7 +163,8 @@ REGRESSIONS: tuple[Regression, ...] = (
         passes=(GRADIENTS + "[bidirectional_simple_rnn_ave]",
                 REFERENCE + "[lstm-initial_state]"),
         # TensorFlow gives no gradient at all; a backend that gives zeros differs everywhere
-        message=r"dL/d initial_state h: (no gradient at all|\d+ of \d+ values differ)",
+        message=rf"dL/d initial_state h: (no gradient at all|\d+ of \d+ "
+                rf"{quoted(compare.VALUES_DIFFER)})",
     ),
     Regression(
         "mask_leaks_gradient_into_padded_steps",
@@ -170,7 +174,7 @@ REGRESSIONS: tuple[Regression, ...] = (
         fails=(GRADIENTS + "[simple_rnn_sequences_post_mask]",
                GRADIENTS + "[gru_reset_before_sequences_pre_mask]"),
         passes=(GRADIENTS + "[lstm_initial_state]", REFERENCE + "[simple_rnn-mask]"),
-        message=r"dL/d inputs: .*every differing value is at a masked \(padded\) step.*"
+        message=r"dL/d inputs: .*" + quoted(behaviours.AT_MASKED_STEPS) + ".*"
                 r"gradient leaks into padded steps",
     ),
     Regression(
