@@ -89,7 +89,7 @@ def tools(session: nox.Session, which: str) -> None:
     internals behind pytest_rnn/adapters are checked on both ends of the range."""
     newest = release_matrix.sessions()[-1]
     pins = [f"{name}=={version}" for name, version in release_matrix.TOOL_RELEASES[which].items()]
-    others = [d for d in _other_dependencies() if not re.match(r"pytest(-benchmark)?\b", d)]
+    others = [d for d in _other_dependencies() if not re.match(r"pytest(-benchmark)?(?![\w-])", d)]
     session.install(f"tensorflow-cpu=={newest.tensorflow}", f"keras=={newest.keras}", *pins,
                     *others)
     session.install("--no-deps", "-e", ".")
