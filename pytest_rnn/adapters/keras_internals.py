@@ -11,11 +11,17 @@ from __future__ import annotations
 from pytest_rnn.adapters import Internal, installed_version
 
 
-def _before_3_13() -> bool:
-    from packaging.version import Version
+def _keras_in(low: str | None = None, high: str | None = None):
+    """``needed`` for an internal used only with Keras ``>= low`` and ``< high``."""
 
-    version = installed_version("keras")
-    return version is not None and Version(version) < Version("3.13.0")
+    def needed() -> bool:
+        from packaging.version import Version
+
+        version = installed_version("keras")
+        return version is not None and (low is None or Version(version) >= Version(low)) and (
+            high is None or Version(version) < Version(high))
+
+    return needed
 
 
 _TF_RNN = "keras.src.backend.tensorflow.rnn"
@@ -24,7 +30,10 @@ _ROUTING = "observe which kernel (cuDNN or generic) a recurrent layer call takes
 #: TensorFlow backend: the GPU probe and the cuDNN calls that simulated_gpu_routing replaces,
 #: and the mask check it runs first (as Keras does on a GPU).
 TF_GPU_AVAILABLE = Internal("keras", _TF_RNN, "_is_gpu_available", _ROUTING)
-TF_ASSERT_VALID_MASK = Internal("keras", _TF_RNN, "_assert_valid_mask", _ROUTING, ("mask",))
+#: (simulated routing serves the use_cudnn checks, which start with Keras 3.2.0; so does the
+#: mask check)
+TF_ASSERT_VALID_MASK = Internal("keras", _TF_RNN, "_assert_valid_mask", _ROUTING, ("mask",),
+                                needed=_keras_in("3.2.0"))
 TF_CUDNN_LSTM = Internal("keras", _TF_RNN, "_cudnn_lstm", _ROUTING,
                          ("mask", "go_backwards", "return_sequences"))
 TF_CUDNN_GRU = Internal("keras", _TF_RNN, "_cudnn_gru", _ROUTING,
@@ -35,13 +44,14 @@ JAX_GPU_AVAILABLE = Internal("keras", "keras.src.backend.jax.rnn", "_is_gpu_avai
 #: The active backend's fused kernels, as keras.layers.LSTM/GRU call them (JAX, PyTorch).
 BACKEND_LSTM = Internal("keras", "keras.src.backend", "lstm", _ROUTING)
 BACKEND_GRU = Internal("keras", "keras.src.backend", "gru", _ROUTING)
+#: JAX's fused bidirectional LSTM, from Keras 3.15.0 (keras-team/keras b4ce4be3c4, #22791).
 BACKEND_BIDIRECTIONAL_LSTM = Internal("keras", "keras.src.backend", "bidirectional_lstm",
-                                      _ROUTING)
+                                      _ROUTING, needed=_keras_in("3.15.0"))
 #: Before Keras 3.13.0, keras.utils.set_random_seed left the global seed generator as it was.
 GLOBAL_STATE_SETTER = Internal(
     "keras", "keras.src.backend.common.global_state", "set_global_attribute",
     "reset the global seed generator when seeding (keras.utils.set_random_seed does it "
-    "itself from 3.13.0)", ("name", "value"), needed=_before_3_13)
+    "itself from 3.13.0)", ("name", "value"), needed=_keras_in(high="3.13.0"))
 #: Where keras.datasets.imdb looks up get_file (the data tests stand a file in for the
 #: download there).
 IMDB_GET_FILE = Internal("keras", "keras.src.datasets.imdb", "get_file",

@@ -183,7 +183,8 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
 
     calls: list[str] = []
     real_gru = resolve(keras_internals.BACKEND_GRU)
-    real_bidi = resolve(keras_internals.BACKEND_BIDIRECTIONAL_LSTM)
+    fused_bidi = keras_internals.BACKEND_BIDIRECTIONAL_LSTM.needed_here()
+    real_bidi = resolve(keras_internals.BACKEND_BIDIRECTIONAL_LSTM) if fused_bidi else None
     in_bidirectional = [False]
 
     def gru(*args, **kwargs):
@@ -202,9 +203,9 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
         finally:
             in_bidirectional[0] = False
 
-    replacements = {keras_internals.BACKEND_GRU: gru,
-                    keras_internals.BACKEND_BIDIRECTIONAL_LSTM: bidi,
-                    jax_internals.CUDNN_LSTM: cudnn_lstm}
+    replacements = {keras_internals.BACKEND_GRU: gru, jax_internals.CUDNN_LSTM: cudnn_lstm}
+    if fused_bidi:  # Keras fuses both directions of a Bidirectional LSTM
+        replacements[keras_internals.BACKEND_BIDIRECTIONAL_LSTM] = bidi
     if simulate_gpu:
         replacements[keras_internals.JAX_GPU_AVAILABLE] = lambda: True
     with replaced(replacements):
