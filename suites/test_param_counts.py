@@ -11,8 +11,6 @@ import itertools
 
 import keras
 import pytest
-
-from pytest_rnn import assert_param_count, expected_param_count
 from pytest_rnn.models import (
     bidirectional_classifier,
     imdb_classifier,
@@ -21,6 +19,8 @@ from pytest_rnn.models import (
     rnn_cell,
     rnn_layer,
 )
+
+from pytest_rnn import assert_param_count, expected_param_count
 
 
 def embedding_params(vocab: int, dim: int) -> int:

@@ -17,9 +17,9 @@ import sys
 
 import numpy as np
 import pytest
+from pytest_rnn.tasks import make_task
 
 from pytest_rnn import tasks
-from pytest_rnn.tasks import make_task
 
 ALL_TASKS = ("adding", "copy_memory", "marked_product", "parity", "sine")
 Z_BOUND = 5.0  # standard errors allowed between a sample statistic and its expectation
