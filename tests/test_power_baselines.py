@@ -50,6 +50,7 @@ def test_calibrate_then_check_a_sample(pytester, monkeypatch):
         "entries"].values()
     dist = entry["distribution"]
     assert dist["n"] == len(dist["values"]) == len(dist["seeds"]) == 20
+    assert entry["seeds"]["seeded_by"] == "test"  # values the test made: its seeds, its word
     assert entry["test"]["k"] == 4 and entry["test"]["alpha"] == stats.ALPHA
     # the band a reader of the old fields sees is the k = 4 band
     band = stats.lower_bound(stats.Distribution.from_json(dist), 4)
@@ -165,6 +166,8 @@ def test_rank_method_calibrates_judges_and_names_its_test(monkeypatch):
     assert caught.status is rules.Status.FAIL
     assert "exact one-sided Mann-Whitney test of 6 runs ranked among 20" in caught.detail
     assert f"U >= {critical + 1}" in caught.band.text
+    # the statistic the summary shows beside that band: U, against half the pairs
+    assert (caught.measured, caught.center) == (stats.rank_test(dropped, TAILED).u, 60)
     assert judge(entry, [v + 0.03 for v in unchanged],
                  method="rank").status is rules.Status.CHANGED
     as_mean = {**entry, "test": rules.sample_test_spec("higher", 0.01, 6, "linear")}

@@ -9,7 +9,6 @@ The proof-of-sensitivity catalogue (``tests/regressions/``) matches their words.
 from __future__ import annotations
 
 import shlex
-import statistics
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,12 @@ def calibrate_command(config: pytest.Config, nodeid: str) -> str:
     return update_command(config, nodeid).replace(UPDATE_FLAG, "--rnn-calibrate=20", 1)
 
 
-def values_text(values: list[float]) -> str:
-    """``[v1, v2, ...] (mean m, sd s)``, at most 25 values shown."""
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+def values_text(statistic: str, value: float, values: list[float]) -> str:
+    """``geometric mean of 2 = 0.1756 (runs 0.15, 0.2056)``: the statistic a sample check
+    compares, by the name its band uses (:func:`pytest_rnn.store.rules.statistic_name`),
+    with the value the summary shows, then the runs (at most 25 shown)."""
     shown = ", ".join(f"{v:.4g}" for v in values[:25]) + (" ..." if len(values) > 25 else "")
-    return f"[{shown}] (mean {mean:.4g}, sd {sd:.3g})"
+    return f"{statistic} = {value:.4g} (runs {shown})"
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -114,25 +113,36 @@ def against_band(ask: CheckResult, verdict: rules.Verdict, stored: dict) -> str:
     )
 
 
+def not_seeded(ask: CheckResult, frameworks: list[str]) -> str:
+    """A value checked after a framework that ``rnn_baseline`` could not seed was imported."""
+    return (f"cannot check {ask.metric} as seeded by the test's seed: {' and '.join(frameworks)} "
+            f"first imported while this test ran, after rnn_baseline seeded what was loaded, "
+            f"so its draws were not seeded; request the rnn_seed fixture in this test (it "
+            f"imports and seeds Python, NumPy and Keras at set-up)")
+
+
 def runs_not_finite(metric: str, values: list[float], seeds: list[int]) -> str:
     return f"{metric}: runs gave {values} (not all finite; seeds {seeds})"
 
 
-def no_calibration(metric: str, values: list[float]) -> str:
-    return f"no calibration for {metric} (runs gave {values_text(values)})"
+def no_calibration(metric: str, statistic: str, value: float, values: list[float]) -> str:
+    return f"no calibration for {metric} ({values_text(statistic, value, values)})"
 
 
-def against_calibration(ask: CheckResult, values: list[float], seeds: list[int],
-                        verdict: rules.Verdict, stored: dict) -> str:
-    """A sample of runs against the calibrated band of its metric."""
+def against_calibration(ask: CheckResult, statistic: str, values: list[float],
+                        seeds: list[int], verdict: rules.Verdict, stored: dict) -> str:
+    """A sample of runs against the calibrated band of its metric: the statistic the check
+    compared (``ask.value``, as the summary shows it), the band, the test, and how the band
+    moved from the one calibrated, when it did."""
     words = {Status.OK: "within", Status.FAIL: "below" if ask.direction == "higher" else
              "outside", Status.CHANGED: "CHANGED: beyond"}[verdict.status]
     if verdict.status is Status.FAIL and ask.direction == "lower":
         words = "above"
+    moved = f"; {verdict.moved}" if verdict.moved else ""
     return (
-        f"{ask.metric} {words} {CALIBRATED_BAND}: {values_text(values)} over seeds "
-        f"{seeds}, allowed {verdict.band.text} ({verdict.detail}); file {ask.file}, key "
-        f"{ask.key!r}; calibrated {stored['recorded_at']} on "
+        f"{ask.metric} {words} {CALIBRATED_BAND}: {values_text(statistic, ask.value, values)} "
+        f"over seeds {seeds}, allowed {verdict.band.text} ({verdict.detail}){moved}; file "
+        f"{ask.file}, key {ask.key!r}; calibrated {stored['recorded_at']} on "
         f"{stored['recorded_on'].get('device', '?')} with Keras "
         f"{stored['recorded_on'].get('keras', '?')}"
     )
@@ -173,8 +183,10 @@ def cannot_calibrate(ask: CheckResult, values: list[float], seeds: list[int]) ->
     return f"cannot calibrate {ask.key!r}: runs gave {values} (seeds {seeds})"
 
 
-def calibrating(ask: CheckResult, values: list[float], band: rules.Band) -> str:
-    return f"calibrating {ask.metric}: {values_text(values)} -> band {band.text}"
+def calibrating(ask: CheckResult, statistic: str, values: list[float],
+                band: rules.Band) -> str:
+    return (f"calibrating {ask.metric}: {values_text(statistic, ask.value, values)} -> band "
+            f"{band.text}")
 
 
 def too_noisy(ask: CheckResult, slowdown: float, alpha: float, processes: int, sd: float,

@@ -61,8 +61,10 @@ class Recorder:
 
     def distribution(self, ask: CheckResult, path: Path, values: list[float],
                      seeds: list[int], k: int, alpha: float, scale: str,
-                     note: str | None, method: str) -> CheckResult:
-        """Stage a calibration: the distribution of one value per calibration seed."""
+                     note: str | None, method: str, seeded_by: str) -> CheckResult:
+        """Stage a calibration: the distribution of one value per calibration seed.
+        ``seeded_by``: ``rnn_baseline`` when it seeded each run with its seed, ``test`` when
+        the test made the runs (the entry's seeds are then the test's word)."""
         if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
             return self._fail(ask, messages.cannot_calibrate(ask, values, seeds))
         derived = rules.calibration_fields(values, seeds, k=k, alpha=alpha,
@@ -70,11 +72,12 @@ class Recorder:
                                            method=method)
         band = rules.sample_band(stats.Distribution.from_json(derived["distribution"]), k,
                                  alpha, ask.direction, scale, method)
-        result = replace(ask, status=Status.RECORDED, bound=band.text,
-                         message=messages.calibrating(ask, values, band))
+        result = replace(ask, status=Status.RECORDED, bound=band.text, message=messages.calibrating(
+            ask, rules.statistic_name(scale, len(values)), values, band))
         return self._stage(result, path, {"direction": ask.direction, "relative": False,
                                           **derived},
-                           {"base": self._base_seed, "calibration": list(seeds)})
+                           {"base": self._base_seed, "calibration": list(seeds),
+                            "seeded_by": seeded_by})
 
     def processes(self, ask: CheckResult, path: Path, samples: list[list[float]],
                   alpha: float, slowdown: float, note: str | None) -> CheckResult:

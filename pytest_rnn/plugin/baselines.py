@@ -24,12 +24,14 @@ table :mod:`~pytest_rnn.plugin.baseline_summary`'s.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_rnn.plugin import baseline_inputs as inputs
 from pytest_rnn.plugin import baseline_keys as keys
 from pytest_rnn.plugin import baseline_messages as messages
 from pytest_rnn.plugin import baseline_summary, options
@@ -39,6 +41,7 @@ from pytest_rnn.plugin.baseline_messages import (  # noqa: F401 - names of this 
     update_command,
 )
 from pytest_rnn.plugin.baseline_recording import Recorder
+from pytest_rnn.plugin.baseline_seeding import BaselineSeeding, plugin_call, seeded_runs
 from pytest_rnn.plugin.baseline_session import (  # noqa: F401 - names of this module
     RECORD_KIND,
     BaselineSession,
@@ -68,13 +71,18 @@ __all__ = [
 ]
 
 class Baselines:
-    """What the ``rnn_baseline`` fixture returns: checks this test's metrics against the store."""
+    """What the ``rnn_baseline`` fixture returns: checks this test's metrics against the store.
+
+    Made when the fixture is set up, it seeds Python, NumPy and Keras with the test's seed
+    as ``rnn_seed`` does (:mod:`~pytest_rnn.plugin.baseline_seeding`)."""
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self._request = request
         self._config = request.config
         self._settings = options.get(request.config)
         self._node = request.node
+        self._seeding = BaselineSeeding(request)
+        self._seeded_samples: list[tuple[int, ...]] = []  # seeds of sample_runs' runs
         self._session = BaselineSession.of(request.config)
         self._recorder = Recorder(request, self._session)
 
@@ -93,6 +101,7 @@ class Baselines:
     def path(self, file: str | None = None) -> Path:
         return self.directory / f"{keys.file_stem(file, self._node.nodeid)}.json"
 
+    @plugin_call
     def key(self, metric: str, *, file: str | None = None, hardware: bool = False,
             versioned: bool = False, backend: bool | None = None) -> str:
         """The entry key :meth:`check` uses for ``metric`` in this test.
@@ -107,6 +116,7 @@ class Baselines:
         return entry_key(test_id, metric, device_key=device_key, versions=versions,
                          backend=runtime_versions.keras_backend_name() if by_backend else None)
 
+    @plugin_call
     def check(
         self,
         metric: str,
@@ -132,15 +142,19 @@ class Baselines:
         ``versioned``: key it by TF/Keras major.minor. ``backend``: key it by the Keras
         backend (default: when ``hardware`` or ``versioned``; pass True for a value that
         depends on the backend's random numbers, such as a training result). ``seeds``
-        (JSON-serialisable, default: base seed and this test's seed) and ``note`` (e.g. how
-        the tolerance was calibrated) are stored with the entry when recording.
+        (JSON-serialisable, default: base seed and this test's seed, which seeded Python,
+        NumPy and Keras for it) and ``note`` (e.g. how the tolerance was calibrated) are
+        stored with the entry when recording.
 
         Fails the test with baseline, measured value, allowed band, file and key; a
         missing entry fails with the command that records it; a corrupt file fails
-        with one line naming the file and the key. Under ``--rnn-update-baselines``
-        it records instead and passes (unless the value is not finite); the entry is
-        written at session end if the test passed.
+        with one line naming the file and the key; without ``seeds``, a value checked after
+        the test first imported Keras or NumPy (unseeded: ``rnn_baseline`` seeds what is
+        loaded at set-up) fails with one line asking for ``rnn_seed``. Under
+        ``--rnn-update-baselines`` it records instead and passes (unless the value is not
+        finite); the entry is written at session end if the test passed.
         """
+        unseeded = self._seeding.unseeded() if seeds is None else []
         tolerance = rules.check_tolerance(tolerance)
         direction = rules.check_direction(higher_is_better)
         if not isinstance(relative, bool):
@@ -155,6 +169,9 @@ class Baselines:
             baseline=None, tolerance=tolerance, direction=direction, relative=relative,
             status=Status.FAIL, bound="", message="",
         )
+        if unseeded:
+            return self._finish(ask, Status.FAIL, "(not seeded)",
+                                messages.not_seeded(ask, unseeded))
         stored = self._stored(ask, path)
         if stored is not None:
             ask = replace(ask, baseline=float(stored["value"]))
@@ -185,12 +202,26 @@ class Baselines:
             raise ValueError(f"k must be a positive integer; got {k!r}")
         return test_seeds.sample_seeds(self._settings.seed, self._node.nodeid, k, self.calibrating)
 
+    def sample_runs(self, run: Callable[[int], Any], k: int, *,
+                    seeds: list[int] | None = None) -> tuple[list[int], list[Any]]:
+        """``(seeds, results)``: ``run(seed)`` for each seed of :meth:`sample_seeds` ``(k)``
+        (or of ``seeds``), each called after seeding Python, NumPy and Keras with its seed,
+        as ``rnn_seed`` seeds a test. For runs that give several metrics:
+        :meth:`check_samples` of their results with these ``seeds`` records them as seeded
+        by ``rnn_baseline``."""
+        seeds = self.sample_seeds(k) if seeds is None else [int(s) for s in seeds]
+        results = seeded_runs(run, seeds, deterministic=self._settings.deterministic)
+        self._seeded_samples.append(tuple(seeds))
+        return seeds, results
+
+    @plugin_call
     def check_sample(
         self,
         metric: str,
-        values: Any,
+        values: Any = None,
         *,
-        seeds: list[int],
+        run: Callable[[int], Any] | None = None,
+        seeds: list[int] | None = None,
         k: int,
         higher_is_better: bool | None = True,
         alpha: float = stats.ALPHA,
@@ -199,59 +230,63 @@ class Baselines:
         file: str | None = None,
         note: str | None = None,
     ) -> CheckResult:
-        """Compare ``values`` (one per seed of :meth:`sample_seeds`) with the stored
-        calibration distribution of ``metric`` by a one-sided test at false-alarm rate
-        ``alpha`` (:func:`pytest_rnn.store.rules.judge_sample`): ``method="mean"``, a
-        t-test of the mean, or ``"rank"``, an exact rank test among the stored values (for
-        a long-tailed metric); ``scale="log2"`` tests the logarithm (epoch counts: a
-        doubling is one unit). ``k`` is the number of runs a check makes (the band stored
-        for reviewers is the one for ``k``).
+        """Compare a sample of runs, one per seed of :meth:`sample_seeds` ``(k)``, with the
+        stored calibration distribution of ``metric`` by a one-sided test at false-alarm rate
+        ``alpha`` (:func:`pytest_rnn.store.rules.judge_sample`).
 
-        Under ``--rnn-calibrate N`` the ``N`` values are recorded as the entry's
-        distribution (written at session end if the test passed). Fails the test, with
-        the band, the test statistic and p, when the mean is worse than the band; a mean
-        beyond the mirrored band on the good side is reported as ``changed`` and passes.
+        ``run``: a function of the seed giving the metric of one run (training a model);
+        :meth:`sample_runs` calls it once per seed after seeding Python, NumPy and Keras
+        with that seed. Or ``values`` with their ``seeds``: runs the test made and seeded
+        itself (the entry's ``seeds.seeded_by`` says which). ``method="mean"``, a t-test of
+        the mean, or ``"rank"``, an exact rank test among the stored values (for a
+        long-tailed metric); ``scale="log2"`` tests the logarithm (epoch counts: a doubling
+        is one unit), so the statistic is the geometric mean. ``k`` is the number of runs a
+        check makes (the band stored for reviewers is the one for ``k``).
+
+        Under ``--rnn-calibrate N`` the ``N`` calibration seeds' values are recorded as the
+        entry's distribution (written at session end if the test passed). Fails the test,
+        naming the statistic compared (``geometric mean of 4 = ...``: the value the summary
+        shows), the band, the test and p, and how far the band moved from the calibrated one,
+        when the sample is worse than the band; beyond the mirrored band on the good side it
+        is reported as ``changed`` and passes.
         """
         direction = rules.check_direction(higher_is_better)
-        if scale not in rules.SCALES:
-            raise ValueError(f"scale must be one of {sorted(rules.SCALES)}; got {scale!r}")
-        if method not in rules.METHODS:
-            raise ValueError(f"method must be one of {sorted(rules.METHODS)}; got {method!r}")
-        if not (isinstance(alpha, float) and 0 < alpha < 0.5):
-            raise ValueError(f"alpha must be a float in (0, 0.5); got {alpha!r}")
-        values = [rules.as_number("values[]", v) for v in values]
-        if len(values) != len(seeds) or not values:
-            raise ValueError(f"need one value per seed; got {len(values)} values for "
-                             f"{len(seeds)} seeds")
+        inputs.check_sample_options(scale, method, alpha)
+        inputs.check_runs_or_values(run, values, seeds)
+        if run is not None:
+            seeds, values = self.sample_runs(run, k, seeds=seeds)
+        values = inputs.sample_values(values, seeds)
         key = self.key(metric, file=file)
         path = self.path(file)
         keys.claim(self._node, path, key)
-        forward = rules.SCALES[scale][0]
-        shown = rules.SCALES[scale][1](sum(forward(v) for v in values) / len(values)) \
-            if all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values) \
-            else math.nan
+        statistic = rules.statistic_name(scale, len(values))
+        finite = all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values)
         ask = CheckResult(
-            file=messages.shown_path(path, self._config), key=key, metric=metric, value=shown,
+            file=messages.shown_path(path, self._config), key=key, metric=metric,
+            value=rules.sample_statistic(values, scale) if finite else math.nan,
             baseline=None, tolerance=0.0, direction=direction, relative=False,
             status=Status.FAIL, bound="", message="",
         )
         stored = self._stored(ask, path)
         if stored is not None:
-            ask = replace(ask, baseline=float(stored["value"]) if "distribution" not in stored
-                          else rules.SCALES[scale][1](float(stored["distribution"]["mean"])))
+            ask = replace(ask, baseline=float(stored["value"]))
         if self.calibrating:
+            seeded_by = "rnn_baseline" if tuple(seeds) in self._seeded_samples else "test"
             return self._recorder.distribution(ask, path, values, seeds, k, alpha, scale, note,
-                                               method)
-        if not math.isfinite(shown):
+                                               method, seeded_by)
+        if not finite:
             return self._finish(ask, Status.FAIL, "(not finite)",
                                 messages.runs_not_finite(metric, values, seeds))
         verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
                                      scale=scale, method=method)
         if verdict.status in (Status.MISSING, Status.STALE):
-            return self._no_entry(ask, verdict, messages.no_calibration(metric, values),
-                                  "Calibrate", self.calibrate_command())
-        return self._finish(ask, verdict.status, verdict.band.text,
-                            messages.against_calibration(ask, values, seeds, verdict, stored))
+            return self._no_entry(ask, verdict, messages.no_calibration(
+                metric, statistic, ask.value, values), "Calibrate", self.calibrate_command())
+        # the statistic the test compared, and its value for unchanged runs (U for a rank test)
+        ask = replace(ask, value=verdict.measured, baseline=verdict.center)
+        return self._finish(ask, verdict.status, verdict.band.text, messages.against_calibration(
+            ask, rules.statistic_name(scale, len(values), method), values, seeds, verdict,
+            stored))
 
     def check_samples(self, checks: Any, *, seeds: list[int], k: int,
                       label: str = "") -> list[CheckResult]:
@@ -269,6 +304,7 @@ class Baselines:
             pytest.fail("\n".join(failures), pytrace=False)
         return results
 
+    @plugin_call
     def check_timing(
         self,
         metric: str,
@@ -306,12 +342,12 @@ class Baselines:
             raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
         samples = None
         if min_effect is None:
-            samples = _timing_samples(rounds, self.calibrating)
+            samples = inputs.timing_samples(rounds, self.calibrating)
             values = [v for sample in samples for v in sample]
             if not self.calibrating:  # checking: the one sample is this process's rounds
                 samples = None
         else:
-            values = _timing_rounds(rounds)
+            values = inputs.timing_rounds(rounds)
         key = self.key(metric, file=file, hardware=hardware)
         path = self.path(file)
         keys.claim(self._node, path, key)
@@ -370,28 +406,6 @@ class Baselines:
         """Record the comparison, then fail the test (one line, no traceback) if it failed."""
         return self._session.finish(self._node.nodeid,
                                     replace(ask, status=status, bound=bound, message=message))
-
-
-def _timing_rounds(rounds: Any) -> list[float]:
-    values = [rules.as_number("rounds[]", v) for v in rounds]
-    if len(values) < 5 or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"need >= 5 positive, finite rounds; got {values!r}")
-    return values
-
-
-def _timing_samples(samples: Any, calibrating: int) -> list[list[float]]:
-    """A timing check with a derived effect gets one sample per seed of
-    ``sample_seeds(1)``: one when checking, ``N`` under ``--rnn-calibrate N``."""
-    processes = calibrating or 1
-    if not isinstance(samples, (list, tuple)) or len(samples) != processes or not all(
-            isinstance(s, (list, tuple)) for s in samples):
-        shape = (f"{len(samples)} item(s), the first a {type(samples[0]).__name__}"
-                 if isinstance(samples, (list, tuple)) and samples else repr(samples)[:60])
-        wanted = (f"under --rnn-calibrate {processes}, rounds must be {processes} samples"
-                  if calibrating else "rounds must be a list of 1 sample (one per seed of "
-                  "sample_seeds(1); N under --rnn-calibrate N)")
-        raise ValueError(f"{wanted} (a list of per-round values per process); got {shape}")
-    return [_timing_rounds(s) for s in samples]
 
 
 # ---------------------------------------------------------------------------

@@ -133,6 +133,12 @@ def rnn_baseline(request: pytest.FixtureRequest):
     tolerance=...)`` compares with the stored baseline, or records it under
     ``--rnn-update-baselines``. See :mod:`pytest_rnn.baselines` for the file layout and the
     tolerance rules.
+
+    Seeds the test as ``rnn_seed`` does, with the same seed, when it is set up: Python,
+    NumPy and Keras, those of them loaded by then (it imports none; a test module that uses
+    Keras has imported it), so a recorded value is reproducible and its entry's seed true.
+    A check after the test first imported Keras or NumPy fails, asking for ``rnn_seed``
+    (:mod:`pytest_rnn.plugin.baseline_seeding`).
     """
     from pytest_rnn.plugin import baselines
 

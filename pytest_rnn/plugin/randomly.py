@@ -13,16 +13,16 @@ The two seeds are independent, on purpose:
   order; deriving ``rnn_seed`` from ``--randomly-seed`` would make every shuffled
   run a run with new data.
 * ``--randomly-seed`` decides the order, and the draws of every test that does
-  not ask for ``rnn_seed``.
+  not ask for ``rnn_seed`` or ``rnn_baseline``.
 
-How: for a test that asks for ``rnn_seed``, the state of ``random`` and NumPy's
-global generator is kept when its set-up ends (the fixtures have seeded and
-possibly drawn) and put back just before the test function runs, after
-pytest-randomly's call-phase reseed. Keras's and its backend's generators are not
-touched by pytest-randomly (pytest-rnn registers no ``random_seeder`` entry point,
-which would reseed them under ``--randomly-seed``), so they keep ``rnn_seed``'s
-state as they are. These hooks are registered only when pytest-randomly is
-active.
+How: for a test that asks for ``rnn_seed`` or ``rnn_baseline`` (which seeds the test as
+``rnn_seed`` does), the state of ``random`` and NumPy's global generator is kept when its
+set-up ends (the fixtures have seeded and possibly drawn) and put back just before the
+test function runs, after pytest-randomly's call-phase reseed. Keras's and its backend's
+generators are not touched by pytest-randomly (pytest-rnn registers no ``random_seeder``
+entry point, which would reseed them under ``--randomly-seed``), so they keep
+``rnn_seed``'s state as they are. These hooks are registered only when pytest-randomly
+is active.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def is_active(config: pytest.Config) -> bool:
 
 
 def _uses_rnn_seed(item: pytest.Item) -> bool:
-    return "rnn_seed" in getattr(item, "fixturenames", ())
+    """The test is seeded by ``rnn_seed``, or by ``rnn_baseline`` as ``rnn_seed`` seeds."""
+    names = getattr(item, "fixturenames", ())
+    return "rnn_seed" in names or "rnn_baseline" in names
 
 
 class RandomlyHooks:

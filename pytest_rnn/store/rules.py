@@ -73,7 +73,9 @@ __all__ = [
     "process_error_rate",
     "process_threshold",
     "sample_band",
+    "sample_statistic",
     "sample_test_spec",
+    "statistic_name",
     "timing_calibration_fields",
     "timing_rounds_fields",
     "timing_test_spec",
@@ -114,6 +116,23 @@ def judge(stored: Mapping[str, Any] | None, value: float, *, tolerance: float,
 
 SCALES = {"linear": (lambda v: v, lambda v: v),
           "log2": (math.log2, lambda v: 2.0 ** v)}
+
+
+def statistic_name(scale: str, k: int, method: str = "mean") -> str:
+    """The statistic a sample check of ``k`` runs compares, by the one name its band, its
+    messages, the terminal summary and the stored note use: ``mean of 4``, ``geometric
+    mean of 2`` (``scale="log2"``: the mean of the logarithms, shown in the metric's unit),
+    or ``U`` for the rank test."""
+    if method == "rank":
+        return "U"
+    return f"{'mean' if scale == 'linear' else 'geometric mean'} of {k}"
+
+
+def sample_statistic(values: list[float], scale: str) -> float:
+    """The value of :func:`statistic_name`'s (geometric) mean of ``values``: the mean in the
+    test's scale, shown in the metric's unit (the calibration's is its entry's ``value``)."""
+    forward, back = SCALES[scale]
+    return back(statistics.fmean(forward(v) for v in values))
 
 
 #: How a sample is compared with its calibration: ``mean`` (:func:`stats.mean_test`, a
@@ -166,7 +185,9 @@ def calibration_fields(raw_values: list[float], seeds: list[int], *, k: int, alp
         "distribution": distribution.to_json(),
         "test": sample_test_spec(direction, alpha, k, scale, method),
         "note": (f"{'' if note is None else note + '; '}calibrated on {len(raw_values)} "
-                 f"seeds: {values}; band for k = {k} at alpha = {alpha:g}: {band.text}; "
+                 f"seeds: {values} ({statistic_name(scale, len(raw_values))} = "
+                 f"{back(distribution.mean):.4g}, the value); band for k = {k} at alpha = "
+                 f"{alpha:g}: {band.text}; "
                  f"smallest shift detected with 90% power: {shift:.3g}{unit}"),
     }
 
@@ -192,8 +213,8 @@ def _mean_band(low: float, high: float, k: int, direction: str, scale: str) -> B
     back = SCALES[scale][1]
     low = back(low) if direction != "lower" else -math.inf
     high = back(high) if direction != "higher" else math.inf
-    what = "mean" if scale == "linear" else "geometric mean"
-    return Band(low, high, f"{what} of {k} {edge_text(direction, low, high, '.4g')}")
+    edge = edge_text(direction, low, high, ".4g")
+    return Band(low, high, f"{statistic_name(scale, k)} {edge}")
 
 
 def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
@@ -225,9 +246,11 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     forward, back = SCALES[scale]
     k = len(values)
     in_log = " in log2" if scale == "log2" else ""
+    moved = ""
     if method == "rank":
         result = stats.rank_test([forward(v) for v in values], reference.values, alpha)
         allowed = sample_band(reference, k, alpha, direction, scale, method)
+        measured, center = result.u, result.u_max / 2  # unchanged runs win half the pairs
         shown = f"U = {result.u:g} of {result.u_max}"
         what = (f"exact one-sided Mann-Whitney test of {k} runs ranked among {reference.n} "
                 f"calibration runs (median {back(statistics.median(reference.values)):.4g}"
@@ -237,9 +260,13 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
         # the band for this sample's pooled variance (the stored one when it scatters as
         # the calibration did)
         allowed = _mean_band(result.low, result.high, k, direction, scale)
+        measured, center = back(result.mean), back(reference.mean)
         shown = f"t = {result.t:.2f}, df = {result.df:.3g}"
-        what = (f"one-sided t-test of the mean of {k} runs against {reference.n} calibration "
-                f"runs (mean {back(reference.mean):.4g}, sd {reference.sd:.3g}{in_log})")
+        what = (f"one-sided t-test of the mean of {k} runs{in_log} against {reference.n} "
+                f"calibration runs ({statistic_name(scale, reference.n)} = {center:.4g}, "
+                f"sd {reference.sd:.3g}{in_log})")
+        moved = _band_moved(stored, allowed, [forward(v) for v in values], reference,
+                            alpha, direction, scale)
     worse = {"higher": result.below, "lower": result.above,
              "both": result.below or result.above}[direction]
     better = {"higher": result.above, "lower": result.below, "both": False}[direction]
@@ -247,5 +274,34 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
          "both": 2 * min(result.p_low, result.p_high)}[direction]
     detail = f"{what}: {shown}, p = {p:.2g}, alpha = {alpha:g}"
     status = Status.FAIL if worse else Status.CHANGED if better else Status.OK
-    return Verdict(status, allowed, detail)
+    return Verdict(status, allowed, detail, measured, center, moved)
+
+
+def _band_moved(stored: Mapping[str, Any], now: Band, scaled: list[float],
+                reference: stats.Distribution, alpha: float, direction: str,
+                scale: str) -> str:
+    """Why and by how much a t-test's band ``now`` differs from the one its entry's note
+    states (for the entry's ``k`` and ``alpha``, runs that scatter as the calibration did);
+    "" when they read the same. :func:`stats.mean_test` pools the calibration's variance
+    with the new runs', so the band moves with every sample's spread."""
+    test = stored["test"]
+    stored_k, stored_alpha = int(test["k"]), float(test["alpha"])
+    recorded = sample_band(reference, stored_k, stored_alpha, direction, scale)
+    if recorded.text == now.text:
+        return ""
+    shifts = [f"{new - old:+.4g}" for new, old, side in (
+        (now.low, recorded.low, "higher"), (now.high, recorded.high, "lower"))
+        if direction in (side, "both")]
+    k, in_log = len(scaled), " in log2" if scale == "log2" else ""
+    why = []
+    if k >= 2:
+        why.append(f"it pools the calibration's variance with these {k} runs' (sd "
+                   f"{statistics.stdev(scaled):.3g} against {reference.sd:.3g}{in_log}), "
+                   f"so runs that scatter more widen it")
+    if stored_k != k:
+        why.append(f"it was calibrated for k = {stored_k} runs, not {k}")
+    if stored_alpha != alpha:
+        why.append(f"it was calibrated at alpha = {stored_alpha:g}, not {alpha:g}")
+    return (f"the band moved from {recorded.text} when calibrated to {now.text} now "
+            f"({' and '.join(shifts)}): {'; '.join(why)}")
 

@@ -50,6 +50,13 @@ class Verdict:
     status: Status
     band: Band | None
     detail: str  # the reason, for the failure message
+    #: A sample check's statistic (the mean or geometric mean of its runs, or the rank
+    #: test's U) and its value for unchanged runs: what the message, the summary and the
+    #: stored note name; None for other checks.
+    measured: float | None = None
+    center: float | None = None
+    #: How the band differs from the one stored at calibration, and why ("" if it does not).
+    moved: str = ""
 
 
 def edge_text(direction: str, low: float, high: float, spec: str) -> str:
