@@ -42,6 +42,7 @@ _EXPORTS = {
     "expected_param_count": "pytest_rnn.checks.params",
     "assert_param_count": "pytest_rnn.checks.params",
     "assert_matches_reference": "pytest_rnn.checks.reference",
+    "NumpyCell": "pytest_rnn.checks.step_model",
     "expected_output_structure": "pytest_rnn.checks.shapes",
     "assert_output_structure": "pytest_rnn.checks.shapes",
     "SequenceDataset": "pytest_rnn.data.imdb",

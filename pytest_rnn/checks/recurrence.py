@@ -16,6 +16,7 @@ starting states (given, a stateful layer's variables, or zeros) and its settings
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from pytest_rnn.checks import compare
 from pytest_rnn.checks.cell_model import Array, CellModel, StackMath, Weights
 from pytest_rnn.checks.cell_models import CellMath
 from pytest_rnn.checks.conv_lstm_model import ConvLSTMMath
+from pytest_rnn.checks.models import cell_kind
+from pytest_rnn.checks.step_model import PASS_A_STEP, NumpyCell
 
 
 @dataclass
@@ -134,32 +137,44 @@ def run_backward(
 # Keras layers
 
 
+BUILT_IN = "SimpleRNN, LSTM, GRU and ConvLSTM1D/2D/3D"
+
+
 def _cell_math(cell: Any) -> CellModel:
     if hasattr(cell, "rank") and hasattr(cell, "filters") and hasattr(cell, "recurrent_kernel"):
         return ConvLSTMMath.of(cell)  # keras.layers.ConvLSTM1D/2D/3D's cell
+    try:
+        cell_kind(cell)
+    except ValueError:
+        raise ValueError(f"the reference has no built-in model of {type(cell).__name__} "
+                         f"(it has {BUILT_IN} cells); {PASS_A_STEP}") from None
     return CellMath.of(cell)
 
 
-def model_of(layer: Any) -> CellModel:
-    """The cell model of a Keras RNN layer (a stack for ``StackedRNNCells``)."""
+def model_of(layer: Any, step: Any = None) -> CellModel:
+    """The cell model of a Keras RNN layer (a stack for ``StackedRNNCells``); with ``step``
+    (a function or :class:`NumpyCell`), that step bound to the layer's cell."""
     cell = getattr(layer, "cell", None)
     if cell is None:
         raise ValueError(
-            "the reference models SimpleRNN, LSTM, GRU and ConvLSTM1D/2D/3D layers, "
-            "keras.layers.RNN over their cells, and Bidirectional wrappers of those; got "
+            f"the reference models {BUILT_IN} layers, keras.layers.RNN over their cells or "
+            f"any cell given its NumPy step, and Bidirectional wrappers of those; got "
             f"{type(layer).__name__}"
         )
+    if step is not None:
+        return NumpyCell.of(step).model(cell)
     if isinstance(cell, keras.layers.StackedRNNCells):
         return StackMath([_cell_math(c) for c in cell.cells])
     return _cell_math(cell)
 
 
-def sequence_inputs(inputs: Any, mask: Any, rank: int = 0) -> tuple[Array, Array | None]:
+def sequence_inputs(inputs: Any, mask: Any, rank: int | None = 0) -> tuple[Array, Array | None]:
     """``inputs`` as float64 ``(batch, steps, ...)`` and ``mask`` as ``(batch, steps)`` bools
-    (None stays None), checked; ``rank``: a ConvLSTM's number of spatial axes."""
+    (None stays None), checked; ``rank``: a ConvLSTM's number of spatial axes (None: any)."""
     x = compare.to_numpy(inputs).astype(np.float64)
-    if x.ndim != 3 + rank:
-        spatial = f"{rank} spatial axes, channels" if rank else "features"
+    if x.ndim < 3 if rank is None else x.ndim != 3 + rank:
+        spatial = "..." if rank is None else f"{rank} spatial axes, channels" if rank else \
+            "features"
         raise ValueError(f"inputs must be (batch, steps, {spatial}); got shape {x.shape}")
     if mask is None:
         return x, None
@@ -196,10 +211,13 @@ def run_layer(
     dropout_masks: Any = None,
     *,
     record: bool = False,
+    step: Any = None,
+    weights: Mapping[str, Array] | None = None,
 ) -> LayerRun:
-    """Run one RNN layer's cell model as the layer's settings say, from ``initial_state``,
-    a stateful layer's current state variables, or zeros."""
-    model = model_of(layer)
+    """Run one RNN layer's cell model (``step``'s, else the built-in one: :func:`model_of`)
+    as the layer's settings say, from ``initial_state``, a stateful layer's current state
+    variables, or zeros; ``weights`` (by variable path) replace the variables' values."""
+    model = model_of(layer, step)
     if initial_state is not None:
         states = [np.asarray(s, dtype=np.float64) for s in initial_state]
     elif getattr(layer, "stateful", False) and layer.states is not None:
@@ -211,7 +229,8 @@ def run_layer(
             f"{layer.name!r} takes {len(model.state_names)} initial states "
             f"({', '.join(model.state_names)}); got {len(states)}"
         )
-    weights, tape = model.weights(), Tape() if record else None
+    given, paths, tape = weights or {}, model.weight_paths, Tape() if record else None
+    weights = {name: given.get(paths.get(name, name), w) for name, w in model.weights().items()}
     last, sequence, final = run_recurrence(
         model,
         inputs,

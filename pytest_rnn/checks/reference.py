@@ -25,6 +25,12 @@ run over the sequence by :mod:`pytest_rnn.checks.recurrence`; the gradients thro
 call returns (``return_sequences``, ``return_state``, ``Bidirectional``'s merge) and the
 comparison with the layer.
 
+Any other cell (a user's ``keras.layers.Layer`` through ``keras.layers.RNN``, a
+convolutional cell, a stack) is checked against its author's NumPy step, passed as
+``step=`` (:class:`~pytest_rnn.checks.step_model.NumpyCell`): the same engine runs it
+over the sequence with every option above, Bidirectional wrappers and stateful layers
+included.
+
 Training calls with dropout are modelled from the masks the cells drew
 (:class:`StepMasks`): one per gate, or one for the whole input, reused at every step.
 
@@ -51,9 +57,11 @@ from pytest_rnn.checks.cell_model import CellModel, StackMath, StepMasks
 from pytest_rnn.checks.cell_models import CellMath
 from pytest_rnn.checks.conv_lstm_model import ConvLSTMMath, convolve
 from pytest_rnn.checks.recurrence import LayerRun, run_layer, run_recurrence, sequence_inputs
+from pytest_rnn.checks.step_model import NumpyCell
 
 __all__ = [
-    "ACTIVATIONS", "CellMath", "CellModel", "ConvLSTMMath", "Named", "StackMath", "StepMasks",
+    "ACTIVATIONS", "CellMath", "CellModel", "ConvLSTMMath", "Named", "NumpyCell", "StackMath",
+    "StepMasks",
     "assert_matches_reference", "check_call_kwargs", "compare_outputs", "convolve",
     "numpy_activation", "reference_call", "reference_outputs", "run_recurrence", "step_axes",
 ]
@@ -85,18 +93,23 @@ def check_call_kwargs(layer: Any, call_kwargs: dict[str, Any], dropout_masks: An
 
 def reference_call(
     layer: Any, inputs: Any, initial_state: Sequence[Any] | None = None, mask: Any = None,
-    dropout_masks: Any = None, *, record: bool = False,
+    dropout_masks: Any = None, *, record: bool = False, step: Any = None,
+    weights: dict[str, np.ndarray] | None = None,
 ) -> tuple[Named, list[LayerRun]]:
     """What the call returns, named as :func:`reference_outputs` names it, and the run of
     each RNN layer it made (one, or a Bidirectional's forward and backward layers);
-    ``record`` keeps the runs' tapes for the gradients through time."""
-    rank = getattr(getattr(getattr(layer, "forward_layer", layer), "cell", None), "rank", 0)
+    ``record`` keeps the runs' tapes for the gradients through time; ``step``: the cells'
+    NumPy step (:class:`NumpyCell`); ``weights``: values by variable path that replace the
+    variables' own (central differences perturb them)."""
+    rank = None if step is not None else getattr(
+        getattr(getattr(layer, "forward_layer", layer), "cell", None), "rank", 0)
     x, m = sequence_inputs(inputs, mask, rank)
     init = None if initial_state is None else compare.leaves(initial_state)
 
     forward = getattr(layer, "forward_layer", None)
     if forward is None:
-        run = run_layer(layer, x, init, m, dropout_masks, record=record)
+        run = run_layer(layer, x, init, m, dropout_masks, record=record, step=step,
+                        weights=weights)
         named = [("output", run.output)]
         if layer.return_state:
             named += list(zip(run.state_names, run.states, strict=True))
@@ -105,9 +118,9 @@ def reference_call(
     if dropout_masks is not None:
         raise ValueError("dropout_masks are not modelled for Bidirectional wrappers")
     half = None if init is None else len(init) // 2
-    f_run = run_layer(forward, x, None if half is None else init[:half], m, record=record)
-    b_run = run_layer(layer.backward_layer, x, None if half is None else init[half:], m,
-                      record=record)
+    kw: dict[str, Any] = {"record": record, "step": step, "weights": weights}
+    f_run = run_layer(forward, x, None if half is None else init[:half], m, **kw)
+    b_run = run_layer(layer.backward_layer, x, None if half is None else init[half:], m, **kw)
     y, y_rev = f_run.output, b_run.output
     if layer.return_sequences:
         y_rev = y_rev[:, ::-1]
@@ -142,6 +155,7 @@ def reference_outputs(
     mask: Any = None,
     training: bool = False,
     dropout_masks: Any = None,
+    step: Any = None,
 ) -> Named:
     """What ``layer(inputs, initial_state=..., mask=...)`` should return, computed in NumPy.
 
@@ -155,10 +169,16 @@ def reference_outputs(
     ``dropout_masks`` makes ``training=True`` with dropout computable: the masks the
     cells drew (:class:`StepMasks`, a list of one per cell for a stack), as
     :func:`pytest_rnn.checks.dropout.record_dropout_masks` observes them.
+
+    ``step``: for a layer over any other cell, the cell's NumPy step (a function
+    ``step(x, states, weights) -> (output, new_states)`` or a :class:`NumpyCell`), used
+    for every cell of the layer (both of a Bidirectional's); states are then named
+    ``state 0`` ... unless the :class:`NumpyCell` names them.
     """
     check_call_kwargs(layer, {"training": training}, dropout_masks)
     return reference_call(
-        layer, inputs, initial_state=initial_state, mask=mask, dropout_masks=dropout_masks
+        layer, inputs, initial_state=initial_state, mask=mask, dropout_masks=dropout_masks,
+        step=step,
     )[0]
 
 
@@ -193,10 +213,16 @@ def compare_outputs(
 
 
 def assert_matches_reference(
-    layer: Any, inputs: Any, *, atol: float = 1e-5, rtol: float = 1e-5, **call_kwargs: Any
+    layer: Any, inputs: Any, *, step: Any = None, atol: float = 1e-5, rtol: float = 1e-5,
+    **call_kwargs: Any
 ) -> Named:
     """Call ``layer(inputs, **call_kwargs)`` and assert it equals the NumPy reference.
 
+    ``assert_matches_reference(layer, inputs, *, step=None, atol=1e-5, rtol=1e-5,
+    **call_kwargs)``. ``layer``: see :func:`reference_outputs`; for a layer over your own
+    cell, ``step`` is the cell's NumPy step, ``step(x, states, weights) -> (output,
+    new_states)`` with the cell's weights by name (``"kernel"`` ...), or a
+    :class:`NumpyCell` (see :mod:`pytest_rnn.checks.step_model`).
     ``call_kwargs`` may hold ``initial_state``, ``mask`` and ``training``
     (``training=True`` only without dropout). An unbuilt layer is built for
     ``inputs`` first. The failure message says which output or state differs
@@ -208,7 +234,7 @@ def assert_matches_reference(
     x = np.asarray(compare.to_numpy(inputs), dtype=np.float32)
     if not layer.built:
         layer.build(x.shape)
-    reference = reference_outputs(layer, x, **call_kwargs)  # before the call: stateful layers
+    reference = reference_outputs(layer, x, step=step, **call_kwargs)  # before a stateful call
     actual = layer(x, **call_kwargs)
     compare_outputs(
         actual,

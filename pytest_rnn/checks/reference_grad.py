@@ -8,6 +8,9 @@ recorded step by step, then each cell model's backward step (the derivatives are
 written out in :mod:`pytest_rnn.checks.cell_models`), chained by the sequence engine
 (:mod:`pytest_rnn.checks.recurrence`) from the last processed step back to the first
 (backpropagation through time), and the layer's own gradients compared with the result.
+A model without a backward step (a user's cell given by its NumPy step, ``step=``;
+ConvLSTM) gets its reference gradients from float64 central differences of the same
+forward pass (:mod:`pytest_rnn.checks.numeric_gradients`).
 
 The loss is fixed and stated: every tensor the layer returns (outputs, then
 states, in the layer's order) is multiplied elementwise by a fixed array of
@@ -39,6 +42,11 @@ from pytest_rnn.checks.behaviours import AT_MASKED_STEPS, DIFFERS_FROM_BACKWARD_
 from pytest_rnn.checks.cell_model import StackMath
 from pytest_rnn.checks.cell_models import GATES, CellMath, variable_path
 from pytest_rnn.checks.models import cell_kind
+from pytest_rnn.checks.numeric_gradients import (
+    difference_error,
+    difference_gradients,
+    state_gradient_names,
+)
 from pytest_rnn.checks.recurrence import layer_backward, sequence_inputs
 
 __all__ = [
@@ -59,13 +67,15 @@ class ReferenceGradients:
     ``outputs``: ``[(name, array)]`` as :func:`reference.reference_outputs` names them;
     ``loss_weights``: the ``W_k`` in the same order; ``gradients``: ``[(name, array)]`` with
     ``inputs``, ``initial_state <name>`` (when an initial state was passed) and each weight
-    by its variable path.
+    by its variable path; ``error``: the bound on the gradients' own error (central
+    differences, :func:`numeric_gradients.difference_error`; 0 for the backward pass).
     """
 
     outputs: list[tuple[str, np.ndarray]]
     loss_weights: list[np.ndarray]
     loss: float
     gradients: list[tuple[str, np.ndarray]]
+    error: float = 0.0
 
 
 def loss_weights_for(shapes: Sequence[tuple[int, ...]], seed: int) -> list[np.ndarray]:
@@ -81,18 +91,23 @@ def reference_gradients(
     initial_state: Sequence[Any] | None = None,
     mask: Any = None,
     seed: int = 0,
+    step: Any = None,
 ) -> ReferenceGradients:
     """Returned tensors, loss and float64 gradients of the fixed loss for one call of ``layer``.
 
-    Accepts the layers :func:`reference.reference_outputs` accepts (built). See the module
-    docstring for the loss and the derivatives.
+    Accepts the layers :func:`reference.reference_outputs` accepts (built), ``step`` too.
+    See the module docstring for the loss and the derivatives.
     """
-    x, m = sequence_inputs(inputs, mask)
+    x, m = sequence_inputs(inputs, mask, rank=None)
     init = None if initial_state is None else [
         compare.to_numpy(s).astype(np.float64) for s in compare.flatten(initial_state)]
-    outputs, runs = fwd.reference_call(layer, x, initial_state=init, mask=m, record=True)
+    outputs, runs = fwd.reference_call(layer, x, initial_state=init, mask=m, record=True,
+                                       step=step)
     weights = loss_weights_for([a.shape for _, a in outputs], seed)
     loss = float(sum(np.sum(w * a) for w, (_, a) in zip(weights, outputs, strict=True)))
+    if not all(run.model.has_backward for run in runs):
+        return ReferenceGradients(outputs, weights, loss, difference_gradients(
+            layer, x, init, m, weights, step=step), difference_error(outputs, weights))
 
     if len(runs) == 1:
         (run,) = runs
@@ -100,8 +115,7 @@ def reference_gradients(
         dx, d_init, weight_grads = layer_backward(run, weights[0], d_final)
         grad_list = [("inputs", dx)]
         if init is not None:
-            grad_list += [(f"initial_state {n}", d)
-                          for n, d in zip(run.state_names, d_init, strict=True)]
+            grad_list += list(zip(state_gradient_names(runs), d_init, strict=True))
         return ReferenceGradients(outputs, weights, loss, grad_list + weight_grads)
 
     f_run, b_run = runs
@@ -136,10 +150,7 @@ def reference_gradients(
     dx_b, d_init_b, g_b = layer_backward(b_run, d_b, d_bf)
     grad_list = [("inputs", dx_f + dx_b)]
     if init is not None:
-        grad_list += [(f"initial_state forward {n}", d)
-                      for n, d in zip(f_run.state_names, d_init_f, strict=True)]
-        grad_list += [(f"initial_state backward {n}", d)
-                      for n, d in zip(b_run.state_names, d_init_b, strict=True)]
+        grad_list += list(zip(state_gradient_names(runs), d_init_f + d_init_b, strict=True))
     return ReferenceGradients(outputs, weights, loss, grad_list + g_f + g_b)
 
 
@@ -178,11 +189,24 @@ def _cells_of(layer: Any) -> list[Any]:
     return cells
 
 
+def _kind(cell: Any) -> str | None:
+    """The cell's kind (:func:`cell_kind`), None for one without a built-in backward step."""
+    try:
+        return cell_kind(cell)
+    except ValueError:
+        return None
+
+
 def _fan_in(layer: Any, features: int) -> int:
+    """The longest dot product of a step: gates times units; for another cell, the longest
+    a weight takes part in (its last axis, or the product of the others)."""
     widest = features
     for cell in _cells_of(layer):
-        kind = cell_kind(cell)
-        widest = max(widest, len(GATES[kind]) * int(cell.units))
+        kind = _kind(cell)
+        sizes = [len(GATES[kind]) * int(cell.units)] if kind else [
+            max(int(np.prod(w.shape[:-1])), int(w.shape[-1]) if w.shape else 1)
+            for w in cell.weights]
+        widest = max([widest, *sizes])
     return widest
 
 
@@ -308,10 +332,10 @@ def compare_gradients(
             continue
         value = np.asarray(value, dtype=np.float64)
         tol = atol * max(1.0, float(np.abs(ref).max()))  # relative to the tensor's scale
-        if name == "inputs":
-            axes = ("batch", "step", "feature")
+        if name == "inputs":  # (batch, step, ...) like a ConvLSTM's inputs too
+            axes = fwd.step_axes(ref.ndim, ref.ndim) or ("batch", "step", "feature")
         elif name.startswith("initial_state"):
-            axes = ("batch", "unit")
+            axes = fwd.step_axes(ref.ndim, ref.ndim + 1) or ("batch", "unit")
         else:
             axes = {1: ("column",), 2: ("row", "column")}.get(ref.ndim)
         line = compare.difference(f"dL/d {name}", value, ref, atol=tol, rtol=rtol, axes=axes,
@@ -324,11 +348,12 @@ def compare_gradients(
             line += f" ({gate})" if gate else ""
         if name == "inputs" and value.shape == ref.shape:
             bad = ~(np.abs(value - ref) <= tol + rtol * np.abs(ref))
-            line += "; " + _step_story(bad.any(axis=(0, 2)), order)
+            line += "; " + _step_story(bad.any(axis=(0, *range(2, bad.ndim))), order)
             if mask is not None:
-                leak = bad & ~mask[:, :, None]
-                if leak.any() and not (bad & mask[:, :, None]).any():
-                    b, t = np.argwhere(leak.any(axis=2))[0]
+                keep = mask.reshape(mask.shape + (1,) * (bad.ndim - 2))
+                leak = bad & ~keep
+                if leak.any() and not (bad & keep).any():
+                    b, t = np.argwhere(leak.any(axis=tuple(range(2, bad.ndim))))[0]
                     line += (f"; {AT_MASKED_STEPS}, where the "
                              f"reference gradient is exactly 0: gradient leaks into padded "
                              f"steps (e.g. batch {b}, step {t})")
@@ -348,13 +373,17 @@ def assert_gradients_match_reference(
     atol: float | None = None,
     rtol: float | None = None,
     seed: int = 0,
+    step: Any = None,
     **call_kwargs: Any,
 ) -> ReferenceGradients:
     """Assert the gradients ``layer`` gives equal the float64 NumPy backward pass through time.
 
-    ``layer``: a SimpleRNN, LSTM or GRU layer (either ``reset_after``), a
-    ``keras.layers.RNN`` over their cells or a stack of them, or a ``Bidirectional`` of
-    those (any merge mode); built for ``inputs`` if it is not. ``call_kwargs``:
+    ``assert_gradients_match_reference(layer, inputs, *, atol=None, rtol=None, seed=0,
+    step=None, **call_kwargs)``. ``layer``: a SimpleRNN, LSTM or GRU layer (either
+    ``reset_after``), a ``keras.layers.RNN`` over their cells or a stack of them, or a
+    ``Bidirectional`` of those (any merge mode); a ConvLSTM layer; or a layer over your own
+    cell with ``step`` its NumPy step, as for :func:`reference.assert_matches_reference`.
+    Built for ``inputs`` if it is not. ``call_kwargs``:
     ``initial_state``, ``mask``, ``training`` (``training=True`` only without dropout).
 
     The loss is ``L = sum_k sum(W_k * returned_k)`` over every tensor the call returns,
@@ -364,7 +393,10 @@ def assert_gradients_match_reference(
     path, ``inputs`` or ``initial_state <name>``), the batch, step and unit (gate and
     unit for weight columns) of the worst difference, the first differing step, and
     how far back in time the gradient still agrees ("gradient stops flowing back beyond
-    step k"). Default tolerances: :func:`gradient_tolerance`.
+    step k"). Default tolerances: :func:`gradient_tolerance`, the float32 layer's error;
+    where the reference takes central differences (``step``, ConvLSTM) their error bound
+    :func:`numeric_gradients.difference_error` (derived there) adds to ``atol``, so the
+    comparison allows both errors (``atol`` is scaled by ``max(1, max|ref|) >= 1``).
     Returns the reference's :class:`ReferenceGradients`.
     """
     fwd.check_call_kwargs(layer, call_kwargs)
@@ -374,10 +406,11 @@ def assert_gradients_match_reference(
     mask = call_kwargs.get("mask")
     mask = None if mask is None else np.asarray(compare.to_numpy(mask), dtype=bool)
     init = call_kwargs.get("initial_state")
-    reference = reference_gradients(layer, x, initial_state=init, mask=mask, seed=seed)
+    reference = reference_gradients(layer, x, initial_state=init, mask=mask, seed=seed,
+                                    step=step)
     _, got = layer_gradients(layer, x, reference.loss_weights, initial_state=init, mask=mask,
                              training=call_kwargs.get("training"))
-    tol = gradient_tolerance(x.shape[1], _fan_in(layer, x.shape[2]))
+    tol = gradient_tolerance(x.shape[1], _fan_in(layer, x.shape[-1]))
     steps = x.shape[1]
     go_backwards = bool(getattr(getattr(layer, "forward_layer", layer), "go_backwards", False))
     order = list(range(steps - 1, -1, -1)) if go_backwards else list(range(steps))
@@ -385,10 +418,13 @@ def assert_gradients_match_reference(
     for cell in _cells_of(layer):
         for attr in ("kernel", "recurrent_kernel", "bias"):
             var = getattr(cell, attr, None)
-            if var is not None:
-                cells[variable_path(var)] = (cell_kind(cell), int(cell.units))
+            if var is not None and _kind(cell):
+                cells[variable_path(var)] = (_kind(cell), int(cell.units))
     compare_gradients(
-        got, reference, atol=tol if atol is None else atol, rtol=tol if rtol is None else rtol,
-        what=f"{type(layer).__name__} {layer.name!r}", order=order, mask=mask, cells=cells)
+        got, reference, atol=tol + reference.error if atol is None else atol,
+        rtol=tol if rtol is None else rtol, order=order, mask=mask, cells=cells,
+        what=f"{type(layer).__name__} {layer.name!r}" + (
+            " (reference by float64 central differences of its NumPy model)"
+            if reference.error else ""))
     return reference
 
