@@ -47,10 +47,10 @@ def test_example_project_fast_tests_pass(example_run: subprocess.CompletedProces
     assert proc.returncode == 0, f"the example's tests failed:\n{output[-6000:]}"
     counts = {kind: int(n) for n, kind in re.findall(
         r"(\d+) (passed|skipped|failed|errors?|deselected)", proc.stdout.splitlines()[-1])}
-    # 17 contract tests (test_backends_agree included) + 2 reference + params + baseline +
+    # 18 contract tests (test_backends_agree included) + 2 reference + params + baseline +
     # registration; the @gpu test passes on a GPU host and is skipped elsewhere; the slow IMDB
     # test is deselected; the cross-backend test is skipped when this run skips its own
-    assert counts.get("passed", 0) + counts.get("skipped", 0) == 23, output[-3000:]
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == 24, output[-3000:]
     expected_skips = ((GPU_SKIP in output) + (CROSS_BACKEND_SKIP in output)
                       + (NO_COMPILED_GRADIENTS in output))  # the traced test, on PyTorch
     assert counts.get("skipped", 0) == expected_skips, output[-3000:]

@@ -34,9 +34,20 @@ def to_numpy(value: Any) -> np.ndarray:
     try:
         import keras
 
+        if isinstance(value, keras.Variable):
+            # np.asarray calls Variable.__array__ without `copy`; convert_to_numpy's np.array
+            # passes it, which Keras's __array__ does not take (NumPy 2 warns)
+            return np.asarray(value)
         return np.asarray(keras.ops.convert_to_numpy(value))
     except (ImportError, TypeError, ValueError):
         return np.asarray(value)
+
+
+def weight_values(layer: Any) -> list[np.ndarray]:
+    """Copies of ``layer.weights`` as NumPy arrays, which ``layer.set_weights`` takes: what
+    ``get_weights()`` returns, without its ``np.array(variable)`` (NumPy 2 passes ``copy`` to
+    Keras's ``Variable.__array__``, which does not take it, and warns on JAX)."""
+    return [np.array(to_numpy(v)) for v in layer.weights]
 
 
 def keras_tree() -> Any:

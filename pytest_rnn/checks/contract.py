@@ -39,8 +39,9 @@ the class declares unsupported (``supports_masking``, ``supports_return_state``,
 says so; ``test_param_count`` needs ``param_count``.
 
 Why a contract: a custom cell that forgets a key in ``get_config``, creates a
-weight it never uses, lets padded steps leak through a mask or applies dropout
-at inference still trains and produces plausible numbers. Each of these breaks
+weight it never uses (or leaves a slice of one out of its math), lets padded steps
+leak through a mask or applies dropout at inference still trains and produces
+plausible numbers. Each of these breaks
 exactly one contract test, whose message names the behaviour and the numbers.
 
 This module is the pytest side: the test class and the wiring of its cross-backend
@@ -70,6 +71,10 @@ from pytest_rnn.checks.contract_declarations import (
     CONTRACT_TESTS,
     LayerDeclarations,
     check_declarations,
+)
+from pytest_rnn.checks.dead_weights import (
+    INFLUENCE_BATCHES,
+    assert_every_weight_entry_influences_output,
 )
 from pytest_rnn.checks.dropout import (
     assert_inference_ignores_dropout,
@@ -217,6 +222,20 @@ class RecurrentLayerContract(LayerDeclarations):
         label = self._label(layer, return_sequences=True)
         x = self._inputs(rng)
         assert_one_step_trains_every_weight(layer, x, rng, label=label)
+
+    def test_every_weight_entry_influences_the_output(self, rnn_seed: int):
+        """Every entry of every trainable weight changes what the layer returns (outputs at
+        every step and states) for at least one of :data:`INFLUENCE_BATCHES` batches of
+        :meth:`make_inputs`: its gradient of a fresh random projection of the outputs per
+        batch is not exactly zero on all of them (why exactly zero, in
+        :mod:`pytest_rnn.checks.dead_weights`). ``test_trainability`` sees whole tensors, so
+        it passes a kernel of which only some columns are read."""
+        rng = np.random.default_rng(rnn_seed)
+        options = {"return_sequences": True, "return_state": self.supports_return_state}
+        layer = self._layer(**options)
+        inputs = [self._inputs(rng) for _ in range(INFLUENCE_BATCHES)]
+        assert_every_weight_entry_influences_output(layer, inputs, rng,
+                                                    label=self._label(layer, **options))
 
     def test_dropout_train_vs_inference(self, rnn_seed: int):
         self._need("dropout", "test_dropout_train_vs_inference")

@@ -43,6 +43,9 @@ CONTRACT_TESTS: dict[str, str] = {
     "test_backends_agree": "every installed Keras backend (TensorFlow, JAX, PyTorch), each in "
     "its own subprocess, computes the same outputs, states and gradients from the same "
     "weights and inputs",
+    "test_every_weight_entry_influences_the_output": "every entry of every trainable weight "
+    "changes the outputs or states for some drawn input (entry-wise gradients of random "
+    "projections over a few batches); a failure names the dead slices",
 }
 
 _SUPPORTS = ("supports_masking", "supports_return_state", "supports_stateful", "supports_dropout")

@@ -85,7 +85,7 @@ def _twin(layer: Any, x: Any, *, edit, call_kwargs: dict) -> Any:
             twin.build(np.shape(x))
         else:
             twin(x, training=False, **call_kwargs)
-    twin.set_weights(layer.get_weights())
+    twin.set_weights(compare.weight_values(layer))
     return twin
 
 

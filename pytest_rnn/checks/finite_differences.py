@@ -106,7 +106,7 @@ def float64_twin(layer: Any, input_shape: tuple[int, ...], custom_objects: dict 
             f"the float64 copy of {layer.name!r} has {len(twin.weights)} weights after building, "
             f"the layer {len(layer.weights)}; build the copy differently or check in float32"
         )
-    twin.set_weights([np.asarray(w, dtype=np.float64) for w in layer.get_weights()])
+    twin.set_weights([np.asarray(w, dtype=np.float64) for w in compare.weight_values(layer)])
     wrong = [f"{w.path} ({w.dtype})" for w in twin.weights if w.dtype != "float64"]
     if wrong:
         raise ValueError(
@@ -225,7 +225,7 @@ def assert_gradients_match_finite_differences(
              else [v.path for v in variables])
     _, g_vars, g_inputs = backends.value_and_grad(loss_fn, variables, [x])
     label = f"{type(layer).__name__} {layer.name!r}"
-    bases = [np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64) for v in variables]
+    bases = [np.asarray(compare.to_numpy(v), dtype=np.float64) for v in variables]
 
     def weights_check(directions: list[np.ndarray | None], name: str) -> _Check:
         analytic, numeric = 0.0, []
