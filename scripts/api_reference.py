@@ -12,7 +12,6 @@ tests/test_readme_snippets.py checks that README holds the reference of the code
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import sys
 
@@ -55,8 +54,9 @@ def fixtures() -> list[tuple[str, str]]:
     from the source (the same on every pytest release)."""
     import ast
 
-    path = importlib.util.find_spec(FIXTURES).origin
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    path = importlib.import_module(FIXTURES).__file__
+    with open(path, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
     found = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any(

@@ -74,6 +74,14 @@ def test_readme_api_reference_is_the_one_generated_from_the_code(frameworks):
 
     api = repo_scripts.load("api_reference")
     block = repo_scripts.load("readme_block").block(api.BLOCK, api.reference())
-    assert block in README.read_text(encoding="utf-8"), (
-        "README.md's API reference is stale: run `python scripts/api_reference.py --write`")
+    readme = README.read_text(encoding="utf-8")
+    if block not in readme:
+        import difflib
+
+        start, end = (readme.index(m) for m in repo_scripts.load("readme_block").markers(
+            api.BLOCK))
+        diff = difflib.unified_diff(readme[start:end].splitlines(), block.splitlines(),
+                                    "README.md", "generated", lineterm="", n=0)
+        pytest.fail("README.md's API reference is stale: run `python "
+                    "scripts/api_reference.py --write`\n" + "\n".join(list(diff)[:12]))
     assert "`build_random(layer" in block and "`rnn_baseline` (fixture)" in block
