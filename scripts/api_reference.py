@@ -92,13 +92,7 @@ def reference() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--write"]:
-        return readme_block.write(BLOCK, reference())
-    if argv:
-        print("usage: python scripts/api_reference.py [--write]", file=sys.stderr)
-        return 2
-    print(reference())
-    return 0
+    return readme_block.cli(argv, BLOCK, reference, "api_reference.py")
 
 
 if __name__ == "__main__":

@@ -58,13 +58,7 @@ def tree() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--write"]:
-        return readme_block.write(BLOCK, tree())
-    if argv:
-        print("usage: python scripts/architecture.py [--write]", file=sys.stderr)
-        return 2
-    print(tree())
-    return 0
+    return readme_block.cli(argv, BLOCK, tree, "architecture.py")
 
 
 if __name__ == "__main__":

@@ -33,3 +33,15 @@ def write(name: str, body: str, readme: Path = README) -> int:
     tail = rest.split(end, 1)[1]
     readme.write_text(head + block(name, body) + tail, "utf-8")
     return 0
+
+
+def cli(argv: list[str], name: str, generate, script: str) -> int:
+    """A generator script's command line: print the block's body, or with ``--write``
+    replace the block in README.md; 2, with the usage on stderr, for anything else."""
+    if argv == ["--write"]:
+        return write(name, generate())
+    if argv:
+        print(f"usage: python scripts/{script} [--write]", file=sys.stderr)
+        return 2
+    print(generate())
+    return 0
