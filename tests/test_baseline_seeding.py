@@ -172,11 +172,18 @@ def test_check_sample_seeds_each_run_with_its_own_seed(pytester):
     pytester.makepyfile(test_model=SAMPLE_RUNS_TEST)
     _run(pytester, "-p", "no:randomly", "--rnn-calibrate", "6").assert_outcomes(passed=2)
     calibration = _draws(pytester)
-    runs = []
+    runs, verdicts = [], []
     for _ in range(2):
-        _run(pytester, "-p", "no:randomly").assert_outcomes(passed=2)
+        # whether a seeded sample lands inside its 99% band is the check's verdict (a 1%
+        # false alarm on one backend's draws), not what this test is about: both checks
+        # ran, and the reruns agree in their draws and their verdicts
+        outcomes = _run(pytester, "-p", "no:randomly").parseoutcomes()
+        assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2, outcomes
+        assert not outcomes.keys() & {"errors", "error"}, outcomes
+        verdicts.append(outcomes)
         runs.append(_draws(pytester))
     assert runs[0] == runs[1], f"check_sample's runs drifted between reruns: {runs}"
+    assert verdicts[0] == verdicts[1], f"the same draws were judged differently: {verdicts}"
     for seed, value in calibration + runs[0]:
         assert value == sum(_draw(seed)), f"run of seed {seed} was not seeded with it"
     assert len({value for _, value in calibration + runs[0]}) == 10

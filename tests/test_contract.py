@@ -86,7 +86,9 @@ EXPECTED_FAILURES = {
     # JAX gives zeros, not None, for a variable the loss never reads
     "test_trainability": r"forgotten \(3,\): (no gradient|gradient is exactly zero)",
     "test_serialization_round_trip": "does not survive serialization",
-    "test_dropout_train_vs_inference": "dropout leaks into inference",
+    # two inference calls differ (TensorFlow draws a new mask each call), or one call
+    # differs from the dropout-free twin (JAX's seeded draws repeat between the two calls)
+    "test_dropout_train_vs_inference": "dropout leaks into inference|dropout changes inference",
     "test_param_count": "24 parameters, expected 21",
     # JAX gives zeros (no None), so the message counts the entries instead
     "test_every_weight_entry_influences_the_output": r"forgotten never influences the output "
