@@ -14,8 +14,8 @@ The first hook a plugin from an entry point receives with the early config and
 the argument list is ``pytest_load_initial_conftests``. It runs before any
 conftest is imported, before the command line is parsed in full and before the
 test paths are decided, so a decision corrected there is the one the run uses.
-:func:`repair` redoes pytest's own rootdir/ini determination
-(``_pytest.config.findpaths.determine_setup``) with the test paths as pytest reads
+:func:`repair` redoes pytest's own rootdir/ini determination (its
+``determine_setup``, reached through the pytest adapter) with the test paths as pytest reads
 them now that it knows pytest-rnn's options, and when the answer differs, adopts
 it the way ``Config.parse`` would have: the ini's ``addopts`` (and their ``-p``
 plugins and ``-o`` overrides), ``pythonpath``, ``confcutdir``, ``minversion`` and
