@@ -74,6 +74,7 @@ _EXPORTS = {
     "cudnn_eligibility": "pytest_rnn.checks.cudnn",
     "cudnn_sequence_output": "pytest_rnn.checks.cudnn",
     "expected_kernel": "pytest_rnn.checks.cudnn",
+    "fused_route": "pytest_rnn.checks.cudnn",
     "mask_allows_cudnn": "pytest_rnn.checks.cudnn",
     "simulated_gpu_routing": "pytest_rnn.checks.cudnn",
     "assert_gradients_match_reference": "pytest_rnn.checks.reference_grad",

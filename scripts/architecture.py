@@ -22,7 +22,7 @@ MAX_LINES = 450
 #: Each subpackage's job, in the order imports flow (each may use those after it).
 SUBPACKAGES = {
     "plugin": "pytest machinery: hooks, options, fixtures, markers, baselines, report",
-    "bench": "kernel-benchmark cases, timing arithmetic, timed Keras steps",
+    "bench": "kernel-benchmark cases, timing arithmetic, timed Keras steps, GPU calibration",
     "data": "IMDB subsets, toy tasks, the training routine",
     "checks": "the Keras checks and the NumPy models of the cells",
     "backends": "what differs per Keras backend, behind one seam",

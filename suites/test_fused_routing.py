@@ -64,6 +64,17 @@ def _gpu_cases():
     return [pytest.param(s, id="simulated_gpu" if s else "cpu") for s in simulate]
 
 
+@pytest.fixture
+def gpu(simulate_gpu, rnn_device) -> bool:
+    """Whether Keras sees a GPU in this case: simulated, or this host's own (the ``cpu``
+    case runs on the host's real device, so on a GPU host it checks real cuDNN routing)."""
+    return simulate_gpu or rnn_device.has_gpu
+
+
+def _host(gpu: bool, simulate_gpu: bool) -> str:
+    return "simulated GPU" if simulate_gpu else "GPU" if gpu else "CPU"
+
+
 def observe(layer, x, *, simulate_gpu, **call_kwargs):
     """(calls recorded, error or None) of one eager call."""
     with backends.observed_routing(simulate_gpu=simulate_gpu) as calls:
@@ -80,9 +91,9 @@ def _expected_calls(route: str) -> list[str]:
 
 @pytest.mark.parametrize("simulate_gpu", _gpu_cases())
 @pytest.mark.parametrize(("kind", "spec"), config_cases())
-def test_route_rules_agree_with_keras(kind, spec, simulate_gpu, x, rnn_seed):
+def test_route_rules_agree_with_keras(kind, spec, simulate_gpu, gpu, x, rnn_seed):
     layer = build_random(rnn_layer(kind, UNITS, **spec), INPUT_SHAPE, rnn_seed)
-    route, reasons = backends.kernel_route(layer, gpu_available=simulate_gpu)
+    route, reasons = backends.kernel_route(layer, gpu_available=gpu)
     calls, error = observe(layer, x, simulate_gpu=simulate_gpu,
                            training="dropout" in spec)
     # a cuDNN call under simulation reports "no cuDNN here": Keras then falls back, and
@@ -90,8 +101,9 @@ def test_route_rules_agree_with_keras(kind, spec, simulate_gpu, x, rnn_seed):
     reached = [c for c in calls]
     want = _expected_calls(route)
     assert reached == want and (error is not None) == (
-        route == "error" or (route.endswith("cudnn") and spec.get("use_cudnn") is True)), (
-        f"{backends.name()} {kind} {spec} on a {'simulated GPU' if simulate_gpu else 'CPU'} "
+        route == "error" or (simulate_gpu and route.endswith("cudnn")
+                             and spec.get("use_cudnn") is True)), (
+        f"{backends.name()} {kind} {spec} on a {_host(gpu, simulate_gpu)} "
         f"host: kernel_route predicts {route!r} ({'; '.join(reasons) or 'fused'}) but Keras "
         f"reached {reached or 'no fused kernel'}"
         f"{f' and raised {error}' if error else ''}")
@@ -99,9 +111,9 @@ def test_route_rules_agree_with_keras(kind, spec, simulate_gpu, x, rnn_seed):
 
 @pytest.mark.parametrize("simulate_gpu", _gpu_cases())
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_a_mask_keeps_the_generic_loop(kind, simulate_gpu, x, rnn_seed):
+def test_a_mask_keeps_the_generic_loop(kind, simulate_gpu, gpu, x, rnn_seed):
     layer = build_random(rnn_layer(kind, UNITS, return_sequences=True), INPUT_SHAPE, rnn_seed)
-    route, reasons = backends.kernel_route(layer, gpu_available=simulate_gpu, mask=MASK)
+    route, reasons = backends.kernel_route(layer, gpu_available=gpu, mask=MASK)
     assert route == "generic" and any("mask" in r for r in reasons), (route, reasons)
     calls, error = observe(layer, x, simulate_gpu=simulate_gpu, mask=MASK)
     assert calls == [] and error is None, f"a masked {kind} reached {calls} ({error})"
@@ -110,16 +122,19 @@ def test_a_mask_keeps_the_generic_loop(kind, simulate_gpu, x, rnn_seed):
 @pytest.mark.parametrize("simulate_gpu", _gpu_cases())
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-def test_bidirectional_routing(kind, masked, simulate_gpu, x, rnn_seed):
+def test_bidirectional_routing(kind, masked, simulate_gpu, gpu, x, rnn_seed):
     wrapped = keras.layers.Bidirectional(rnn_layer(kind, UNITS, return_sequences=True))
     build_random(wrapped, INPUT_SHAPE, rnn_seed)
     mask = MASK if masked else None
-    route, _ = backends.kernel_route(wrapped, gpu_available=simulate_gpu, mask=mask)
+    route, _ = backends.kernel_route(wrapped, gpu_available=gpu, mask=mask)
     calls, error = observe(wrapped, x, simulate_gpu=simulate_gpu, mask=mask)
-    # the fused bidirectional cuDNN call falls back to both directions as layers, whose
-    # own (LSTM) cuDNN calls are then recorded too
-    if route == "bidirectional_cudnn":
+    # simulated, the fused bidirectional cuDNN call falls back to both directions as
+    # layers, whose own (LSTM) cuDNN calls are then recorded too; on a real GPU it runs
+    # (once per direction where the backend calls cuDNN per direction)
+    if route == "bidirectional_cudnn" and simulate_gpu:
         want = ["bidirectional_cudnn", "cudnn", "cudnn"]
+    elif route == "bidirectional_cudnn":
+        want = ["bidirectional_cudnn"] * max(1, len(calls))
     else:
         want = _expected_calls(route) * 2
     assert calls == want and error is None, (
@@ -129,15 +144,16 @@ def test_bidirectional_routing(kind, masked, simulate_gpu, x, rnn_seed):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
-def test_fused_kernel_equals_the_generic_loop(kind, go_backwards, x, rnn_seed):
-    """On this CPU host, where a fused path runs (JAX's GRU scan, PyTorch's loops), its
+def test_fused_kernel_equals_the_generic_loop(kind, go_backwards, x, rnn_seed, rnn_device):
+    """On this host, where a fused path runs (JAX's GRU scan, PyTorch's loops, cuDNN), its
     outputs, states and gradients equal ``use_cudnn=False``'s within :data:`ATOL` (scaled
     by the largest magnitude): same equations, different float32 summation order."""
     fused = build_random(rnn_layer(kind, UNITS, return_sequences=True, return_state=True,
                                    go_backwards=go_backwards), INPUT_SHAPE, rnn_seed)
-    route, _ = backends.kernel_route(fused, gpu_available=False)
+    route, _ = backends.kernel_route(fused, gpu_available=rnn_device.has_gpu)
     if route == "generic":
-        pytest.skip(f"{kind} takes no fused kernel on a CPU host with {backends.name()}")
+        pytest.skip(f"{kind} takes no fused kernel on this host "
+                    f"({rnn_device.describe()}) with {backends.name()}")
     generic = copy_layer(fused, INPUT_SHAPE, use_cudnn=False)
     weights = [np.random.default_rng(rnn_seed + k).normal(size=s).astype("float32")
                for k, s in enumerate([(BATCH, STEPS, UNITS)] + [(BATCH, UNITS)] *

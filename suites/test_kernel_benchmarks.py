@@ -14,6 +14,12 @@ checked the same way, so a slowdown of both kernels shows too.
 On a CPU host the cuDNN cases skip (no GPU) and the generic ones still run, as does
 the per-step cost comparison of SimpleRNN, GRU and LSTM.
 
+Every Keras backend runs them, each the way a model on it runs
+(:func:`pytest_rnn.backends.timed_step`: ``tf.function``, ``jax.jit``, eager PyTorch);
+the "cudnn" case is ``use_cudnn=True``, and the kernel that takes it on this backend
+(``cudnn``, or JAX's fused GRU scan, which has no cuDNN kernel) is in the benchmark's
+``extra_info["route"]``. GPU timings are keyed by device and backend.
+
 Markers depend on the host on purpose: where a GPU is visible, the generic cases
 run on it and are marked ``gpu`` too, so ``pytest -m gpu`` times both kernels of
 every pair; on a CPU host they are plain CPU benchmarks.
@@ -29,14 +35,8 @@ from pytest_rnn.benchmarking import BenchCase, Timing  # noqa: E402
 
 from pytest_rnn import benchmarking  # noqa: E402 - after the importorskip
 from pytest_rnn.backends import devices  # noqa: E402
-from pytest_rnn.runtime.versions import keras_backend_name  # noqa: E402
 
-#: The timed steps are tf.function graphs of TensorFlow's generic and cuDNN kernels.
-NOT_TENSORFLOW = (
-    f"the kernel benchmarks time TensorFlow's generic and cuDNN kernels (tf.function steps); "
-    f"Keras backend {keras_backend_name()} has no kernel benchmarks in pytest-rnn yet")
-pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing,
-              pytest.mark.skipif(keras_backend_name() != "tensorflow", reason=NOT_TENSORFLOW)]
+pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing]
 
 ON_GPU = devices.detect().has_gpu
 

@@ -24,7 +24,7 @@ ALLOWED_IMPORTS = {
     "checks": {"runtime", "backends", "adapters"},
     "backends": {"runtime", "adapters"},
     "data": {"runtime", "checks", "backends", "adapters"},
-    "bench": {"runtime", "checks", "backends", "adapters"},
+    "bench": {"runtime", "store", "checks", "backends", "adapters"},
     "plugin": {"runtime", "store", "checks", "data", "bench", "backends", "adapters"},
 }
 HEAVY = ("tensorflow", "keras", "jax", "torch")

@@ -41,12 +41,24 @@ TF_CUDNN_GRU = Internal("keras", _TF_RNN, "_cudnn_gru", _ROUTING,
 #: JAX backend: its GPU probe.
 JAX_GPU_AVAILABLE = Internal("keras", "keras.src.backend.jax.rnn", "_is_gpu_available",
                              _ROUTING, needed=lambda: installed_version("jax") is not None)
+#: PyTorch backend: the cuDNN calls inside its fused lstm/gru (the fused CPU/CUDA loop
+#: otherwise), from 3.10.0 (LSTM, 128e280187, #21135) and 3.14.0 (GRU).
+_TORCH_RNN = "keras.src.backend.torch.rnn"
+TORCH_CUDNN_LSTM = Internal("keras", _TORCH_RNN, "_cudnn_lstm", _ROUTING, needed=lambda: (
+    installed_version("torch") is not None and _keras_in("3.10.0")()))
+TORCH_CUDNN_GRU = Internal("keras", _TORCH_RNN, "_cudnn_gru", _ROUTING, needed=lambda: (
+    installed_version("torch") is not None and _keras_in("3.14.0")()))
 #: The active backend's fused kernels, as keras.layers.LSTM/GRU call them (JAX, PyTorch).
 BACKEND_LSTM = Internal("keras", "keras.src.backend", "lstm", _ROUTING)
 BACKEND_GRU = Internal("keras", "keras.src.backend", "gru", _ROUTING)
 #: JAX's fused bidirectional LSTM, from Keras 3.15.0 (keras-team/keras b4ce4be3c4, #22791).
 BACKEND_BIDIRECTIONAL_LSTM = Internal("keras", "keras.src.backend", "bidirectional_lstm",
                                       _ROUTING, needed=_keras_in("3.15.0"))
+#: PyTorch's fused bidirectional GRU (cuDNN on CUDA), beside it from 3.15.0.
+BACKEND_BIDIRECTIONAL_GRU = Internal("keras", "keras.src.backend", "bidirectional_gru",
+                                     _ROUTING, needed=lambda: (
+                                         installed_version("torch") is not None
+                                         and _keras_in("3.15.0")()))
 #: Before Keras 3.13.0, keras.utils.set_random_seed left the global seed generator as it was.
 GLOBAL_STATE_SETTER = Internal(
     "keras", "keras.src.backend.common.global_state", "set_global_attribute",
@@ -58,8 +70,9 @@ IMDB_GET_FILE = Internal("keras", "keras.src.datasets.imdb", "get_file",
                          "stand a local file in for Keras's IMDB download in tests")
 
 INTERNALS = [TF_GPU_AVAILABLE, TF_ASSERT_VALID_MASK, TF_CUDNN_LSTM, TF_CUDNN_GRU,
-             JAX_GPU_AVAILABLE, BACKEND_LSTM, BACKEND_GRU, BACKEND_BIDIRECTIONAL_LSTM,
-             GLOBAL_STATE_SETTER, IMDB_GET_FILE]
+             JAX_GPU_AVAILABLE, TORCH_CUDNN_LSTM, TORCH_CUDNN_GRU, BACKEND_LSTM, BACKEND_GRU,
+             BACKEND_BIDIRECTIONAL_LSTM, BACKEND_BIDIRECTIONAL_GRU, GLOBAL_STATE_SETTER,
+             IMDB_GET_FILE]
 
 
 def reset_global_seed_generator() -> None:

@@ -195,3 +195,22 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     with tensorflow.kernel_cache_kept(seed) if tensorflow else contextlib.nullcontext():
         seeding.seed_everything(seed, deterministic=deterministic)
 
+
+
+def timed_step(layer: Any, head: Any, x: Any, y: Any, *, train: bool,
+               learning_rate: float = 1e-3) -> Callable[[], Any]:
+    """What the kernel benchmarks time: a callable running ``layer(x)`` (``train=False``) or
+    one SGD step of ``head(layer(x))`` against ``y`` the way a model on this backend runs
+    it (TensorFlow: a ``tf.function``; JAX: ``jax.jit`` of the stateless call; PyTorch:
+    the eager call). Nothing is run here; the caller warms it up."""
+    return module().timed_step(layer, head, x, y, train=train, learning_rate=learning_rate)
+
+
+def synchronize() -> None:
+    """Wait for the device work the active backend queued (GPU kernels run
+    asynchronously), so a timer stopped after it times that work. A framework not yet
+    imported has queued nothing: nothing is imported to ask."""
+    backend = name()
+    framework = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if framework in sys.modules:
+        module(backend).synchronize()

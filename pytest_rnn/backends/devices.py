@@ -114,7 +114,8 @@ def detect() -> runtime_device.DeviceInfo:
             has_gpu=bool(names),
             gpu_names=names,
             cuda_version=gpus.cuda_version,
-            cudnn_version=gpus.cudnn_version,
+            cudnn_version=gpus.cudnn_version or (
+                versions.cudnn_package_version() if names and backend != "tensorflow" else None),
             compute_capabilities=gpus.compute_capabilities,
             backend=backend,
         ))

@@ -177,7 +177,8 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
     ``"cudnn"`` when the cuDNN LSTM was reached and ``"bidirectional_cudnn"`` for the fused
     bidirectional LSTM. With ``simulate_gpu`` Keras believes JAX runs on a GPU; the cuDNN
     call is recorded and then reports "no cuDNN here" (NotImplementedError), so Keras falls
-    back (or raises its use_cudnn=True error) exactly as when cuDNN is missing.
+    back (or raises its use_cudnn=True error) exactly as when cuDNN is missing. Without it,
+    on a real GPU, the recorded cuDNN call runs.
     """
     from pytest_rnn.adapters import jax_internals, keras_internals, replaced, resolve
 
@@ -192,9 +193,13 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
         calls.append("fused_scan")
         return out
 
+    real_cudnn = resolve(jax_internals.CUDNN_LSTM)
+
     def cudnn_lstm(*args, **kwargs):
         calls.append("bidirectional_cudnn" if in_bidirectional[0] else "cudnn")
-        raise _SimulatedNoCudnn("simulated: no cuDNN kernel on this host")
+        if simulate_gpu:
+            raise _SimulatedNoCudnn("simulated: no cuDNN kernel on this host")
+        return real_cudnn(*args, **kwargs)  # a real GPU: the real kernel
 
     def bidi(*args, **kwargs):
         in_bidirectional[0] = True
@@ -229,3 +234,46 @@ def full_float32() -> Iterator[None]:
 
 def full_float32_enabled() -> bool:
     return jax.config.jax_default_matmul_precision in ("highest", "float32")
+
+
+# -- the kernel benchmarks' timed steps --------------------------------------------------------
+
+
+def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bool,
+               learning_rate: float) -> Callable[[], Any]:
+    """A ``jax.jit`` of ``layer(x)`` (``stateless_call``), or with ``train`` one SGD step of
+    ``head(layer(x))`` against ``y`` (mean squared error, gradients of every trainable
+    weight, the updated values carried to the next call); each call blocks until its
+    result is ready, so a timer around it times the device's work."""
+    inputs, target = jnp.asarray(x), jnp.asarray(y)
+    frozen = [v.value for v in layer.non_trainable_variables]
+    state = [[v.value for v in layer.trainable_variables],
+             [v.value for v in head.trainable_variables]]
+    if not train:
+        forward = jax.jit(lambda values: layer.stateless_call(values, frozen, inputs)[0])
+
+        def run_forward():
+            return forward(state[0]).block_until_ready()
+
+        return run_forward
+
+    def loss(values, head_values):
+        out, _ = layer.stateless_call(values, frozen, inputs, training=True)
+        prediction, _ = head.stateless_call(head_values, [], out)
+        return jnp.mean(jnp.square(prediction - target))
+
+    @jax.jit
+    def sgd(values, head_values):
+        value, grads = jax.value_and_grad(loss, argnums=(0, 1))(values, head_values)
+        return value, *[[w - learning_rate * g for w, g in zip(ws, gs, strict=True)]
+                        for ws, gs in zip((values, head_values), grads, strict=True)]
+
+    def run_train():
+        value, state[0], state[1] = sgd(*state)
+        return value.block_until_ready()
+
+    return run_train
+
+
+def synchronize() -> None:
+    """Nothing to wait for: each timed step blocks on its own result."""

@@ -123,3 +123,35 @@ def kernel_cache_kept(seed: int) -> Iterator[None]:
             with contextlib.suppress(InternalChanged):
                 stack.enter_context(replaced({CLEAR_CACHES: lambda handle: None}))
         yield
+
+
+# -- the kernel benchmarks' timed steps --------------------------------------------------------
+
+
+def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bool,
+               learning_rate: float) -> Callable[[], Any]:
+    """A ``tf.function`` (no XLA) of ``layer(x)``, or with ``train`` one SGD step of
+    ``head(layer(x))`` against ``y`` (mean squared error, gradients of every weight)."""
+    import keras
+
+    inputs = tf.constant(x)
+    if not train:
+        return tf.function(lambda: layer(inputs), jit_compile=False)
+    target = tf.constant(y)
+    variables = [*layer.trainable_variables, *head.trainable_variables]
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=False)
+    def fn():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(head(layer(inputs, training=True)) - target))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    return fn
+
+
+def synchronize() -> None:
+    """Wait for every kernel TensorFlow queued on any device."""
+    tf.test.experimental.sync_devices()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -102,7 +102,8 @@ def kernel_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[
 
 @contextlib.contextmanager
 def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
-    """Record ``"fused_loop"`` for each call that Keras's torch ``lstm``/``gru`` took over.
+    """Record, for each call that Keras's torch ``lstm``/``gru`` took over, ``"cudnn"`` when
+    it reached the cuDNN kernel (CUDA inputs) and ``"fused_loop"`` otherwise.
     (cuDNN needs CUDA tensors: ``simulate_gpu`` cannot fake it here and is refused.)"""
     from pytest_rnn.adapters import keras_internals, replaced, resolve
     from pytest_rnn.backends import Unsupported
@@ -112,15 +113,82 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
                           "simulated on a CPU host")
     calls: list[str] = []
 
-    def spy(internal):
+    def fused(internal):
+        real = resolve(internal)
+
+        def wrapped(*args, **kwargs):
+            before = len(calls)
+            out = real(*args, **kwargs)
+            if len(calls) == before:  # no cuDNN call inside: the fused loop ran
+                calls.append("fused_loop")
+            return out
+        return wrapped
+
+    def cudnn(internal):
         real = resolve(internal)
 
         def wrapped(*args, **kwargs):
             out = real(*args, **kwargs)
-            calls.append("fused_loop")
+            calls.append("cudnn")
             return out
         return wrapped
 
-    kernels = (keras_internals.BACKEND_LSTM, keras_internals.BACKEND_GRU)
-    with replaced({internal: spy(internal) for internal in kernels}):
+    def bidirectional(internal):
+        real = resolve(internal)
+
+        def wrapped(*args, **kwargs):
+            out = real(*args, **kwargs)
+            calls.append("bidirectional_cudnn")
+            return out
+        return wrapped
+
+    spies = {internal: fused(internal)
+             for internal in (keras_internals.BACKEND_LSTM, keras_internals.BACKEND_GRU)}
+    # the cuDNN kernels are spied only where CUDA can run them (they exist from 3.10/3.14),
+    # the fused bidirectional calls too: they return only from cuDNN (else they raise
+    # NotImplementedError and the Bidirectional runs each direction as its own layer)
+    if torch.cuda.is_available():
+        spies.update({internal: cudnn(internal) for internal in (
+            keras_internals.TORCH_CUDNN_LSTM, keras_internals.TORCH_CUDNN_GRU)
+            if internal.needed_here()})
+        spies.update({internal: bidirectional(internal) for internal in (
+            keras_internals.BACKEND_BIDIRECTIONAL_LSTM,
+            keras_internals.BACKEND_BIDIRECTIONAL_GRU) if internal.needed_here()})
+    with replaced(spies):
         yield calls
+
+
+# -- the kernel benchmarks' timed steps --------------------------------------------------------
+
+
+def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bool,
+               learning_rate: float) -> Callable[[], Any]:
+    """An eager ``layer(x)`` under ``torch.no_grad``, or with ``train`` one SGD step of
+    ``head(layer(x))`` against ``y`` (mean squared error, ``torch.autograd.grad`` of every
+    trainable weight, updated in place). PyTorch has no graph compilation in Keras's
+    layer call path: the eager call is what a Keras model on PyTorch runs."""
+    inputs = keras.ops.convert_to_tensor(x)
+    target = keras.ops.convert_to_tensor(y)
+    params = [v.value for v in (*layer.trainable_variables, *head.trainable_variables)]
+    if not train:
+        def run_forward():
+            with torch.no_grad():
+                return layer(inputs)
+
+        return run_forward
+
+    def run_train():
+        loss = torch.mean(torch.square(head(layer(inputs, training=True)) - target))
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p.sub_(learning_rate * g)
+        return loss
+
+    return run_train
+
+
+def synchronize() -> None:
+    """Wait for the kernels PyTorch queued on the current CUDA device, if any."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()

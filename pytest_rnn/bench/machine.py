@@ -13,14 +13,20 @@ def machine_info(gpus: list[dict[str, str]], versions: dict[str, Any]) -> dict[s
     """What pytest-rnn adds to a saved benchmark run's ``machine_info["pytest_rnn"]``."""
     names = [g["name"] for g in gpus]
     drivers = sorted({g["driver"] for g in gpus})
+    backend = versions.get("backend")
+    # the cuDNN the backend loads: TensorFlow's build, else the cuDNN wheel (host_device_key)
+    cudnn = (versions.get("cudnn_build") if backend in (None, "tensorflow")
+             else runtime_versions.cudnn_package_version())
     return {
-        "device_key": device.device_key(names, versions.get("cudnn_build")),
+        "device_key": device.device_key(names, cudnn, backend),
         "gpus": names,
         "gpu_driver": ", ".join(drivers) if drivers else None,
         "cuda_build": versions.get("cuda_build"),
         "cudnn_build": versions.get("cudnn_build"),
-        "cuda_runtime_package": runtime_versions.package_version("nvidia-cuda-runtime-cu12"),
-        "cudnn_runtime_package": runtime_versions.package_version("nvidia-cudnn-cu12"),
+        "cuda_runtime_package": next(filter(None, map(runtime_versions.package_version, (
+            "nvidia-cuda-runtime", "nvidia-cuda-runtime-cu13", "nvidia-cuda-runtime-cu12"))),
+            None),
+        "cudnn_runtime_package": runtime_versions.cudnn_package_version(),
         "tensorflow": versions.get("tensorflow"),
         "keras": versions.get("keras"),
         "keras_backend": versions.get("backend"),

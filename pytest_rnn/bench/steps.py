@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -10,20 +9,18 @@ from pytest_rnn.bench.cases import STEP_KINDS, BenchConfig
 
 
 def synchronize() -> None:
-    """Wait for queued device work (GPU kernels run asynchronously) before the timer stops.
+    """Wait for queued device work (GPU kernels run asynchronously) before the timer stops:
+    :func:`pytest_rnn.backends.synchronize`, for the active Keras backend."""
+    from pytest_rnn import backends
 
-    Nothing can be queued on a device before TensorFlow is imported, so a process
-    without it has nothing to wait for.
-    """
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        tf.test.experimental.sync_devices()
+    backends.synchronize()
 
 
 def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | str,
               seed: int) -> Callable[[], Any]:
-    """A traced ``tf.function`` running one forward pass or one SGD training step.
+    """One forward pass or one SGD training step, compiled the way the active backend runs
+    a model (:func:`pytest_rnn.backends.timed_step`: ``tf.function``, ``jax.jit``, eager
+    PyTorch).
 
     Built, traced and run once here, so the benchmark times steady-state calls only.
     ``kind`` is ``"simple_rnn"``, ``"lstm"`` or ``"gru"``; ``step`` is ``"forward"``
@@ -31,8 +28,8 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     """
     import keras
     import numpy as np
-    import tensorflow as tf
 
+    from pytest_rnn import backends
     from pytest_rnn.checks.models import rnn_layer
     from pytest_rnn.runtime.versions import keras_lacks
 
@@ -50,28 +47,28 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     layer = rnn_layer(kind, config.units, **kwargs)
     shape = (config.batch, config.steps, config.features)
     layer.build(shape)
-    x = tf.constant(rng.normal(size=shape).astype("float32"))
-    if step == "forward":
-        fn = tf.function(lambda: layer(x), jit_compile=False)
-    else:
-        head = keras.layers.Dense(1)
-        head.build((config.batch, config.units))
-        y = tf.constant(rng.normal(size=(config.batch, 1)).astype("float32"))
-        variables = [*layer.trainable_variables, *head.trainable_variables]
-        optimizer = keras.optimizers.SGD(learning_rate=1e-3)
-        optimizer.build(variables)
-
-        @tf.function(jit_compile=False)
-        def fn():
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(head(layer(x, training=True)) - y))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables,
-                                          strict=True))
-            return loss
-
+    x = rng.normal(size=shape).astype("float32")
+    head = keras.layers.Dense(1)
+    head.build((config.batch, config.units))
+    y = rng.normal(size=(config.batch, 1)).astype("float32")
+    fn = backends.timed_step(layer, head, x, y, train=step == "train", learning_rate=1e-3)
     fn()
     synchronize()
     return fn
+
+
+def kernel_taken(case: Any, gpu_available: bool) -> str:
+    """The kernel ``case``'s layer takes on the active backend (``"cudnn"``, a fused loop,
+    ``"generic"``): the route :func:`pytest_rnn.checks.cudnn.fused_route` gives a layer
+    built as :func:`make_step` builds it."""
+    from pytest_rnn.checks.cudnn import fused_route
+    from pytest_rnn.checks.models import rnn_layer
+    from pytest_rnn.runtime.versions import keras_lacks
+
+    kwargs = {} if case.kind == "simple_rnn" or keras_lacks("use_cudnn") else {
+        "use_cudnn": case.kernel == "cudnn"}
+    return fused_route(rnn_layer(case.kind, case.config.units, **kwargs),
+                       gpu_available=gpu_available)[0]
 
 
 def make_reference(kind: str, step: str, config: BenchConfig, *, seed: int) -> Callable[[], Any]:

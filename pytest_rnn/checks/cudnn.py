@@ -221,6 +221,29 @@ def expected_kernel(layer: Any, *, gpu_available: bool, mask: Any = None) -> str
     return "error" if wants is True else "generic"
 
 
+def fused_route(layer: Any, *, gpu_available: bool, mask: Any = None) -> tuple[str, list[str]]:
+    """``(route, reasons)`` of an eager call of ``layer`` on the active Keras backend.
+
+    TensorFlow: :func:`expected_kernel` with :func:`cudnn_eligibility`'s disqualifiers;
+    JAX and PyTorch: :func:`pytest_rnn.backends.kernel_route` (``"cudnn"``, their fused
+    loops, ``"generic"`` or ``"error"``). The one question a GPU suite asks whatever the
+    backend: does ``use_cudnn=True`` reach cuDNN here, and if not, why.
+    """
+    from pytest_rnn import backends
+
+    if backends.name() != "tensorflow":
+        return backends.kernel_route(layer, gpu_available=gpu_available, mask=mask)
+    route = expected_kernel(layer, gpu_available=gpu_available, mask=mask)
+    if route == "cudnn":
+        return route, []
+    reasons = list(cudnn_eligibility(layer).reasons)
+    if not gpu_available:
+        reasons.append("no GPU")
+    if mask is not None and not mask_allows_cudnn(mask)[0]:
+        reasons.append(mask_allows_cudnn(mask)[1] or "the mask")
+    return route, reasons
+
+
 def cudnn_sequence_output(generic: Any, mask: Any, *, go_backwards: bool = False) -> np.ndarray:
     """The ``return_sequences`` output cuDNN gives, computed from the generic kernel's.
 

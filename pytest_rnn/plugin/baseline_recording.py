@@ -80,9 +80,12 @@ class Recorder:
                             "seeded_by": seeded_by})
 
     def processes(self, ask: CheckResult, path: Path, samples: list[list[float]],
-                  alpha: float, slowdown: float, note: str | None) -> CheckResult:
+                  alpha: float, slowdown: float | None, note: str | None) -> CheckResult:
         """Stage a timing calibration over processes, or fail if their medians vary too much
-        to catch ``slowdown`` at ``alpha``."""
+        to catch ``slowdown`` at ``alpha`` (``None``: sized for the smallest slowdown their
+        spread supports)."""
+        if slowdown is None:
+            slowdown = rules.detectable_slowdown(rules.process_distribution(samples), alpha)
         derived = rules.timing_calibration_fields(samples, alpha=alpha, slowdown=slowdown,
                                                   note=note)
         medians = stats.Distribution.from_json(derived["distribution"]["processes"])
@@ -133,11 +136,12 @@ class Recorder:
 
     def _recorded_on(self) -> dict:
         versions = runtime_versions.versions()
-        # The device key needs TensorFlow; a test that trains a model has imported it already.
-        if runtime_versions.tensorflow_imported():
+        # The device key asks the backend's framework; a test that ran a model has imported
+        # it already (a test that did not is not made to import it here).
+        if runtime_versions.backend_framework_imported():
             device_key = self._request.getfixturevalue("rnn_device").key
         else:
-            device_key = "unknown (TensorFlow not imported)"
+            device_key = f"unknown ({runtime_versions.keras_backend_name()} not imported)"
         return {
             "host": platform.node(),
             "device": device_key,

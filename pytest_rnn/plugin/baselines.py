@@ -312,10 +312,11 @@ class Baselines:
         *,
         alpha: float = stats.ALPHA,
         min_effect: float | None = 0.1,
-        slowdown: float = 0.2,
+        slowdown: float | None = 0.2,
         hardware: bool = True,
         file: str | None = None,
         note: str | None = None,
+        calibration: str | None = None,
     ) -> CheckResult:
         """Compare per-round timings (seconds, or ratios to a reference workload; lower is
         better) with the rounds stored for this device key: fails when a Mann-Whitney U test
@@ -332,14 +333,23 @@ class Baselines:
         process of its own (:func:`pytest_rnn.bench.power.fresh_process_sample`): one
         sample when checking, ``N`` under ``--rnn-calibrate N``, which calibrates the entry;
         the test's call is the same in both. A calibration whose spread cannot keep both
-        rates within ``alpha`` fails instead of writing.
+        rates within ``alpha`` fails instead of writing. ``slowdown=None`` sizes it for the
+        smallest slowdown the calibration's own spread supports at ``alpha``
+        (:func:`pytest_rnn.store.rules.detectable_slowdown`), stated in the entry; checks
+        accept the slowdown the entry was calibrated for. ``calibration``: how such an entry
+        is calibrated when it is not by ``--rnn-calibrate`` in this test (said when it is
+        missing; ``{file}`` is replaced by the baseline file).
         """
         if min_effect is not None and not (isinstance(min_effect, float)
                                            and 0 <= min_effect < 1):
             raise ValueError(f"min_effect must be a fraction in [0, 1) or None (derived from "
                              f"a calibration over processes); got {min_effect!r}")
-        if not (isinstance(slowdown, float) and 0 < slowdown < 1):
-            raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
+        if slowdown is None and min_effect is not None:
+            raise ValueError("slowdown=None (derived from the calibration's spread) needs "
+                             "min_effect=None")
+        if slowdown is not None and not (isinstance(slowdown, float) and 0 < slowdown < 1):
+            raise ValueError(f"slowdown must be a fraction in (0, 1) or None (derived from "
+                             f"the calibration's spread); got {slowdown!r}")
         samples = None
         if min_effect is None:
             samples = inputs.timing_samples(rounds, self.calibrating)
@@ -367,8 +377,10 @@ class Baselines:
         verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect,
                                      slowdown=slowdown)
         if verdict.status in (Status.MISSING, Status.STALE):
-            action = ("Calibrate", self.calibrate_command()) if min_effect is None else \
-                ("Record", self.update_command())
+            action = ("Record", self.update_command())
+            if min_effect is None:
+                action = ("Calibrate", calibration.format(file=ask.file) if calibration
+                          else self.calibrate_command())
             return self._no_entry(ask, verdict, messages.no_rounds(metric, summary, len(values)),
                                   *action)
         return self._finish(ask, verdict.status, verdict.band.text,

@@ -48,7 +48,7 @@ from pytest_rnn.bench.cases import (
     benchmark_cases,
 )
 from pytest_rnn.bench.machine import machine_info
-from pytest_rnn.bench.steps import make_step, synchronize
+from pytest_rnn.bench.steps import kernel_taken, make_step, synchronize
 from pytest_rnn.bench.timing import Timing, cost_ratios, paired_rounds, speedup
 from pytest_rnn.plugin import baselines, markers, records, xdist
 from pytest_rnn.plugin.records import Kind
@@ -66,6 +66,7 @@ __all__ = [
     "host_device_key",
     "BenchCase",
     "BenchConfig",
+    "SPEEDUP_MIN_EFFECT",
     "SPEEDUP_TOLERANCE",
     "STORAGE_PLACEHOLDER",
     "Timing",
@@ -78,6 +79,7 @@ __all__ = [
     "expand_benchmark_storage",
     "gpu_inventory",
     "machine_info",
+    "kernel_taken",
     "make_step",
     "require_timing",
     "run_benchmark",
@@ -159,53 +161,80 @@ def run_benchmark(benchmark: Any, case: BenchCase, fn: Callable[[], Any], *,
     return timing
 
 
+#: How a GPU timing entry is calibrated (said when one is missing or stale).
+CALIBRATE_HOW = (
+    "run the GPU benchmarks in >= 3 processes, saving each run "
+    "(pytest -m gpu -p no:xdist --benchmark-json=runs/N.json), then "
+    "python -m pytest_rnn.bench.calibration runs/*.json --baselines {file}"
+)
+
+
+def _timing_check(baseline: Any, metric: str, rounds: list[float], *, what: str,
+                  min_effect: float | None, note: str) -> Any:
+    """One GPU timing check: calibrated over processes (``min_effect=None``, the default of
+    the callers: the slowdown each entry catches is derived from the spread between its
+    calibration's processes, :mod:`pytest_rnn.bench.calibration`) or, with a fixed
+    ``min_effect``, against one stored process's rounds."""
+    if len(rounds) < MIN_ROUNDS:
+        pytest.fail(f"{what}: {len(rounds)} rounds of timing; the check needs >= "
+                    f"{MIN_ROUNDS} (--benchmark-min-rounds={MIN_ROUNDS})", pytrace=False)
+    if getattr(baseline, "calibrating", 0) and min_effect is None:
+        pytest.fail(f"{what}: GPU benchmarks are not calibrated by --rnn-calibrate in one "
+                    f"process; {CALIBRATE_HOW.format(file=baseline.path(None))}",
+                    pytrace=False)
+    if min_effect is not None:
+        return baseline.check_timing(metric, rounds, alpha=SPEEDUP_ALPHA,
+                                     min_effect=min_effect, hardware=True, note=note)
+    return baseline.check_timing(metric, [rounds], alpha=SPEEDUP_ALPHA, min_effect=None,
+                                 slowdown=None, hardware=True, note=note,
+                                 calibration=CALIBRATE_HOW)
+
+
 def check_speedup(baseline: Any, case: BenchCase, *, generic: Timing, cudnn: Timing,
                   record: Callable[..., Any], device_key: str,
-                  tolerance: float = SPEEDUP_MIN_EFFECT) -> Any:
+                  tolerance: float | None = None) -> Any:
     """Record the pair's speedup and check its per-round samples against this hardware's.
 
     The values checked are :func:`~pytest_rnn.bench.timing.paired_rounds` (cuDNN time /
-    generic time, round by round), stored per device key with their median, spread and
-    count (``rnn_baseline.check_timing``): the test fails when a Mann-Whitney U test says
-    the ratio rose at ``SPEEDUP_ALPHA`` and its median rose by more than ``tolerance``.
+    generic time, round by round), stored per device key. By default
+    (``tolerance=None``) the entry is calibrated over processes and the test fails when
+    this process's median lies above the threshold the calibration derived (and a
+    Mann-Whitney U test says slower at ``SPEEDUP_ALPHA``); a fixed ``tolerance`` judges
+    against one stored process's rounds instead, which on a GPU false-alarms (see
+    :mod:`pytest_rnn.bench.calibration`).
     """
     value = speedup(generic.median, cudnn.median)
     record(Kind.SPEEDUP, case.group, group=case.group, layer=case.kind, step=case.step,
            size=case.size, device_key=device_key, speedup=value,
            generic_median=generic.median, cudnn_median=cudnn.median)
-    rounds = paired_rounds(cudnn, generic)
-    if len(rounds) < MIN_ROUNDS:
-        pytest.fail(f"{case.group}: {len(rounds)} paired rounds of timing; the speedup "
-                    f"check needs >= {MIN_ROUNDS} (--benchmark-min-rounds={MIN_ROUNDS})",
-                    pytrace=False)
-    return baseline.check_timing(
-        SPEEDUP_METRIC, rounds, alpha=SPEEDUP_ALPHA, min_effect=tolerance, hardware=True,
-        note=f"cuDNN / generic time per round of {case.group} (speedup = 1 / this)",
-    )
+    return _timing_check(baseline, SPEEDUP_METRIC, paired_rounds(cudnn, generic),
+                         what=f"{case.group}: paired", min_effect=tolerance,
+                         note=f"cuDNN / generic time per round of {case.group} "
+                              "(speedup = 1 / this)")
 
 
 def check_absolute(baseline: Any, case: BenchCase, timing: Timing, *,
-                   min_effect: float = SPEEDUP_MIN_EFFECT) -> Any:
-    """This kernel's own rounds (seconds per call) against those stored for this device
-    key, by the same rule as the speedup: a slowdown of both kernels shows here."""
-    if len(timing.data) < MIN_ROUNDS:
-        pytest.fail(f"{case.id}: {len(timing.data)} rounds of timing; the check needs >= "
-                    f"{MIN_ROUNDS} (--benchmark-min-rounds={MIN_ROUNDS})", pytrace=False)
-    return baseline.check_timing(
-        SECONDS_METRIC, timing.data, alpha=SPEEDUP_ALPHA, min_effect=min_effect,
-        hardware=True, note=f"seconds per call of {case.id} ({case.config.describe()})",
-    )
+                   min_effect: float | None = None) -> Any:
+    """This kernel's own rounds (seconds per call) against those calibrated for this
+    device key, by the same rule as the speedup: a slowdown of both kernels shows here."""
+    return _timing_check(baseline, SECONDS_METRIC, list(timing.data), what=case.id,
+                         min_effect=min_effect,
+                         note=f"seconds per call of {case.id} ({case.config.describe()})")
 
 
 def bench_kernel(case: BenchCase, fn: Callable[[], Any], *, benchmark: Any,
                  config: pytest.Config, record: Callable[..., Any], baseline: Any,
-                 device_key: str, tolerance: float = SPEEDUP_MIN_EFFECT) -> Timing | None:
+                 device_key: str, tolerance: float | None = None) -> Timing | None:
     """The body of one kernel benchmark test: time ``fn`` and, on a GPU, check its rounds
     against this device key's; for a cuDNN case, check the per-round speedup too.
 
     A cuDNN case whose generic pair has no timing in this process is skipped after
-    its own timing is taken, with a reason naming the missing pair.
+    its own timing is taken, with a reason naming the missing pair. ``tolerance=None``
+    judges against entries calibrated over processes (:mod:`pytest_rnn.bench.calibration`);
+    a fraction, against one stored process's rounds. ``extra_info["route"]`` names the
+    kernel the case's layer takes on this backend (what the calibration reads).
     """
+    benchmark.extra_info["route"] = kernel_taken(case, device_key.startswith("gpu"))
     timing = run_benchmark(benchmark, case, fn, config=config, record=record,
                            device_key=device_key)
     if timing is None:
@@ -214,8 +243,9 @@ def bench_kernel(case: BenchCase, fn: Callable[[], Any], *, benchmark: Any,
         return timing
     failures = []
     if device_key.startswith("gpu"):
-        # a GPU model is one speed everywhere; a CPU's absolute time is that machine's
-        # (CPU hosts check the normalised ratio: suites/test_kernel_timing.py)
+        # a GPU's times are checked against its own device key's calibration; a CPU's
+        # absolute time is that machine's (CPU hosts check the normalised ratio:
+        # suites/test_kernel_timing.py)
         try:
             check_absolute(baseline, case, timing, min_effect=tolerance)
         except pytest.fail.Exception as exc:

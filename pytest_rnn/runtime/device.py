@@ -33,7 +33,7 @@ class DeviceInfo:
 
     @property
     def key(self) -> str:
-        return device_key(self.gpu_names, self.cudnn_version)
+        return device_key(self.gpu_names, self.cudnn_version, self.backend)
 
     def describe(self) -> str:
         if not self.has_gpu:
@@ -56,14 +56,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def device_key(gpu_names: tuple[str, ...] | list[str], cudnn_version: str | None) -> str:
-    """``cpu`` without a GPU, else ``gpu-<first GPU name>[-xN]-cudnn<major>``."""
+def device_key(gpu_names: tuple[str, ...] | list[str], cudnn_version: str | None,
+               backend: str | None = None) -> str:
+    """``cpu`` without a GPU, else ``gpu-<first GPU name>[-xN]-cudnn<major>``, followed by
+    ``-<backend>`` for a Keras backend other than TensorFlow: a GPU's kernels run as
+    differently compiled programs under each backend (``tf.function``, ``jax.jit``, eager
+    PyTorch), so their timings are kept apart. (A CPU's entries carry the backend in
+    their baseline key already; ``cpu`` stays the key TensorFlow's CPU baselines have.)"""
     if not gpu_names:
         return "cpu"
     name = _slug(gpu_names[0]) or "unknown"
     count = f"-x{len(gpu_names)}" if len(gpu_names) > 1 else ""
     major = str(cudnn_version or "unknown").split(".")[0]
-    return f"gpu-{name}{count}-cudnn{major}"
+    suffix = f"-{backend}" if backend and backend != "tensorflow" else ""
+    return f"gpu-{name}{count}-cudnn{major}{suffix}"
 
 
 def gpu_inventory(run: Callable[..., Any] = subprocess.run) -> list[dict[str, str]]:
@@ -100,9 +106,16 @@ def gpu_inventory(run: Callable[..., Any] = subprocess.run) -> list[dict[str, st
 
 
 def host_device_key() -> str:
-    """The device key of this host, from ``nvidia-smi`` and the build info (no TensorFlow)."""
-    return device_key([g["name"] for g in gpu_inventory()],
-                             runtime_versions.tensorflow_build_info().get("cudnn_version"))
+    """The device key of this host for the configured Keras backend, without importing any
+    framework: GPUs from ``nvidia-smi``; cuDNN from TensorFlow's build info on TensorFlow,
+    else from the installed ``nvidia-cudnn-cu*`` package (which JAX's and PyTorch's CUDA
+    wheels load)."""
+    backend = runtime_versions.keras_backend_name()
+    if backend == "tensorflow":
+        cudnn = runtime_versions.tensorflow_build_info().get("cudnn_version")
+    else:
+        cudnn = runtime_versions.cudnn_package_version()
+    return device_key([g["name"] for g in gpu_inventory()], cudnn, backend)
 
 
 @contextmanager

@@ -30,6 +30,16 @@ def package_version(name: str) -> str | None:
         return None
 
 
+#: The cuDNN runtime wheels, newest CUDA first (JAX's and PyTorch's CUDA wheels need one).
+CUDNN_PACKAGES = ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12", "nvidia-cudnn-cu11")
+
+
+def cudnn_package_version() -> str | None:
+    """The version of the installed cuDNN runtime wheel, or None (no wheel: a system cuDNN,
+    or none at all)."""
+    return next((v for v in map(package_version, CUDNN_PACKAGES) if v), None)
+
+
 def tensorflow_build_info() -> dict:
     """``tf.sysconfig.get_build_info()`` read from its source file, without importing TF."""
     spec = importlib.util.find_spec("tensorflow")
@@ -68,6 +78,14 @@ def keras_backend_name() -> str:
 
 def tensorflow_imported() -> bool:
     return "tensorflow" in sys.modules
+
+
+def backend_framework_imported() -> bool:
+    """Whether the configured Keras backend's framework (TensorFlow, JAX or PyTorch) is
+    imported already, so asking it for its devices costs no import."""
+    backend = keras_backend_name()
+    return {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(
+        backend, backend) in sys.modules
 
 
 #: The distributions TensorFlow is published under; any of them is the same TensorFlow.

@@ -37,6 +37,7 @@ from pytest_rnn.store.keys import (
 )
 from pytest_rnn.store.timing_rules import (
     PROCESS_TEST,
+    detectable_slowdown,
     judge_timing,
     process_distribution,
     process_error_rate,
@@ -63,6 +64,7 @@ __all__ = [
     "check_metric_name",
     "check_tolerance",
     "describe_tolerance",
+    "detectable_slowdown",
     "edge_text",
     "entry_key",
     "judge",

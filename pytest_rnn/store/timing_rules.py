@@ -20,6 +20,7 @@ from pytest_rnn.store.verdicts import Band, Status, Verdict
 
 __all__ = [
     "PROCESS_TEST",
+    "detectable_slowdown",
     "judge_timing",
     "process_distribution",
     "process_error_rate",
@@ -96,6 +97,21 @@ def process_error_rate(medians: stats.Distribution, slowdown: float) -> float:
                              medians.n - 1)
 
 
+def detectable_slowdown(medians: stats.Distribution, alpha: float) -> float:
+    """The smallest slowdown (a fraction; 1.0 is twice as slow) that a check at
+    :func:`process_threshold` tells from an unchanged process with both error rates at most
+    ``alpha``, by the spread between the calibration's processes
+    (:func:`process_error_rate` solved for the slowdown). Where a host's processes scatter
+    widely (a shared GPU's launch overhead) it is large, and says so, instead of a typed
+    slowdown the spread cannot support."""
+    if medians.n < 2 or not medians.sd > 0:
+        raise ValueError(f"need >= 2 processes whose medians differ to measure their "
+                         f"spread; got {medians.n} with sd {medians.sd!r}")
+    margin = stats.t_quantile(1.0 - alpha, medians.n - 1) * medians.sd * math.sqrt(
+        1.0 + 1.0 / medians.n)
+    return 2.0 ** (2.0 * margin) - 1.0
+
+
 def timing_calibration_fields(samples: list[list[float]], *, alpha: float, slowdown: float,
                               note: str | None = None) -> dict:
     """The fields of a timing entry calibrated on ``samples``, one list of per-round
@@ -106,10 +122,11 @@ def timing_calibration_fields(samples: list[list[float]], *, alpha: float, slowd
     rank test compares with) with their median, spread and rounds per process, and
     ``processes``, the log2 medians of each process. The minimum effect is derived, not
     typed: :func:`process_threshold` over the pooled median; the note states the false
-    alarm and miss rate at it (:func:`process_error_rate`).
+    alarm and miss rate at it (:func:`process_error_rate`). ``slowdown`` may exceed 1 (a
+    :func:`detectable_slowdown` of a widely scattering host).
     """
-    if not 0 < slowdown < 1:
-        raise ValueError(f"slowdown must be a fraction in (0, 1); got {slowdown!r}")
+    if not (math.isfinite(slowdown) and slowdown > 0):
+        raise ValueError(f"slowdown must be a positive fraction; got {slowdown!r}")
     counts = {len(s) for s in samples}
     if len(samples) < 3 or len(counts) != 1 or min(counts) < 5:
         raise ValueError(f"need >= 3 processes of the same number (>= 5) of rounds; got "
@@ -143,13 +160,15 @@ def timing_calibration_fields(samples: list[list[float]], *, alpha: float, slowd
 
 
 def judge_timing(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
-                 min_effect: float | None, slowdown: float = 0.2) -> Verdict:
+                 min_effect: float | None, slowdown: float | None = 0.2) -> Verdict:
     """Per-round timings (or normalised ratios; lower is better) against the stored rounds.
 
     FAIL when the rank test says slower at ``alpha`` *and* the median is more than
     ``min_effect`` above the stored median; CHANGED (passes) when faster by as much.
     ``min_effect=None``: the entry must be calibrated over processes for ``slowdown``
-    (:func:`timing_calibration_fields`) and the effect is derived from them.
+    (:func:`timing_calibration_fields`) and the effect is derived from them;
+    ``slowdown=None`` accepts the slowdown the calibration derived from its own spread
+    (:func:`detectable_slowdown`).
     """
     if stored is None:
         return Verdict(Status.MISSING, None, "no stored entry")
@@ -163,6 +182,8 @@ def judge_timing(stored: Mapping[str, Any] | None, values: list[float], *, alpha
             return Verdict(Status.STALE, None, "it was recorded from one process; the check "
                                                "derives its minimum effect from the spread "
                                                "between processes")
+        if slowdown is None and test.get("slowdown") is not None:
+            slowdown = float(test["slowdown"])
         if (test["alpha"], test.get("slowdown")) != (alpha, slowdown):
             return Verdict(Status.STALE, None, f"it was calibrated with alpha "
                                                f"{test['alpha']:g} for a slowdown of "
