@@ -70,7 +70,10 @@ def test_per_step_cost_simple_rnn_gru_lstm(case: BenchCase, benchmark, request, 
     The seeds say GRU is lighter than LSTM and SimpleRNN lighter still; the
     multiply-adds per step are 4 : 3 : 1. The measured ratios are reported, not
     asserted for GRU (a 25% predicted gap is within what per-step overhead and a
-    shared CI runner's noise can eat); SimpleRNN has a 4x gap and must be faster.
+    shared CI runner's noise can eat); SimpleRNN has a 4x gap and must be faster where
+    the multiply-adds decide, on a CPU. On a GPU each step is launch-bound: on an H200
+    SimpleRNN was no faster than LSTM in 4 of 10 processes (docs/gpu-measurements.json),
+    so there the ratios are recorded and the premise is not asserted.
     """
     benchmarking.require_timing(benchmark, request.config)
     step = benchmarking.make_step(case.kind, case.step, case.config, use_cudnn=False,
@@ -90,6 +93,10 @@ def test_per_step_cost_simple_rnn_gru_lstm(case: BenchCase, benchmark, request, 
     ratios = benchmarking.cost_ratios(timings)
     rnn_record("cost_ratio", case.size, config=f"{case.step} {case.size} "
                f"({case.config.describe()})", device_key=rnn_device.key, ratios=ratios)
+    if rnn_device.has_gpu:
+        pytest.skip(f"ratios recorded ({ratios}); on a GPU a generic step is launch-bound, "
+                    "not multiply-add-bound, so SimpleRNN need not be faster than LSTM "
+                    "(docs/gpu-measurements.json)")
     assert timing.median < timings["lstm"].median, (
         f"SimpleRNN ({timing.median * 1e3:.3f} ms) is not faster per call than LSTM "
         f"({timings['lstm'].median * 1e3:.3f} ms) with 1/4 of its multiply-adds "
