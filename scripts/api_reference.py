@@ -1,98 +1,84 @@
-"""README's API reference: every public name with its signature and the first sentence of
-its docstring, generated from the code.
+"""The docs site's API reference (docs/reference/api.md): one mkdocstrings block per module
+that holds a public name, listing those names, so the site renders each with its signature
+and its whole docstring, read from the code when the site is built.
 
-    python scripts/api_reference.py            # print the reference
-    python scripts/api_reference.py --write    # replace README's ``api-reference`` block
+    python scripts/api_reference.py            # print the generated blocks
+    python scripts/api_reference.py --write    # replace the page's ``api-reference`` block
 
-The names are ``pytest_rnn``'s exports, the model helpers of ``pytest_rnn.models``, the
-public methods of the exported classes users call, and the plugin's fixtures;
-tests/test_readme_snippets.py checks that README holds the reference of the code as it is.
+The names are ``pytest_rnn``'s exports (under the module users import them from), the
+model helpers of ``pytest_rnn.checks.models`` and the plugin's fixtures. The list is
+generated here and the signatures and docstrings by mkdocstrings, so a new export, helper
+or fixture shows up by running ``--write``, and tests/test_docs.py fails while the page
+lists other names than the code has.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import ast
 import sys
 
 import readme_block
 
 BLOCK = "api-reference"
+PAGE = readme_block.DOCS / "reference" / "api.md"
 #: Modules whose public functions are all documented, besides the exports.
 HELPER_MODULES = ("pytest_rnn.checks.models",)
-#: Exported classes whose public methods are documented one by one.
-WITH_METHODS = ("Baselines", "RecurrentLayerContract")
 FIXTURES = "pytest_rnn.plugin.fixtures"
 
 
-def _summary(obj) -> str:
-    doc = inspect.getdoc(obj) or ""
-    first = " ".join(doc.split("\n\n")[0].split())
-    return first or "(no docstring)"
-
-
-def _signature(obj) -> str:
-    try:
-        return str(inspect.signature(obj))
-    except (TypeError, ValueError):
-        return ""
-
-
-def _line(name: str, obj, indent: str = "") -> str:
-    if callable(obj):
-        return f"{indent}- `{name}{_signature(obj)}`: {_summary(obj)}"
-    return f"{indent}- `{name}` ({type(obj).__name__}): see its module, `{obj!r}`"[:300]
-
-
-def _public_functions(module) -> list[tuple[str, object]]:
-    return [(n, f) for n, f in vars(module).items() if not n.startswith("_")
-            and inspect.isfunction(f) and f.__module__ == module.__name__]
-
-
-def fixtures() -> list[tuple[str, str]]:
-    """``(name, first paragraph of its docstring)`` of each fixture the plugin defines, read
-    from the source (the same on every pytest release)."""
-    import ast
-
-    path = importlib.import_module(FIXTURES).__file__
-    with open(path, encoding="utf-8") as source:
-        tree = ast.parse(source.read())
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and any(
-                "fixture" in ast.unparse(d) for d in node.decorator_list):
-            doc = ast.get_docstring(node) or "(no docstring)"
-            found.append((node.name, " ".join(doc.split("\n\n")[0].split())))
-    return sorted(found)
-
-
-def reference() -> str:
+def exports() -> dict[str, list[str]]:
+    """``{module: [public names]}`` of ``pytest_rnn._EXPORTS``, read without importing
+    Keras (the module of each name is in the mapping)."""
     import pytest_rnn
 
     by_module: dict[str, list[str]] = {}
-    for name, module_name in sorted(pytest_rnn._EXPORTS.items(), key=lambda kv: (kv[1], kv[0])):
-        obj = getattr(importlib.import_module(module_name), name)
-        if not (callable(obj) or inspect.isclass(obj)):
-            continue
-        lines = by_module.setdefault(module_name, [])
-        lines.append(_line(name, obj))
-        if name in WITH_METHODS:
-            lines += [_line(f"{name}.{m}", f, "  ") for m, f in vars(obj).items()
-                      if not m.startswith("_") and inspect.isfunction(f)]
+    for name, module in sorted(pytest_rnn._EXPORTS.items(), key=lambda kv: (kv[1], kv[0])):
+        by_module.setdefault(module, []).append(name)
+    return by_module
+
+
+def helper_functions(module_name: str) -> list[str]:
+    """The public functions ``module_name`` defines itself, read from its source."""
+    tree = ast.parse(_source(module_name))
+    return sorted(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                  and not node.name.startswith("_"))
+
+
+def fixtures() -> list[str]:
+    """The name of each fixture the plugin defines, read from the source (the same on
+    every pytest release)."""
+    tree = ast.parse(_source(FIXTURES))
+    return sorted(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                  and any("fixture" in ast.unparse(d) for d in node.decorator_list))
+
+
+def _source(module_name: str) -> str:
+    """The source of a module of this checkout (not through the import system: a module
+    also imported under its first release's name carries that name's spec, with no file)."""
+    path = readme_block.ROOT.joinpath(*module_name.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return path.read_text("utf-8")
+
+
+def _directive(module_name: str, names: list[str], heading: str) -> list[str]:
+    return [f"## {heading}", "", f"::: {module_name}", "    options:",
+            "      show_root_heading: false", "      heading_level: 3", "      members:",
+            *(f"        - {name}" for name in names), ""]
+
+
+def reference() -> str:
+    parts: list[str] = []
+    for module_name, names in exports().items():
+        parts += _directive(module_name, names, f"`{module_name}`")
     for module_name in HELPER_MODULES:
-        module = importlib.import_module(module_name)
-        by_module.setdefault(module_name, []).extend(
-            _line(n, f) for n, f in sorted(_public_functions(module)))
-    fixture_lines = [f"- `{name}` (fixture): {doc}" for name, doc in fixtures()]
-    parts = []
-    for module_name, lines in by_module.items():
-        parts += [f"**`{module_name}`**", "", *lines, ""]
-    parts += [f"**Fixtures** (`{FIXTURES}`)", "", *fixture_lines]
+        parts += _directive(module_name, helper_functions(module_name),
+                            f"`{module_name}` (model helpers)")
+    parts += _directive(FIXTURES, fixtures(), f"Fixtures (`{FIXTURES}`)")
     return "\n".join(parts).rstrip()
 
 
 def main(argv: list[str]) -> int:
-    return readme_block.cli(argv, BLOCK, reference, "api_reference.py")
+    return readme_block.cli(argv, BLOCK, reference, "api_reference.py", PAGE)
 
 
 if __name__ == "__main__":

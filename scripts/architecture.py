@@ -1,9 +1,10 @@
-"""README's Architecture tree: each subpackage of pytest_rnn with its modules' line counts.
+"""The docs site's Architecture tree (docs/explanation/architecture.md): each subpackage of
+pytest_rnn with its modules' line counts.
 
     python scripts/architecture.py            # print the tree
-    python scripts/architecture.py --write    # replace README's ``architecture`` block
+    python scripts/architecture.py --write    # replace the page's ``architecture`` block
 
-tests/test_package.py checks that README holds the tree of the checkout as it is, and
+tests/test_package.py checks that the page holds the tree of the checkout as it is, and
 that no module is over :data:`MAX_LINES`.
 """
 
@@ -16,6 +17,7 @@ import readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pytest_rnn"
+PAGE = readme_block.DOCS / "explanation" / "architecture.md"
 BLOCK = "architecture"
 #: The most lines a module may have (split by concern beyond that).
 MAX_LINES = 450
@@ -40,7 +42,7 @@ def tree() -> str:
     top = sorted(PACKAGE.glob("*.py"))
     total = sum(line_count(p) for p in PACKAGE.rglob("*.py"))
     count = len(list(PACKAGE.rglob("*.py")))
-    lines = ["```", f"pytest_rnn/  {count} modules, {total} lines; none over {MAX_LINES}",
+    lines = ["```text", f"pytest_rnn/  {count} modules, {total} lines; none over {MAX_LINES}",
              "  " + ", ".join(f"{p.stem} {line_count(p)}" for p in top)]
     for sub, job in SUBPACKAGES.items():
         modules = sorted((PACKAGE / sub).glob("*.py"))
@@ -58,7 +60,7 @@ def tree() -> str:
 
 
 def main(argv: list[str]) -> int:
-    return readme_block.cli(argv, BLOCK, tree, "architecture.py")
+    return readme_block.cli(argv, BLOCK, tree, "architecture.py", PAGE)
 
 
 if __name__ == "__main__":

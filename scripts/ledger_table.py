@@ -1,9 +1,10 @@
-"""README's table of the known-defects ledger, generated from pytest_rnn/ledger.json.
+"""The docs site's table of the known-defects ledger (docs/reference/ledger.md), generated
+from pytest_rnn/ledger.json.
 
     python scripts/ledger_table.py           # print the table
-    python scripts/ledger_table.py --write   # replace the table in README.md
+    python scripts/ledger_table.py --write   # replace the table in docs/reference/ledger.md
 
-tests/test_ledger.py checks that README.md holds exactly this table
+tests/test_ledger.py checks that the page holds exactly this table
 (``readme_block.block(BLOCK, table(...))``).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = readme_block.DOCS / "reference" / "ledger.md"
 BLOCK = "ledger-table"
 
 
@@ -44,7 +46,7 @@ def main(argv: list[str]) -> int:
     if "--write" not in argv:
         print(generated)
         return 0
-    return readme_block.write(BLOCK, generated)
+    return readme_block.write(BLOCK, generated, PAGE)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,15 @@ every minor release is run over a few commits and a red one reproduces on its co
     python scripts/release_matrix.py sessions            # the matrix, one line each
     python scripts/release_matrix.py ci-middle [COMMIT]  # the middle release CI runs
     python scripts/release_matrix.py collect [--write]   # merge the rows nox recorded
-    python scripts/release_matrix.py table [--write]     # README's table from the data
+    python scripts/release_matrix.py table [--write]     # the docs table from the data
 
 Each nox session (noxfile.py) runs the fast suite with ``--junitxml`` and then
 ``record`` in the session's own environment, which writes one row (versions, counts,
 the ledger entries that apply there and how many tests observed each) under
 ``.nox/release-matrix/``. ``collect`` merges those rows into docs/release-matrix.json,
 the measured record with the date and machine of each row, and ``--write`` regenerates
-README's table from it; tests/test_releases.py checks that the record covers the
-matrix, that no row failed, and that README shows the record.
+the table of docs/reference/releases.md from it; tests/test_releases.py checks that the
+record covers the matrix, that no row failed, and that the page shows the record.
 
 No import of nox, pytest, Keras or TensorFlow at module level.
 """
@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "docs" / "release-matrix.json"
 ROWS = ROOT / ".nox" / "release-matrix"
 BLOCK = "release-matrix"
+PAGE = ROOT / "docs" / "reference" / "releases.md"
 #: Set (to the Keras release) in a matrix session's pytest run: that run produces the
 #: record, so the tests that check the record skip there.
 SESSION_VARIABLE = "PYTEST_RNN_RELEASE_MATRIX"
@@ -182,7 +183,7 @@ def _write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
-# --- the record and README's table ----------------------------------------------------------
+# --- the record and the docs page's table ------------------------------------------------
 
 
 def load_record(path: Path = RECORD) -> list[dict]:
@@ -228,7 +229,7 @@ def main(argv: list[str]) -> int:
     rec.add_argument("--role", required=True, choices=["floor", "middle", "newest"])
     for name in ("collect", "table"):
         sub.add_parser(name).add_argument("--write", action="store_true",
-                                          help="replace README's table")
+                                          help="replace the table in docs/reference/releases.md")
     args = parser.parse_args(argv)
     if args.command == "sessions":
         for s in sessions():
@@ -246,7 +247,7 @@ def main(argv: list[str]) -> int:
         return 0
     rows = collect() if args.command == "collect" else load_record()
     if args.write:
-        return readme_block.write(BLOCK, table(rows))
+        return readme_block.write(BLOCK, table(rows), PAGE)
     print(table(rows))
     return 0
 

@@ -64,12 +64,13 @@ def test_first_release_module_paths_are_the_same_modules(old):
 
 
 def test_documented_paths_work():
-    """Every ``pytest_rnn.x.y`` path README.md names exists."""
-    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    """Every ``pytest_rnn.x.y`` path README.md and the docs pages name exists."""
+    readme = "\n".join(p.read_text(encoding="utf-8") for p in [
+        PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").rglob("*.md"))])
     import re
 
     paths = sorted(set(re.findall(r"pytest_rnn(?:\.[A-Za-z_][A-Za-z0-9_]*)+", readme)))
-    assert paths, "README names no pytest_rnn path"
+    assert paths, "README and docs/ name no pytest_rnn path"
     missing = []
     for path in paths:
         parts = path.split(".")
@@ -83,7 +84,7 @@ def test_documented_paths_work():
                 except (ImportError, AttributeError):
                     missing.append(path)
                     break
-    assert not missing, f"README names paths that do not exist: {missing}"
+    assert not missing, f"README or docs/ name paths that do not exist: {missing}"
 
 
 def _imports_of(path: Path) -> set[str]:
@@ -179,7 +180,7 @@ def test_no_module_is_over_the_size_limit_and_readme_shows_the_tree():
             for p in PACKAGE.rglob("*.py") if architecture.line_count(p) > architecture.MAX_LINES}
     assert not over, f"modules over {architecture.MAX_LINES} lines: {over}"
     assert set(architecture.SUBPACKAGES) == {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    page = architecture.PAGE.read_text(encoding="utf-8")
     block = repo_scripts.load("readme_block").block(architecture.BLOCK, architecture.tree())
-    assert block in readme, (
-        "README.md's Architecture tree is stale: run `python scripts/architecture.py --write`")
+    assert block in page, ("docs/explanation/architecture.md's Architecture tree is stale: "
+                           "run `python scripts/architecture.py --write`")
