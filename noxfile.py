@@ -46,13 +46,14 @@ def _tags(session: release_matrix.Session) -> list[str]:
 
 
 def _other_dependencies() -> list[str]:
-    """pyproject's dependencies and dev extra, less TensorFlow and Keras (pinned here) and
+    """pyproject's dependencies and dev extra, less the docs site's tools (CI builds the site
+    once), TensorFlow and Keras (pinned here) and
     JAX: the matrix runs the TensorFlow backend, and installing ``jax>=0.5`` beside
     TensorFlow 2.16 brought NumPy 2.4 and ml-dtypes 0.6, which TensorFlow 2.16 rejects
     (numpy<2, ml-dtypes~=0.3.1)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     deps = project["dependencies"] + project["optional-dependencies"]["dev"]
-    return [d for d in deps if not re.match(r"(tensorflow|keras|jax)\b", d)]
+    return [d for d in deps if not re.match(r"(tensorflow|keras|jax)\b|mkdocs", d)]
 
 
 @nox.session

@@ -24,10 +24,12 @@ they time on); run them after, in one process: ``pytest -m rnn_timing -p no:xdis
 from __future__ import annotations
 
 import pytest
+from pytest_rnn.markers import requires_tensorflow
 
 from pytest_rnn.bench import cases, power
 
-pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing]
+pytestmark = [pytest.mark.slow, pytest.mark.rnn_timing,
+              requires_tensorflow("the timing reference is a tf.while_loop")]
 
 CASES = [(kind, step) for kind in ("lstm", "gru") for step in ("forward", "train")]
 

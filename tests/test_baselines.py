@@ -507,9 +507,10 @@ def test_hardware_versioned_and_shared_file_keys(pytester):
         f"test_keyed::test_keys::speedup::device=gpu-Fake-GPU-80GB-cudnn9{on}"]
     assert speedups[next(iter(speedups))]["relative"] is True
     from pytest_rnn.runtime.versions import package_version, tensorflow_version
+    from pytest_rnn.store.keys import major_minor
 
-    tf_mm = ".".join(tensorflow_version().split(".")[:2])  # tensorflow-cpu too
-    keras_mm = ".".join(package_version("keras").split(".")[:2])
+    tf_mm = major_minor(tensorflow_version())  # tensorflow-cpu too; "none" without it
+    keras_mm = major_minor(package_version("keras"))
     own = read_baseline_file(pytester.path / "baselines" / "test_keyed.json")
     assert list(own) == [f"test_keys::accuracy::tf={tf_mm}::keras={keras_mm}{on}"]
     run(pytester).assert_outcomes(passed=1)

@@ -29,6 +29,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from pytest_rnn.markers import requires_tensorflow
 
 from pytest_rnn.bench import cases, power
 from pytest_rnn.runtime.versions import keras_backend_name
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.skipif(
     keras_backend_name() == "torch",
     reason="the timed steps are tf.function traces (pytest_rnn.bench.steps), which Keras's "
            "PyTorch tensors cannot enter")
+#: the tests that time a layer against its reference loop, a tf.while_loop
+timed_against_tf = requires_tensorflow("the timing reference is a tf.while_loop")
 
 
 def stored_entry(rounds: list[float]) -> dict:
@@ -70,6 +73,7 @@ def judge(stored: list[float], new: list[float]) -> rules.Verdict:
                               min_effect=cases.TIMING_MIN_EFFECT)
 
 
+@timed_against_tf
 def test_a_50_percent_slower_lstm_fails_and_an_unmodified_rerun_passes():
     sample = lstm_sampler_of(**{**FAST, "rounds": 2 * FAST["rounds"]})
     # The stored sample and the unmodified rerun take alternate rounds of one sample: the
@@ -290,6 +294,7 @@ PROCESSES = 6
 
 @pytest.mark.slow
 @pytest.mark.rnn_timing  # its rates are those of a quiet machine, not one shared with workers
+@timed_against_tf
 def test_false_alarm_and_detection_rates_on_this_machine(rnn_record):
     """The suite's procedure on this machine, LSTM forward, leave one out: PROCESSES new
     processes each time an unmodified and a 20% slower sample; each process's two samples

@@ -29,15 +29,21 @@ _ROUTING = "observe which kernel (cuDNN or generic) a recurrent layer call takes
 
 #: TensorFlow backend: the GPU probe and the cuDNN calls that simulated_gpu_routing replaces,
 #: and the mask check it runs first (as Keras does on a GPU).
-TF_GPU_AVAILABLE = Internal("keras", _TF_RNN, "_is_gpu_available", _ROUTING)
+#: (needed only where TensorFlow is installed: its module imports TensorFlow)
+def _with_tensorflow(low: str | None = None):
+    return lambda: installed_version("tensorflow") is not None and _keras_in(low)()
+
+
+TF_GPU_AVAILABLE = Internal("keras", _TF_RNN, "_is_gpu_available", _ROUTING,
+                            needed=_with_tensorflow())
 #: (simulated routing serves the use_cudnn checks, which start with Keras 3.2.0; so does the
 #: mask check)
 TF_ASSERT_VALID_MASK = Internal("keras", _TF_RNN, "_assert_valid_mask", _ROUTING, ("mask",),
-                                needed=_keras_in("3.2.0"))
+                                needed=_with_tensorflow("3.2.0"))
 TF_CUDNN_LSTM = Internal("keras", _TF_RNN, "_cudnn_lstm", _ROUTING,
-                         ("mask", "go_backwards", "return_sequences"))
+                         ("mask", "go_backwards", "return_sequences"), needed=_with_tensorflow())
 TF_CUDNN_GRU = Internal("keras", _TF_RNN, "_cudnn_gru", _ROUTING,
-                        ("mask", "go_backwards", "return_sequences"))
+                        ("mask", "go_backwards", "return_sequences"), needed=_with_tensorflow())
 #: JAX backend: its GPU probe.
 JAX_GPU_AVAILABLE = Internal("keras", "keras.src.backend.jax.rnn", "_is_gpu_available",
                              _ROUTING, needed=lambda: installed_version("jax") is not None)

@@ -193,7 +193,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     # where PyTorch's import (triton, through Keras's torch backend) then segfaults.
     tensorflow = module("tensorflow") if "tensorflow" in sys.modules else None
     with tensorflow.kernel_cache_kept(seed) if tensorflow else contextlib.nullcontext():
-        seeding.seed_everything(seed, deterministic=deterministic)
+        seeding.seed_everything(seed)
+    if deterministic:  # the active backend's framework: TensorFlow is not imported for JAX
+        module().make_deterministic()
 
 
 

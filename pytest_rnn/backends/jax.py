@@ -277,3 +277,17 @@ def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bo
 
 def synchronize() -> None:
     """Nothing to wait for: each timed step blocks on its own result."""
+
+
+def make_deterministic() -> None:
+    """JAX on a CPU is deterministic; on a GPU XLA must be asked before JAX starts
+    (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``): the flag is added to the environment
+    for a JAX not yet started, and a started one on a GPU is refused, saying so."""
+    import os
+
+    flag = "--xla_gpu_deterministic_ops=true"
+    if flag in os.environ.get("XLA_FLAGS", ""):
+        return
+    if jax.default_backend() != "cpu":
+        raise RuntimeError(f"JAX is running on {jax.default_backend()} without {flag}: set "
+                           f"XLA_FLAGS={flag} before the run for deterministic kernels")

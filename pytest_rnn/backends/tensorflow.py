@@ -155,3 +155,8 @@ def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bo
 def synchronize() -> None:
     """Wait for every kernel TensorFlow queued on any device."""
     tf.test.experimental.sync_devices()
+
+
+def make_deterministic() -> None:
+    """TensorFlow's op determinism (``tf.config.experimental.enable_op_determinism``)."""
+    tf.config.experimental.enable_op_determinism()

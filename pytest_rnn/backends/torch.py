@@ -192,3 +192,12 @@ def synchronize() -> None:
     """Wait for the kernels PyTorch queued on the current CUDA device, if any."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def make_deterministic() -> None:
+    """PyTorch's deterministic algorithms (``torch.use_deterministic_algorithms``; on CUDA
+    cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG``, set here when unset)."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)

@@ -337,6 +337,7 @@ def cross_backend_case(item: pytest.Item) -> Any:
     import sys
 
     from pytest_rnn.checks.cross_backend import Case
+    from pytest_rnn.runtime.nodeids import canonical
     from pytest_rnn.runtime.seeding import derive_seed
 
     cls = item.cls
@@ -352,7 +353,7 @@ def cross_backend_case(item: pytest.Item) -> Any:
                 "comparison needs each backend's subprocess to build the layer")
     instance = cls()
     # known when collection ends, before any fixture runs: from the node id alone
-    seed = derive_seed(0, item.nodeid)
+    seed = derive_seed(0, canonical(item.nodeid, item.path))
     kwargs = {"return_sequences": True}
     if instance.supports_return_state:
         kwargs["return_state"] = True

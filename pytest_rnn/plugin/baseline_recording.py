@@ -24,7 +24,7 @@ from pytest_rnn.plugin import options
 from pytest_rnn.plugin import seeds as test_seeds
 from pytest_rnn.plugin.baseline_session import BaselineSession, CheckResult
 from pytest_rnn.runtime import versions as runtime_versions
-from pytest_rnn.store import rules, stats
+from pytest_rnn.store import files, rules, stats
 from pytest_rnn.store.rules import Status
 
 
@@ -116,7 +116,12 @@ class Recorder:
 
     def _stage(self, result: CheckResult, path: Path, fields: dict, seeds: Any) -> CheckResult:
         """Keep ``fields`` (with the seeds, time and machine of this recording) on the test
-        item as the new entry of ``result.key``, written when the test's outcome is known."""
+        item as the new entry of ``result.key``, written when the test's outcome is known.
+        Nothing is staged for a file inside an installed package, nor, for the installed
+        suites, for a directory the user did not name: the test fails saying how to name one."""
+        refusal = self._refusal(path)
+        if refusal:
+            return self._fail(result, refusal, bound=result.bound)
         entry = {
             "seeds": seeds,
             "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -125,10 +130,24 @@ class Recorder:
         }
         return self._session.stage(self._node, result, path, entry)
 
+    def _refusal(self, path: Path) -> str | None:
+        """Why ``path`` may not be written, or None."""
+        name = ("name a directory with --rnn-baselines DIR (ini rnn_baselines, variable "
+                "PYTEST_RNN_BASELINES)")
+        if files.inside_installed_package(path):
+            return (f"pytest-rnn does not write baselines into an installed package "
+                    f"({path.parent}); {name}")
+        if (files.inside_installed_package(self._node.path)
+                and not options.get(self._request.config).baselines_named):
+            return (f"the installed suites record this host's baselines into a directory you "
+                    f"name, not {path.parent}: {name}")
+        return None
+
     def _seeds(self, given: Any) -> Any:
         if given is None:
             return {"base": self._base_seed,
-                    "test": test_seeds.seed_for(self._request.config, self._node.nodeid)}
+                    "test": test_seeds.seed_for(self._request.config, self._node.nodeid,
+                                                self._node.path)}
         try:
             return json.loads(json.dumps(given))
         except (TypeError, ValueError):

@@ -61,7 +61,8 @@ class BaselineSeeding:
         self.by_rnn_seed = "rnn_seed" in request.fixturenames
         self.deterministic = options.get(request.config).deterministic
         if not self.by_rnn_seed:
-            seed_loaded(test_seeds.seed_for(request.config, request.node.nodeid),
+            seed_loaded(test_seeds.seed_for(request.config, request.node.nodeid,
+                                              request.node.path),
                         deterministic=self.deterministic)
         self._seeded = _loaded()  # and what the plugin's calls imported since
 

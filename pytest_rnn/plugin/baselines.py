@@ -18,7 +18,8 @@ run merges the new entries of tests that passed into the files at session finish
 they are. The run's side is one :class:`~pytest_rnn.plugin.baseline_session.BaselineSession`,
 which the hooks reach through the thin functions at the end of this module; the
 checks' sentences are :mod:`~pytest_rnn.plugin.baseline_messages`'s and the terminal
-table :mod:`~pytest_rnn.plugin.baseline_summary`'s.
+table :mod:`~pytest_rnn.plugin.baseline_summary`'s. The installed suites read the baselines
+shipped in the package where the user's directory has none, and write only where named.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from pytest_rnn.plugin.baseline_session import (  # noqa: F401 - names of this m
     CheckResult,
     status_of,
 )
+from pytest_rnn.runtime import nodeids
 from pytest_rnn.runtime import versions as runtime_versions
-from pytest_rnn.store import rules, stats
+from pytest_rnn.store import files, rules, stats
 from pytest_rnn.store.files import (  # noqa: F401 - public names of the first release's module
     SCHEMA_VERSION,
     BaselineFileError,
@@ -85,6 +87,7 @@ class Baselines:
         self._seeded_samples: list[tuple[int, ...]] = []  # seeds of sample_runs' runs
         self._session = BaselineSession.of(request.config)
         self._recorder = Recorder(request, self._session)
+        self._shipped_suite = nodeids.is_shipped_suite(self._node.nodeid, self._node.path)
 
     @property
     def directory(self) -> Path:
@@ -194,13 +197,13 @@ class Baselines:
         return self._settings.calibrate
 
     def sample_seeds(self, k: int) -> list[int]:
-        """The seeds of the runs a power-checked test makes: ``k`` of them, derived from
-        the base seed (``--rnn-seed``) and the test; under ``--rnn-calibrate N`` the ``N``
-        calibration seeds instead. The two sets are derived under different names, so a
-        check never reuses a calibration seed: every checked run is held out."""
+        """The seeds of the runs a power-checked test makes: ``k`` of them, derived from the
+        base seed (``--rnn-seed``) and the test; under ``--rnn-calibrate N`` the ``N``
+        calibration seeds instead, derived under another name: every checked run is held out."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}")
-        return test_seeds.sample_seeds(self._settings.seed, self._node.nodeid, k, self.calibrating)
+        return test_seeds.sample_seeds(self._settings.seed, self._node.nodeid, k,
+                                       self.calibrating, self._node.path)
 
     def sample_runs(self, run: Callable[[int], Any], k: int, *,
                     seeds: list[int] | None = None) -> tuple[list[int], list[Any]]:
@@ -377,10 +380,9 @@ class Baselines:
         verdict = rules.judge_timing(stored, values, alpha=alpha, min_effect=min_effect,
                                      slowdown=slowdown)
         if verdict.status in (Status.MISSING, Status.STALE):
-            action = ("Record", self.update_command())
-            if min_effect is None:
-                action = ("Calibrate", calibration.format(file=ask.file) if calibration
-                          else self.calibrate_command())
+            action = ("Record", self.update_command()) if min_effect is not None else (
+                "Calibrate", calibration.format(file=ask.file) if calibration
+                else self.calibrate_command())
             return self._no_entry(ask, verdict, messages.no_rounds(metric, summary, len(values)),
                                   *action)
         return self._finish(ask, verdict.status, verdict.band.text,
@@ -390,8 +392,7 @@ class Baselines:
         """The command line that calibrates this test's power-checked baselines."""
         return messages.calibrate_command(self._config, self._node.nodeid)
 
-    def update_command(self) -> str:
-        """The command line that records this test's baselines."""
+    def update_command(self) -> str:  # the command line that records this test's baselines
         return update_command(self._config, self._node.nodeid)
 
     # -- internals ------------------------------------------------------------------------
@@ -404,8 +405,11 @@ class Baselines:
 
     def _stored(self, ask: CheckResult, path: Path) -> dict | None:
         """The stored entry of ``ask.key``; a corrupt file fails the test with one line."""
-        try:
-            return read_baseline_file(path).get(ask.key)
+        try:  # a suite test reads the shipped entry where ``path`` has none
+            entry, shipped = read_baseline_file(path).get(ask.key), files.shipped_directory()
+            if entry is None and shipped and self._shipped_suite:
+                entry = read_baseline_file(shipped / path.name).get(ask.key)
+            return entry
         except BaselineFileError as exc:
             self._finish(ask, Status.UNREADABLE, "", str(exc))  # fails the test
             raise

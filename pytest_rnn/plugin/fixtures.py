@@ -17,7 +17,7 @@ from pytest_rnn.plugin.seeds import seed_for
 
 
 def _test_seed(request: pytest.FixtureRequest) -> int:
-    return seed_for(request.config, request.node.nodeid)
+    return seed_for(request.config, request.node.nodeid, request.node.path)
 
 
 @pytest.fixture

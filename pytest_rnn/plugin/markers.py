@@ -39,6 +39,21 @@ def requires_keras(feature: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(reason is not None, reason=reason or f"Keras has {feature}")
 
 
+#: The extra that installs TensorFlow, named wherever a TensorFlow-only test skips.
+TENSORFLOW_EXTRA = 'pip install "pytest-rnn[tensorflow]"'
+
+
+def requires_tensorflow(what: str) -> pytest.MarkDecorator:
+    """A ``skipif`` mark for a test that needs TensorFlow itself whatever the Keras backend
+    (``what`` says why: a ``tf.while_loop`` reference, say), where it is not installed: the
+    reason names the extra that installs it. (A JAX or PyTorch project installs none.)"""
+    import importlib.util
+
+    missing = importlib.util.find_spec("tensorflow") is None
+    return pytest.mark.skipif(missing, reason=f"needs TensorFlow ({what}), which is not "
+                                              f"installed: {TENSORFLOW_EXTRA}")
+
+
 def cross_backend_last(items: list[pytest.Item]) -> None:
     """Move ``cross_backend`` tests to the end (stable): their subprocesses start when
     collection ends and compute while the other tests run, instead of being waited for."""

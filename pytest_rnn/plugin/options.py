@@ -90,7 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "rnn_deterministic",
         "--rnn-deterministic",
-        "also enable TensorFlow op determinism (tf.config.experimental.enable_op_determinism)",
+        "also ask the backend for deterministic kernels (TensorFlow's op determinism, "
+        "PyTorch's deterministic algorithms, XLA's deterministic GPU ops on JAX)",
         ini="rnn_deterministic",
         env="PYTEST_RNN_DETERMINISTIC",
         kind="flag",
@@ -227,6 +228,8 @@ class RnnSettings:
     deterministic: bool
     report: Path | None
     skip_cross_backend: bool = False
+    #: whether the baselines directory was named (option, ini or variable), not defaulted
+    baselines_named: bool = False
 
 
 def validate(config: pytest.Config) -> RnnSettings:
@@ -241,6 +244,7 @@ def validate(config: pytest.Config) -> RnnSettings:
         deterministic=bool(resolve(config, "rnn_deterministic")),
         report=resolve(config, "rnn_report"),
         skip_cross_backend=bool(resolve(config, "rnn_skip_cross_backend")),
+        baselines_named=_raw(config, _BY_DEST["rnn_baselines"]) is not None,
     )
     if settings.baselines.exists() and not settings.baselines.is_dir():
         raise pytest.UsageError(

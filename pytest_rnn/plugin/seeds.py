@@ -9,26 +9,30 @@ the seeds of the runs a power-checked test makes, or of its calibration runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_rnn.plugin import options
-from pytest_rnn.runtime import seeding
+from pytest_rnn.runtime import nodeids, seeding
 
 
-def seed_for(config: pytest.Config, nodeid: str) -> int:
+def seed_for(config: pytest.Config, nodeid: str, path: Path | None = None) -> int:
     """The value ``rnn_seed`` has for test ``nodeid``, without seeding (and importing) Keras.
 
     The one place the per-test seed is derived: data fixtures only need the number,
     the baseline store records it, and a test that trains a model asks for
     ``rnn_seed`` and gets the same value.
     """
-    return seeding.derive_seed(options.get(config).seed, nodeid)
+    return seeding.derive_seed(options.get(config).seed, nodeids.canonical(nodeid, path))
 
 
-def sample_seeds(base: int, nodeid: str, k: int, calibrating: int) -> list[int]:
+def sample_seeds(base: int, nodeid: str, k: int, calibrating: int,
+                 path: Path | None = None) -> list[int]:
     """``k`` seeds of test ``nodeid`` for a power check; ``calibrating`` (``--rnn-calibrate
     N``) seeds instead when it is not 0. The two sets are derived under different names, so
     a check never reuses a calibration seed."""
+    nodeid = nodeids.canonical(nodeid, path)  # an installed suite: the repository's seeds
     if calibrating:
         return [seeding.derive_seed(base, f"{nodeid}::calibration/{i}")
                 for i in range(calibrating)]

@@ -33,6 +33,7 @@ from functools import cache, lru_cache
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from pytest_rnn.runtime import nodeids
 from pytest_rnn.runtime.versions import keras_backend_name, package_version
 
 LEDGER_FILE = "ledger.json"
@@ -71,6 +72,9 @@ class Defect:
             return False
 
     def observed_by(self, nodeid: str) -> bool:
+        """Whether the test ``nodeid`` observes this defect; an installed suite's test is
+        named as in the repository (:func:`pytest_rnn.runtime.nodeids.canonical`)."""
+        nodeid = nodeids.canonical(nodeid)
         return any(selects(p, nodeid) for p in self.tests)
 
     @property

@@ -24,7 +24,12 @@ def derive_seed(base_seed: int, key: str) -> int:
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and Keras (which seeds its backend), optionally TF determinism."""
+    """Seed Python, NumPy and Keras (which seeds its backend). ``deterministic`` is
+    :func:`pytest_rnn.backends.seed_everything`'s (it asks the active backend's framework
+    for deterministic kernels); here it is refused, since this layer imports no framework."""
+    if deterministic:
+        raise TypeError("deterministic kernels are the backend's: call "
+                        "pytest_rnn.backends.seed_everything(seed, deterministic=True)")
     import keras
     import numpy as np
 
@@ -33,10 +38,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
     keras.utils.set_random_seed(seed)
     _reset_global_seed_generator()
-    if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def _reset_global_seed_generator() -> None:

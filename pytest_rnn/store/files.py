@@ -48,6 +48,29 @@ class BaselineFileError(ValueError):
     """A baseline file that cannot be trusted: not JSON, unknown schema, malformed entry."""
 
 
+#: Folders an installed distribution lives in; pytest-rnn never writes a baseline there.
+INSTALL_FOLDERS = ("site-packages", "dist-packages")
+
+
+def shipped_directory() -> Path | None:
+    """Where the baselines shipped with pytest-rnn are (``pytest_rnn.suites.baselines``):
+    inside the installed package, or this repository's ``baselines/`` for an editable
+    install; None when the package has none."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pytest_rnn.suites.baselines")
+    except ModuleNotFoundError:
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
+def inside_installed_package(path: Path) -> bool:
+    """Whether ``path`` lies in an environment's installed packages (site-packages)."""
+    return any(part in INSTALL_FOLDERS for part in Path(path).resolve().parts)
+
+
 def is_number(value: Any) -> bool:
     """A real number that is not a bool (JSON's ``true`` is not a metric)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
