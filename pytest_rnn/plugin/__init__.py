@@ -15,6 +15,7 @@ only beside other plugins: ``randomly`` (pytest-randomly) and ``html_hooks``
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -68,6 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
     markers.require_gpu_if_asked(config)
     randomly.register(config)  # rnn_seed's draws survive pytest-randomly's reseeding
     html_hooks.register(config)  # pytest-html's report gets pytest-rnn's sections
+    if config.pluginmanager.has_plugin("cacheprovider"):  # JAX keeps compiled programs there
+        from pytest_rnn.runtime import compile_cache
+
+        cache_dir = os.path.expandvars(os.path.expanduser(config.getini("cache_dir")))
+        compile_cache.keep_jax_compilations(config.rootpath / cache_dir)
     storage = getattr(config.option, "benchmark_storage", None)
     if isinstance(storage, str) and "{" in storage:
         from pytest_rnn.plugin import benchmarks
