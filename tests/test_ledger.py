@@ -10,6 +10,8 @@ release without it (an unexpected pass) is red, and a failure the ledger does no
 from __future__ import annotations
 
 import ast
+import builtins
+import importlib
 import importlib.util
 import json
 import re
@@ -108,9 +110,20 @@ def test_each_entry_pins_an_exception_and_a_message_no_generic_failure_gives(def
     assert not generic, f"{defect.id}: match /{defect.match}/ also explains {generic}"
 
 
-def test_raises_names_resolve():
-    from pytest_rnn.plugin.ledger import _exception
+def _exception(name: str) -> type:
+    """The class ``name`` names (its package imported, where it is installed)."""
+    if "." not in name:
+        return getattr(builtins, name)
+    module, _, attr = name.rpartition(".")
+    obj = importlib.import_module(module.split(".")[0])
+    for part in module.split(".")[1:] + [attr]:
+        obj = getattr(obj, part)
+    return obj
 
+
+def test_raises_names_resolve():
+    """Each ``raises`` names a real exception class where its package is installed (the
+    plugin matches them by name, so a typo would never match)."""
     for defect in ledger.load():
         for name in defect.raises:
             top = name.split(".")[0] if "." in name else "builtins"

@@ -115,7 +115,7 @@ def detect() -> runtime_device.DeviceInfo:
             gpu_names=names,
             cuda_version=gpus.cuda_version,
             cudnn_version=gpus.cudnn_version or (
-                versions.cudnn_package_version() if names and backend != "tensorflow" else None),
+                runtime_device.backend_cudnn(backend) if names else None),
             compute_capabilities=gpus.compute_capabilities,
             backend=backend,
         ))

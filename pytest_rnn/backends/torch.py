@@ -124,21 +124,12 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
             return out
         return wrapped
 
-    def cudnn(internal):
+    def recorded(internal, label):  # the call returned: it ran the kernel ``label`` names
         real = resolve(internal)
 
         def wrapped(*args, **kwargs):
             out = real(*args, **kwargs)
-            calls.append("cudnn")
-            return out
-        return wrapped
-
-    def bidirectional(internal):
-        real = resolve(internal)
-
-        def wrapped(*args, **kwargs):
-            out = real(*args, **kwargs)
-            calls.append("bidirectional_cudnn")
+            calls.append(label)
             return out
         return wrapped
 
@@ -148,10 +139,10 @@ def observed_routing(*, simulate_gpu: bool) -> Iterator[list[str]]:
     # the fused bidirectional calls too: they return only from cuDNN (else they raise
     # NotImplementedError and the Bidirectional runs each direction as its own layer)
     if torch.cuda.is_available():
-        spies.update({internal: cudnn(internal) for internal in (
+        spies.update({internal: recorded(internal, "cudnn") for internal in (
             keras_internals.TORCH_CUDNN_LSTM, keras_internals.TORCH_CUDNN_GRU)
             if internal.needed_here()})
-        spies.update({internal: bidirectional(internal) for internal in (
+        spies.update({internal: recorded(internal, "bidirectional_cudnn") for internal in (
             keras_internals.BACKEND_BIDIRECTIONAL_LSTM,
             keras_internals.BACKEND_BIDIRECTIONAL_GRU) if internal.needed_here()})
     with replaced(spies):

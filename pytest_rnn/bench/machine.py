@@ -14,9 +14,7 @@ def machine_info(gpus: list[dict[str, str]], versions: dict[str, Any]) -> dict[s
     names = [g["name"] for g in gpus]
     drivers = sorted({g["driver"] for g in gpus})
     backend = versions.get("backend")
-    # the cuDNN the backend loads: TensorFlow's build, else the cuDNN wheel (host_device_key)
-    cudnn = (versions.get("cudnn_build") if backend in (None, "tensorflow")
-             else runtime_versions.cudnn_package_version())
+    cudnn = device.backend_cudnn(backend, versions.get("cudnn_build"))
     return {
         "device_key": device.device_key(names, cudnn, backend),
         "gpus": names,

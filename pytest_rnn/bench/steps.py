@@ -30,21 +30,11 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     import numpy as np
 
     from pytest_rnn import backends
-    from pytest_rnn.checks.models import rnn_layer
-    from pytest_rnn.runtime.versions import keras_lacks
 
     if step not in STEP_KINDS:
         raise ValueError(f"step must be one of {STEP_KINDS}; got {step!r}")
     rng = np.random.default_rng(seed)
-    kwargs = {} if kind == "simple_rnn" else {"use_cudnn": use_cudnn}
-    lacks = keras_lacks("use_cudnn")
-    if lacks and kwargs:
-        # Keras < 3.2 has no use_cudnn: the layer picks its kernel itself (cuDNN on a GPU
-        # when eligible), so only "auto" and, where no cuDNN can run, False describe it.
-        if use_cudnn is True:
-            raise ValueError(f"use_cudnn=True cannot be asked of this Keras: {lacks}")
-        kwargs = {}
-    layer = rnn_layer(kind, config.units, **kwargs)
+    layer = bench_layer(kind, config.units, use_cudnn=use_cudnn)
     shape = (config.batch, config.steps, config.features)
     layer.build(shape)
     x = rng.normal(size=shape).astype("float32")
@@ -57,18 +47,32 @@ def make_step(kind: str, step: str, config: BenchConfig, *, use_cudnn: bool | st
     return fn
 
 
-def kernel_taken(case: Any, gpu_available: bool) -> str:
-    """The kernel ``case``'s layer takes on the active backend (``"cudnn"``, a fused loop,
-    ``"generic"``): the route :func:`pytest_rnn.checks.cudnn.fused_route` gives a layer
-    built as :func:`make_step` builds it."""
-    from pytest_rnn.checks.cudnn import fused_route
+def bench_layer(kind: str, units: int, *, use_cudnn: bool | str, strict: bool = True) -> Any:
+    """The (unbuilt) layer a benchmark times: ``kind`` with ``use_cudnn`` where the installed
+    Keras has it. Keras < 3.2 has no use_cudnn: the layer picks its kernel itself (cuDNN on a
+    GPU when eligible), so only "auto" and, where no cuDNN can run, False describe it;
+    ``use_cudnn=True`` is refused there unless not ``strict``."""
     from pytest_rnn.checks.models import rnn_layer
     from pytest_rnn.runtime.versions import keras_lacks
 
-    kwargs = {} if case.kind == "simple_rnn" or keras_lacks("use_cudnn") else {
-        "use_cudnn": case.kernel == "cudnn"}
-    return fused_route(rnn_layer(case.kind, case.config.units, **kwargs),
-                       gpu_available=gpu_available)[0]
+    kwargs = {} if kind == "simple_rnn" else {"use_cudnn": use_cudnn}
+    lacks = keras_lacks("use_cudnn")
+    if lacks and kwargs:
+        if use_cudnn is True and strict:
+            raise ValueError(f"use_cudnn=True cannot be asked of this Keras: {lacks}")
+        kwargs = {}
+    return rnn_layer(kind, units, **kwargs)
+
+
+def kernel_taken(case: Any, gpu_available: bool) -> str:
+    """The kernel ``case``'s layer takes on the active backend (``"cudnn"``, a fused loop,
+    ``"generic"``): the route :func:`pytest_rnn.checks.cudnn.fused_route` gives the layer
+    :func:`make_step` builds."""
+    from pytest_rnn.checks.cudnn import fused_route
+
+    layer = bench_layer(case.kind, case.config.units, use_cudnn=case.kernel == "cudnn",
+                        strict=False)
+    return fused_route(layer, gpu_available=gpu_available)[0]
 
 
 def make_reference(kind: str, step: str, config: BenchConfig, *, seed: int) -> Callable[[], Any]:

@@ -10,7 +10,6 @@ and a test the ledger does not name fails as usual.
 from __future__ import annotations
 
 import builtins
-import importlib
 
 import pytest
 
@@ -31,17 +30,6 @@ def header_lines() -> list[str]:
             f"({len(defects)} of {len(ledger.load())} ledger entries; their tests are "
             "strict xfails):"] + [f"pytest-rnn:   {d.id}: {d.differs}"
                                   for d in defects]
-
-
-def _exception(name: str) -> type[BaseException]:
-    """The exception class ``name`` names (imports its package: tests use it)."""
-    if "." not in name:
-        return getattr(builtins, name)
-    module, _, attr = name.rpartition(".")
-    obj = importlib.import_module(module.split(".")[0])
-    for part in module.split(".")[1:] + [attr]:
-        obj = getattr(obj, part)
-    return obj
 
 
 def raised_as(exc: BaseException, name: str) -> bool:

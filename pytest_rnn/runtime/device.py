@@ -105,17 +105,23 @@ def gpu_inventory(run: Callable[..., Any] = subprocess.run) -> list[dict[str, st
     return chosen
 
 
+def backend_cudnn(backend: str | None, tensorflow_build: str | None = None) -> str | None:
+    """The cuDNN a Keras backend loads, without importing it: TensorFlow's build info
+    (``tensorflow_build`` when the caller has read it) on TensorFlow, else the installed
+    ``nvidia-cudnn-cu*`` wheel (which JAX's and PyTorch's CUDA wheels load). The one rule
+    behind every device key's cuDNN."""
+    if backend in (None, "tensorflow"):
+        if tensorflow_build is None:
+            tensorflow_build = runtime_versions.tensorflow_build_info().get("cudnn_version")
+        return tensorflow_build
+    return runtime_versions.cudnn_package_version()
+
+
 def host_device_key() -> str:
     """The device key of this host for the configured Keras backend, without importing any
-    framework: GPUs from ``nvidia-smi``; cuDNN from TensorFlow's build info on TensorFlow,
-    else from the installed ``nvidia-cudnn-cu*`` package (which JAX's and PyTorch's CUDA
-    wheels load)."""
+    framework: GPUs from ``nvidia-smi``, cuDNN by :func:`backend_cudnn`."""
     backend = runtime_versions.keras_backend_name()
-    if backend == "tensorflow":
-        cudnn = runtime_versions.tensorflow_build_info().get("cudnn_version")
-    else:
-        cudnn = runtime_versions.cudnn_package_version()
-    return device_key([g["name"] for g in gpu_inventory()], cudnn, backend)
+    return device_key([g["name"] for g in gpu_inventory()], backend_cudnn(backend), backend)
 
 
 @contextmanager
