@@ -309,3 +309,17 @@ def test_declared_heads_and_losses_fit_a_keras_model():
         assert np.isfinite(float(keras.ops.mean(loss))), f"{name}: loss {loss}"
         score = task.score(task.y_train[:4], keras.ops.convert_to_numpy(prediction))
         assert np.isfinite(score), f"{name}: score {score}"
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_chance_loss_is_keras_s_loss_of_the_chance_prediction(name):
+    """The loss a model reaches that learned the targets' distribution but not the sequence,
+    computed in NumPy, equals Keras's own loss of that prediction."""
+    import keras
+
+    task = make_task(name, n=300, seed=3)
+    prediction = tasks._chance_prediction(tasks.TASKS[name], task.y_train, len(task.y_test),
+                                          task.output_units)
+    expected = float(np.mean(keras.ops.convert_to_numpy(
+        keras.losses.get(task.loss)(task.y_test, prediction))))
+    assert task.chance_loss(task.y_test) == pytest.approx(expected, rel=1e-5)

@@ -147,3 +147,29 @@ def test_mean_epoch_of_gain_doubles_when_the_curve_is_stretched_over_twice_the_e
     area = mean_epoch_of_gain(curve, 0.9, higher_is_better=True)
     assert mean_epoch_of_gain(stretched(curve), 0.9, higher_is_better=True) == \
         pytest.approx(2 * area, rel=0.01)
+
+
+def test_the_mean_epoch_counted_from_chance_ignores_the_fall_to_the_targets_mean():
+    # epoch 1 learns the mean (a loss of 1.2 falls to chance 0.17); the sequence is
+    # learned between epochs 4 and 6
+    curve = [1.2, 0.17, 0.17, 0.16, 0.05, 0.01, 0.01]
+    from_untrained = mean_epoch_of_gain(curve, 0.9, higher_is_better=False)
+    from_chance = mean_epoch_of_gain(curve, 0.9, higher_is_better=False, start=0.17)
+    assert from_untrained < 1.0 < 3.0 < from_chance < 4.0
+    # twice as slow is twice the mean epoch (within the half epoch the untrained model's
+    # interpolated fall reaches below chance)
+    assert mean_epoch_of_gain(stretched(curve), 0.9, higher_is_better=False,
+                              start=0.17) == pytest.approx(2 * from_chance, rel=0.02)
+    # a run that never beats chance counts one epoch more than it ran
+    flat = [1.2, 0.2, 0.18, 0.17]
+    assert mean_epoch_of_gain(flat, 0.9, higher_is_better=False, start=0.17) == 4.0
+
+
+def test_cosine_decay_anneals_the_learning_rate_to_zero_over_the_budget():
+    x = np.zeros((40, 3, 2), "float32")
+    y = np.zeros((40, 1), "float32")
+    model = task_model("gru", make_task("adding", n=50, steps=3, seed=0), units=2)
+    fit(model, x, y, validation=(x, y), loss="mse", learning_rate=0.01, epochs=2,
+        batch_size=8, patience=2, cosine_decay=True)
+    rate = model.optimizer.learning_rate
+    assert float(keras.ops.convert_to_numpy(rate)) == pytest.approx(0.0, abs=1e-9)

@@ -85,6 +85,15 @@ class SequenceTask:
         """``metric_name`` of ``y_pred`` (array-like, e.g. a model's output) against ``y_true``."""
         return self._scorer(np.asarray(y_true), np.asarray(y_pred))
 
+    def chance_loss(self, y_true) -> float:
+        """The task's ``loss`` of the chance prediction (:attr:`chance_score`'s) on
+        ``y_true`` (e.g. a validation split): the loss a model reaches that learned the
+        targets' distribution but not the sequence."""
+        y_true = np.asarray(y_true)
+        spec = TASKS[self.name]
+        prediction = _chance_prediction(spec, self.y_train, len(y_true), self.output_units)
+        return _loss(spec.loss, y_true, prediction)
+
     def beats_chance(self, score: float) -> bool:
         """Whether ``score`` is better than :attr:`chance_score` in this task's direction."""
         if self.higher_is_better:
@@ -337,6 +346,20 @@ def _chance_prediction(spec: TaskSpec, y_train: np.ndarray, n_test: int,
         return np.broadcast_to(frequencies, (n_test, *frequencies.shape))
     # mse and binary cross-entropy: the mean target
     return np.broadcast_to(y_train.mean(axis=0, dtype=np.float64), (n_test, *y_train.shape[1:]))
+
+
+def _loss(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Keras's loss ``name`` of ``y_pred``, averaged over every sample and step, in NumPy."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if name == "mse":
+        return float(np.mean((y_true.reshape(y_pred.shape) - y_pred) ** 2))
+    y_pred = np.clip(y_pred, 1e-7, 1.0 - 1e-7)
+    if name == "binary_crossentropy":
+        y = y_true.reshape(y_pred.shape)
+        return float(-np.mean(y * np.log(y_pred) + (1 - y) * np.log(1 - y_pred)))
+    # sparse_categorical_crossentropy: the probability given to each true class
+    picked = np.take_along_axis(y_pred, y_true.astype(int)[..., None], axis=-1)
+    return float(-np.mean(np.log(picked)))
 
 
 def make_task(name: str, n: int = 1000, steps: int | None = None, *, seed: int,

@@ -59,8 +59,13 @@ def fit(
     clipnorm: float | None = None,
     callbacks: tuple[keras.callbacks.Callback, ...] = (),
     monitor: str = "val_loss",
+    cosine_decay: bool = False,
 ) -> TrainingRun:
     """Compile with Adam(``learning_rate``), train up to ``epochs`` epochs, stop early.
+
+    ``cosine_decay``: the learning rate falls along a cosine from ``learning_rate`` to 0
+    over the whole budget (``keras.optimizers.schedules.CosineDecay``), so a run ends
+    annealed and its final error says what it learned, not where the last steps left it.
 
     Early stopping watches ``monitor`` (``val_loss``, or e.g. ``val_accuracy`` for a
     classifier whose loss rises while it grows overconfident) with ``patience`` and
@@ -76,8 +81,12 @@ def fit(
     if not (isinstance(learning_rate, float | int) and 0 < learning_rate < math.inf):
         raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}")
     x_val, y_val = validation
+    rate = learning_rate
+    if cosine_decay:
+        rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=epochs * math.ceil(len(x) / batch_size))
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
         loss=loss,
         metrics=list(metrics),
     )
@@ -148,7 +157,7 @@ def _normalised(curve: list[float | None], fraction: float, higher_is_better: bo
 
 
 def mean_epoch_of_gain(curve: list[float | None], fraction: float, *,
-                       higher_is_better: bool) -> float:
+                       higher_is_better: bool, start: float | None = None) -> float:
     """When, on average, the run made the first ``fraction`` of its own gain from epoch 0
     (untrained) to its best epoch: the area above its normalised best-so-far validation
     curve, linearly interpolated between epochs (trapezoids). A run that rises in a
@@ -158,7 +167,17 @@ def mean_epoch_of_gain(curve: list[float | None], fraction: float, *,
     calibration curves, x1.97-2.05 each), but it counts every epoch's progress where the
     first crossing keeps one epoch, so it scatters less between seeds (the same 20 runs:
     log2 sd 0.47, first crossing 0.63). A run that never improves on epoch 0 (or is not
-    finite) scores one epoch more than it ran."""
+    finite) scores one epoch more than it ran.
+
+    ``start``: measure the gain from this value instead of epoch 0, epochs worse than it
+    counting as no progress. With a task's chance loss (:meth:`SequenceTask.chance_loss
+    <pytest_rnn.tasks.SequenceTask.chance_loss>`), the first epochs' fall from an untrained
+    model's loss to the targets' mean, which a model without memory makes too, counts for
+    nothing: the score is when the run learned what only the sequence tells."""
+    if start is not None:  # no better than start: no progress yet
+        clip = max if higher_is_better else min
+        curve = [start, *(v if v is None or math.isnan(v) else clip(v, start)
+                          for v in curve[1:])]
     remaining = _normalised(curve, fraction, higher_is_better)
     if remaining is None:
         return float(len(curve))

@@ -24,6 +24,16 @@ def check_sample_options(scale: str, method: str, alpha: float) -> None:
         raise ValueError(f"alpha must be a float in (0, 0.5); got {alpha!r}")
 
 
+def sample_limits(**limits: Any) -> dict[str, float]:
+    """The limits given (not None) of a sample check, as finite numbers."""
+    checked = {name: rules.as_number(name, value) for name, value in limits.items()
+               if value is not None}
+    for name, value in checked.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {limits[name]!r}")
+    return checked
+
+
 def check_runs_or_values(run: Any, values: Any, seeds: Any) -> None:
     """A sample comes from ``run`` (seeded by the plugin) or from ``values`` with ``seeds``."""
     if (values is None) == (run is None):

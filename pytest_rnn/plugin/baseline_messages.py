@@ -183,6 +183,11 @@ def cannot_calibrate(ask: CheckResult, values: list[float], seeds: list[int]) ->
     return f"cannot calibrate {ask.key!r}: runs gave {values} (seeds {seeds})"
 
 
+def refused_band(ask: CheckResult, why: str) -> str:
+    """A calibration whose band admits a limit (:func:`pytest_rnn.store.rules.refusal_text`)."""
+    return f"refusing to calibrate {ask.key!r} in {ask.file}: {why}"
+
+
 def calibrating(ask: CheckResult, statistic: str, values: list[float],
                 band: rules.Band) -> str:
     return (f"calibrating {ask.metric}: {values_text(statistic, ask.value, values)} -> band "

@@ -61,8 +61,11 @@ class Recorder:
 
     def distribution(self, ask: CheckResult, path: Path, values: list[float],
                      seeds: list[int], k: int, alpha: float, scale: str,
-                     note: str | None, method: str, seeded_by: str) -> CheckResult:
-        """Stage a calibration: the distribution of one value per calibration seed.
+                     note: str | None, method: str, seeded_by: str,
+                     limits: dict[str, float]) -> CheckResult:
+        """Stage a calibration: the distribution of one value per calibration seed, or fail
+        (one line) if its band for ``k`` runs admits one of ``limits``
+        (:func:`pytest_rnn.store.rules.limit_crossed`), which the entry keeps.
         ``seeded_by``: ``rnn_baseline`` when it seeded each run with its seed, ``test`` when
         the test made the runs (the entry's seeds are then the test's word)."""
         if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
@@ -70,8 +73,15 @@ class Recorder:
         derived = rules.calibration_fields(values, seeds, k=k, alpha=alpha,
                                            direction=ask.direction, scale=scale, note=note,
                                            method=method)
-        band = rules.sample_band(stats.Distribution.from_json(derived["distribution"]), k,
-                                 alpha, ask.direction, scale, method)
+        distribution = stats.Distribution.from_json(derived["distribution"])
+        band = rules.sample_band(distribution, k, alpha, ask.direction, scale, method)
+        crossed = rules.limit_crossed(distribution, limits, k=k, alpha=alpha,
+                                      direction=ask.direction, scale=scale, method=method)
+        if crossed:
+            return self._fail(ask, messages.refused_band(ask, rules.refusal_text(
+                distribution, k, alpha, ask.direction, scale, method, crossed)), band.text)
+        if limits:
+            derived["limits"] = dict(limits)
         result = replace(ask, status=Status.RECORDED, bound=band.text, message=messages.calibrating(
             ask, rules.statistic_name(scale, len(values)), values, band))
         return self._stage(result, path, {"direction": ask.direction, "relative": False,

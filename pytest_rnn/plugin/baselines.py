@@ -232,6 +232,7 @@ class Baselines:
         method: str = "mean",
         file: str | None = None,
         note: str | None = None,
+        chance: float | None = None, budget: float | None = None,
     ) -> CheckResult:
         """Compare a sample of runs, one per seed of :meth:`sample_seeds` ``(k)``, with the
         stored calibration distribution of ``metric`` by a one-sided test at false-alarm rate
@@ -246,15 +247,16 @@ class Baselines:
         is one unit), so the statistic is the geometric mean. ``k`` is the number of runs a
         check makes (the band stored for reviewers is the one for ``k``).
 
-        Under ``--rnn-calibrate N`` the ``N`` calibration seeds' values are recorded as the
-        entry's distribution (written at session end if the test passed). Fails the test,
-        naming the statistic compared (``geometric mean of 4 = ...``: the value the summary
-        shows), the band, the test and p, and how far the band moved from the calibrated one,
-        when the sample is worse than the band; beyond the mirrored band on the good side it
-        is reported as ``changed`` and passes.
-        """
+        ``--rnn-calibrate N`` records the ``N`` calibration seeds' values as the entry's
+        distribution. A sample worse than the band fails, naming the statistic compared,
+        the band, the test, p and how the band moved; beyond the mirrored band on the good
+        side it is ``changed`` and passes.
+
+        ``chance`` (a score without the sequence), ``budget`` (epochs): limits no band for
+        ``k`` runs may admit (refused when calibrating, stale when stored)."""
         direction = rules.check_direction(higher_is_better)
         inputs.check_sample_options(scale, method, alpha)
+        limits = inputs.sample_limits(chance=chance, budget=budget)
         inputs.check_runs_or_values(run, values, seeds)
         if run is not None:
             seeds, values = self.sample_runs(run, k, seeds=seeds)
@@ -276,12 +278,12 @@ class Baselines:
         if self.calibrating:
             seeded_by = "rnn_baseline" if tuple(seeds) in self._seeded_samples else "test"
             return self._recorder.distribution(ask, path, values, seeds, k, alpha, scale, note,
-                                               method, seeded_by)
+                                               method, seeded_by, limits)
         if not finite:
             return self._finish(ask, Status.FAIL, "(not finite)",
                                 messages.runs_not_finite(metric, values, seeds))
         verdict = rules.judge_sample(stored, values, alpha=alpha, direction=direction,
-                                     scale=scale, method=method)
+                                     scale=scale, method=method, limits=limits)
         if verdict.status in (Status.MISSING, Status.STALE):
             return self._no_entry(ask, verdict, messages.no_calibration(
                 metric, statistic, ask.value, values), "Calibrate", self.calibrate_command())
@@ -429,14 +431,12 @@ class Baselines:
 
 
 def after_report(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Called for each phase report: after teardown, publish the pending updates
-    (:meth:`BaselineSession.after_report`)."""
+    """After teardown, publish the pending updates (:meth:`BaselineSession.after_report`)."""
     BaselineSession.of(item.config).after_report(item, report)
 
 
 def write_updates(session: pytest.Session) -> None:
-    """At session end, in the process that owns the run, write the recorded entries
-    (:meth:`BaselineSession.write_updates`)."""
+    """At session end, write the recorded entries (:meth:`BaselineSession.write_updates`)."""
     BaselineSession.of(session.config).write_updates(session)
 
 

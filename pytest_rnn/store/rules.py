@@ -37,6 +37,7 @@ from pytest_rnn.store.keys import (
 )
 from pytest_rnn.store.timing_rules import (
     PROCESS_TEST,
+    caught_slowdown,
     detectable_slowdown,
     judge_timing,
     process_distribution,
@@ -51,6 +52,7 @@ from pytest_rnn.store.verdicts import Band, Status, Verdict, edge_text
 __all__ = [
     "DEFAULT_BACKEND",
     "DIRECTION_OF",
+    "LIMITS",
     "METHODS",
     "PROCESS_TEST",
     "SCALES",
@@ -60,6 +62,7 @@ __all__ = [
     "as_number",
     "band",
     "calibration_fields",
+    "caught_slowdown",
     "check_direction",
     "check_metric_name",
     "check_tolerance",
@@ -70,6 +73,7 @@ __all__ = [
     "judge",
     "judge_sample",
     "judge_timing",
+    "limit_crossed",
     "major_minor",
     "process_distribution",
     "process_error_rate",
@@ -209,6 +213,52 @@ def sample_band(distribution: stats.Distribution, k: int, alpha: float, directio
                       stats.upper_bound(distribution, k, alpha), k, direction, scale)
 
 
+#: The limits a power-checked band may not admit, by the name a test passes them under
+#: (:meth:`Baselines.check_sample <pytest_rnn.plugin.baselines.Baselines.check_sample>`'s
+#: ``chance=`` and ``budget=``) and how a refusal names them.
+LIMITS = {"chance": "chance level", "budget": "the training budget"}
+
+
+def limit_crossed(distribution: stats.Distribution, limits: Mapping[str, float], *, k: int,
+                  alpha: float, direction: str, scale: str, method: str = "mean") -> str:
+    """Which of ``limits`` (:data:`LIMITS`: a score that ignores the sequence, an epoch
+    count the run cannot exceed) the band of ``k`` runs calibrated on ``distribution``
+    admits, as "admits chance level 0.1667" ("" when none): a band that passes a model
+    which learns nothing, or one that never converges, is a check that cannot fail for
+    the thing it names. A limit is admitted when ``k`` runs all at that value would pass:
+    inside the t-test's band (``method="mean"``), or not ranked low enough among the
+    stored runs (``method="rank"``)."""
+    forward = SCALES[scale][0]
+    crossed = []
+    for name, limit in limits.items():
+        if name not in LIMITS:
+            raise ValueError(f"unknown limit {name!r}; accepted: {', '.join(LIMITS)}")
+        value = as_number(name, limit)
+        if scale == "log2" and value <= 0:
+            raise ValueError(f"{name} must be > 0 on a log2 scale; got {limit!r}")
+        if method == "rank":
+            result = stats.rank_test([forward(value)] * k, distribution.values, alpha)
+            worse = {"higher": result.below, "lower": result.above,
+                     "both": result.below or result.above}[direction]
+            admitted = not worse
+        else:
+            admitted = value in sample_band(distribution, k, alpha, direction, scale)
+        if admitted:
+            crossed.append(f"admits {LIMITS[name]} {value:.4g}")
+    return " and ".join(crossed)
+
+
+def refusal_text(distribution: stats.Distribution, k: int, alpha: float, direction: str,
+                 scale: str, method: str, crossed: str) -> str:
+    """Why a band that :func:`limit_crossed` is refused, in one line: the band, the limit it
+    admits and what would narrow it."""
+    band = sample_band(distribution, k, alpha, direction, scale, method)
+    in_log = " in log2" if scale == "log2" else ""
+    return (f"its band for k = {k} at alpha = {alpha:g}, {band.text}, {crossed}: it cannot "
+            f"fail a model that learns nothing or never converges; calibrate runs that "
+            f"scatter less (sd {distribution.sd:.3g}{in_log}) or check more runs (k)")
+
+
 def _mean_band(low: float, high: float, k: int, direction: str, scale: str) -> Band:
     """The band of a mean of ``k`` runs whose edges are ``low`` and ``high`` in the test's
     scale, shown in the metric's own unit (open on the better side)."""
@@ -220,9 +270,13 @@ def _mean_band(low: float, high: float, k: int, direction: str, scale: str) -> B
 
 
 def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha: float,
-                 direction: str, scale: str, method: str = "mean") -> Verdict:
+                 direction: str, scale: str, method: str = "mean",
+                 limits: Mapping[str, float] | None = None) -> Verdict:
     """A sample of ``k`` runs against a stored calibration distribution, by ``method``
     (:data:`METHODS`).
+
+    An entry whose band for ``k`` runs admits one of ``limits`` (:func:`limit_crossed`) is
+    STALE, whatever the runs: it must be recalibrated, not trusted.
 
     Worse side beyond the band (p < ``alpha``): FAIL. Better side beyond the mirrored band
     (p < ``alpha``): CHANGED, which passes (an improvement, or a behaviour change such as
@@ -245,6 +299,11 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     if method == "rank" and reference.n != len(reference.values):
         return Verdict(Status.STALE, None, "its distribution keeps no per-seed values, which "
                                            "the rank test ranks the new runs among")
+    crossed = limit_crossed(reference, limits or {}, k=len(values), alpha=alpha,
+                            direction=direction, scale=scale, method=method)
+    if crossed:
+        return Verdict(Status.STALE, None, refusal_text(reference, len(values), alpha,
+                                                        direction, scale, method, crossed))
     forward, back = SCALES[scale]
     k = len(values)
     in_log = " in log2" if scale == "log2" else ""

@@ -20,6 +20,7 @@ from pytest_rnn.store.verdicts import Band, Status, Verdict
 
 __all__ = [
     "PROCESS_TEST",
+    "caught_slowdown",
     "detectable_slowdown",
     "judge_timing",
     "process_distribution",
@@ -95,6 +96,17 @@ def process_error_rate(medians: stats.Distribution, slowdown: float) -> float:
     margin = math.log2(1.0 + slowdown) / 2.0
     return 1.0 - stats.t_cdf(margin / (medians.sd * math.sqrt(1.0 + 1.0 / medians.n)),
                              medians.n - 1)
+
+
+def caught_slowdown(medians: stats.Distribution, slowdown: float, power: float) -> float:
+    """The slowdown (a fraction) that a check sized for ``slowdown`` catches in a single
+    process with probability ``power``: its median lands above :func:`process_threshold`
+    that often, by the spread between the calibration's processes (one-sided Student t
+    prediction, as :func:`process_error_rate`)."""
+    stats.check_probability(power)
+    spread = medians.sd * math.sqrt(1.0 + 1.0 / medians.n)
+    margin = math.log2(1.0 + slowdown) / 2.0 + stats.t_quantile(power, medians.n - 1) * spread
+    return 2.0 ** margin - 1.0
 
 
 def detectable_slowdown(medians: stats.Distribution, alpha: float) -> float:

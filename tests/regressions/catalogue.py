@@ -1148,8 +1148,9 @@ REGRESSIONS: tuple[Regression, ...] = (
 #: What a threshold failure of the toy-task suite says (its own assertions and
 #: ``rnn_baseline``'s band check).
 TOY_THRESHOLD_FAILURE = (
-    rf"(below|above) {quoted(baseline_messages.CALIBRATED_BAND)}|not even 3 x chance"
-    r"|better than chance|does not beat chance|no longer clearly worse"
+    rf"(below|above) {quoted(baseline_messages.CALIBRATED_BAND)}|does not beat chance"
+    r"|better than chance|never fell below the chance loss|not even half way"
+    r"|no longer clearly worse"
 )
 
 #: Regressions that only training notices, proven by the slow accuracy-sensitivity check.
@@ -1160,10 +1161,11 @@ TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         "training sees one step back",
         _cells_see_states("stop_gradient"),
         fails=(
-            TOY + "test_gru_stack_solves_marked_product",
-            TOY + "test_adding_gated_cells_beat_chance_where_simple_rnn_falls_behind",
-            TOY + "test_task_reaches_baseline[copy_memory]",
-            TOY + "test_task_reaches_baseline[sine]",
+            *(TOY + f"test_task_reaches_baseline[{name}]" for name in (
+                "adding_lstm", "adding_gru", "adding_simple_rnn", "sine_gru",
+                "marked_product_gru")),
+            TOY + "test_copy_memory_is_learned_beyond_chance",
+            TOY + "test_simple_rnn_falls_behind_gated_cells_on_adding",
         ),
         message=TOY_THRESHOLD_FAILURE,
     ),
@@ -1171,7 +1173,7 @@ TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         "cells_carry_no_state",
         "cells receive a zero state at every step: the layer keeps no memory",
         _cells_see_states("zeros_like"),
-        fails=(TOY + "test_task_reaches_baseline[parity]",),
+        fails=(TOY + "test_parity_is_solved_within_its_attempts",),
         message=TOY_THRESHOLD_FAILURE,
     ),
 )
@@ -1206,6 +1208,43 @@ def _adam_learning_rate_scaled(factor: float):
     return apply
 
 
+def _epochs_see_half_the_batches(mp):
+    """``keras.Model.fit`` on arrays runs half its batches per epoch (``steps_per_epoch``
+    silently halved): every epoch makes half the updates, so a run needs twice the epochs
+    to learn what it learned before."""
+    import math
+
+    import keras
+
+    def make(original):
+        def patched(self, x=None, y=None, batch_size=None, epochs=1, *args, **kwargs):
+            if kwargs.get("steps_per_epoch") is None and hasattr(x, "shape"):
+                kwargs["steps_per_epoch"] = max(1, math.ceil(len(x) / (batch_size or 32)) // 2)
+            return original(self, x, y, batch_size, epochs, *args, **kwargs)
+
+        return patched
+
+    wrap(mp, keras.Model, "fit", make)
+
+
+#: Toy checks whose learning-time band the slowed-training regression is proven on (the
+#: other calibrated toy checks use the same rule; their power is derived, README's table).
+SLOWED_TARGETS = (TOY + "test_task_reaches_baseline[adding_gru]",
+                  TOY + "test_task_reaches_baseline[sine_gru]")
+#: Training that learns twice as slowly (the doubling the toy checks' learning time is sized
+#: for), proven by the slow tests/test_accuracy_sensitivity.py.
+SLOWED_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
+    Regression(
+        "epochs_see_half_the_batches",
+        "Model.fit on arrays runs half the batches of each epoch: learning takes twice the "
+        "epochs",
+        _epochs_see_half_the_batches,
+        fails=SLOWED_TARGETS,
+        message=rf"above {quoted(baseline_messages.CALIBRATED_BAND)}",
+    ),
+)
+
+
 #: What the power-checked IMDB test says when a sample leaves its calibrated band.
 CALIBRATED_BAND_FAILURE = rf"(below|above) {quoted(baseline_messages.CALIBRATED_BAND)}"
 POWER_TARGETS = (IMDB + "test_imdb_accuracy_and_convergence_match_calibration[lstm]",
@@ -1234,10 +1273,10 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         _adam_learning_rate_scaled(0.5),
         fails=POWER_TARGETS,
         message=CALIBRATED_BAND_FAILURE,
-        gap=("caught by 1 of 2 checks per model (measure_power.py, 8 runs each): it slows "
-             "LSTM's epochs to 90% by ~1.35x (3.3 -> 4.5), not the doubling the check is "
-             "sized for, and costs GRU ~0.008 of accuracy, under the 0.018 it is sized for; "
-             "the stacked LSTM's mean epoch of its gain ~1.4x (0 of 4 groups of 4)"),
+        gap=("caught with 26% power by LSTM (k = 4) and 23% by GRU (k = 5), judged on 8 runs "
+             "each (tests/test_known_gaps.py): it slows LSTM's epochs to 90% by ~1.35x, not "
+             "the doubling the check is sized for, and costs GRU ~0.008 of accuracy, under "
+             "the 0.016 it is sized for"),
     ),
     Regression(
         "learning_rate_quartered",
@@ -1245,10 +1284,10 @@ MILD_TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         _adam_learning_rate_scaled(0.25),
         fails=(IMDB + "test_imdb_accuracy_and_convergence_match_calibration[stacked_lstm]",),
         message=CALIBRATED_BAND_FAILURE,
-        gap=("caught by 0 of 2 groups of the stacked LSTM (measure_power.py, 8 runs): even a "
-             "quarter of the learning rate slows its mean epoch of the gain by ~1.6x "
-             "(1.17 -> 1.85 on held-out seeds), not the doubling its check is sized for "
-             "(x1.92 at 90% power), and leaves its accuracy (0.779) within the band"),
+        gap=("caught with 86% power by the stacked LSTM (k = 4), judged on 8 runs "
+             "(tests/test_known_gaps.py): a quarter of the learning rate slows its mean epoch "
+             "of the gain by ~1.6x, short of the doubling its check is sized for (x1.92 at "
+             "90% power), and leaves its accuracy within the band"),
     ),
     # LSTM only: GRU has no unit_forget_bias, and retraining its 5 runs as a control cost
     # the slow suite ~75 s (the fast test_the_mild_training_patches_change_what_they_say
@@ -1274,9 +1313,11 @@ PROBES: tuple[Regression, ...] = (
     ),
 )
 
-BY_ID: dict[str, Regression] = {r.id: r for r in (*REGRESSIONS, *TRAINING_REGRESSIONS,
-                                                 *MILD_TRAINING_REGRESSIONS, *PROBES)}
+BY_ID: dict[str, Regression] = {r.id: r for r in (
+    *REGRESSIONS, *TRAINING_REGRESSIONS, *SLOWED_TRAINING_REGRESSIONS,
+    *MILD_TRAINING_REGRESSIONS, *PROBES)}
 assert len(BY_ID) == (len(REGRESSIONS) + len(TRAINING_REGRESSIONS)
-                      + len(MILD_TRAINING_REGRESSIONS) + len(PROBES)), (
+                      + len(SLOWED_TRAINING_REGRESSIONS) + len(MILD_TRAINING_REGRESSIONS)
+                      + len(PROBES)), (
     "duplicate regression ids"
 )
