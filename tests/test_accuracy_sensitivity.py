@@ -12,7 +12,8 @@ not on an error or a missing baseline:
   sees one step back. Every toy test but parity must fail, the calibrated ones on their
   band (the error check, whose band may not admit chance, or the learning time's).
 * ``cells_carry_no_state``: every cell gets a zero state, i.e. carries nothing from one
-  step to the next. Parity must fail.
+  step to the next. Parity must fail, and so must GRU's floor on 20-step ``adding`` (20x
+  better than chance), which one-step gradients still reach.
 
 Parity is the exception to the first, and a measured one: one-step gradients learn it too
 (with cut gradients GRU(8) solved 6-bit parity for 3 of 4 seeds and the solution carried
@@ -84,7 +85,7 @@ def test_cutting_gradients_through_time_fails_the_toy_thresholds(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_layer_without_memory_fails_the_parity_threshold(tmp_path):
+def test_a_layer_without_memory_fails_parity_and_the_adding_floor(tmp_path):
     outcomes = run_sabotaged("cells_carry_no_state", tmp_path)
     assert_caught("cells_carry_no_state", outcomes, ("GRUCell",))
 

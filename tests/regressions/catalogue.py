@@ -1165,7 +1165,6 @@ TRAINING_REGRESSIONS: tuple[Regression, ...] = (
                 "adding_lstm", "adding_gru", "adding_simple_rnn", "sine_gru",
                 "marked_product_gru")),
             TOY + "test_copy_memory_is_learned_beyond_chance",
-            TOY + "test_simple_rnn_falls_behind_gated_cells_on_adding",
         ),
         message=TOY_THRESHOLD_FAILURE,
     ),
@@ -1173,7 +1172,11 @@ TRAINING_REGRESSIONS: tuple[Regression, ...] = (
         "cells_carry_no_state",
         "cells receive a zero state at every step: the layer keeps no memory",
         _cells_see_states("zeros_like"),
-        fails=(TOY + "test_parity_is_solved_within_its_attempts",),
+        fails=(TOY + "test_parity_is_solved_within_its_attempts",
+               # one-step gradients still get GRU within 20x of chance on 20-step adding
+               # (measured: a cut-gradient run failed its calibrated band, not this floor);
+               # a cell without state cannot
+               TOY + "test_simple_rnn_falls_behind_gated_cells_on_adding"),
         message=TOY_THRESHOLD_FAILURE,
     ),
 )
