@@ -28,7 +28,7 @@ from pytest_rnn.store import files, rules
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "tests" / "data" / "known_gap_runs.json"
-SAMPLES = 2000
+SAMPLES = 1000
 POWER = 0.9
 GAPS = [r for r in MILD_TRAINING_REGRESSIONS if r.gap]
 PREFIX = "test_imdb_accuracy_and_convergence_match_calibration"
