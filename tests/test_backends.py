@@ -230,3 +230,21 @@ def test_a_broken_xla_fails_the_compiled_tests_and_only_a_missing_one_skips(
                                           "-p", "no:cacheprovider", f"--rootdir={root}")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*this TensorFlow build has no XLA*"])
+
+
+def test_convert_to_numpy_converts_every_backend_s_tensors_without_a_deprecation_warning():
+    """Keras's own ``convert_to_numpy`` warns on PyTorch under NumPy 2 (its
+    ``Tensor.__array__`` takes no ``copy``); the seam's conversion gives the same values
+    on every backend and no DeprecationWarning."""
+    import warnings
+
+    import keras
+
+    from pytest_rnn import backends
+
+    value = keras.ops.convert_to_tensor(np.arange(6, dtype="float32").reshape(2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        converted = backends.convert_to_numpy(value)
+    assert isinstance(converted, np.ndarray)
+    np.testing.assert_array_equal(converted, np.arange(6, dtype="float32").reshape(2, 3))

@@ -11,6 +11,8 @@ would only add its import time.
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -428,8 +430,19 @@ def test_a_contract_run_raises_no_deprecation_warning(pytester):
     warnings are left to the user's filters."""
     _, recorded = _mgu_run(pytester, _mgu_module(RECURRENCE_IGNORED))
     deprecations = [f"{w.filename}:{w.lineno}: {w.message}" for w in recorded
-                    if issubclass(w.category, DeprecationWarning)]
+                    if issubclass(w.category, DeprecationWarning)
+                    and not _keras_torch_conversion_warning(w)]
     assert not deprecations, "\n".join(deprecations)
+
+
+def _keras_torch_conversion_warning(w: warnings.WarningMessage) -> bool:
+    """On PyTorch, Keras's own ``convert_to_numpy`` (``keras/src/backend/torch/core.py``)
+    calls ``np.array(tensor)``, and NumPy 2 warns that PyTorch 2.13's ``Tensor.__array__``
+    takes no ``copy``: inside ``predict``, ``fit``, ``get_weights``, ``save`` and
+    ``np.asarray(variable)`` alike (measured: 2, 3, 6, 6 and 1 warnings each). No call the
+    contract could make avoids it, so it is not the contract's deprecation to report."""
+    return (str(Path("backend", "torch", "core.py")) in w.filename
+            and "__array__ implementation doesn't accept a copy keyword" in str(w.message))
 
 
 def test_the_deprecation_check_sees_what_keras_raises(pytester, monkeypatch):

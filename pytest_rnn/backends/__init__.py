@@ -179,6 +179,16 @@ def observed_routing(*, simulate_gpu: bool):
     return backend.observed_routing(simulate_gpu=simulate_gpu)
 
 
+def convert_to_numpy(value: Any) -> Any:
+    """``keras.ops.convert_to_numpy(value)``, or the active backend's own conversion where
+    Keras's raises a warning (PyTorch: :func:`pytest_rnn.backends.torch.to_numpy`)."""
+    import keras
+
+    own = getattr(module(), "to_numpy", None)
+    converted = None if own is None else own(value)
+    return keras.ops.convert_to_numpy(value) if converted is None else converted
+
+
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """:func:`pytest_rnn.runtime.seeding.seed_everything` (Python, NumPy, Keras and the
     frameworks Keras seeds, as ``keras.utils.set_random_seed`` does, on every supported

@@ -179,6 +179,16 @@ def timed_step(layer: Any, head: Any, x: np.ndarray, y: np.ndarray, *, train: bo
     return run_train
 
 
+def to_numpy(value: Any) -> np.ndarray | None:
+    """A CPU copy of a float32/float64/int tensor (None for anything else, which Keras
+    converts). Keras's ``convert_to_numpy`` calls ``np.array(tensor)``, and NumPy 2 passes
+    ``copy=`` to ``Tensor.__array__``, which PyTorch 2.13 does not take: a
+    DeprecationWarning on every conversion."""
+    if not isinstance(value, torch.Tensor) or value.dtype == torch.bfloat16:
+        return None
+    return value.detach().cpu().numpy()
+
+
 def synchronize() -> None:
     """Wait for the kernels PyTorch queued on the current CUDA device, if any."""
     if torch.cuda.is_available():

@@ -175,7 +175,7 @@ def assert_gradients_match_finite_differences(
 
     from pytest_rnn import backends
 
-    x32 = np.asarray(keras.ops.convert_to_numpy(inputs))
+    x32 = compare.to_numpy(inputs)
     layer = layer_or_model
     if not layer.built:
         layer.build(x32.shape)
@@ -183,7 +183,7 @@ def assert_gradients_match_finite_differences(
     x = x32.astype(np.float64)
     batch = x.shape[0]
     call_kwargs.setdefault("training", False)
-    returned = [np.asarray(keras.ops.convert_to_numpy(r))
+    returned = [compare.to_numpy(r)
                 for r in compare.keras_tree().flatten(twin(x, **call_kwargs))]
     promoted = keras_float64_promotion()
     in_float64 = promoted == "float64" and all(r.dtype == np.float64 for r in returned)
@@ -203,14 +203,14 @@ def assert_gradients_match_finite_differences(
                    for o, w in zip(outs, w_tensors, strict=True))
 
     def loss_value() -> float:
-        return float(keras.ops.convert_to_numpy(loss_fn(x)))
+        return float(compare.to_numpy(loss_fn(x)))
 
     def losses_of_copies(copies: list[np.ndarray]) -> list[float]:
         """The loss of each copy of ``x``, from one call on all copies stacked as a batch."""
         kwargs = dict(call_kwargs)
         if kwargs.get("mask") is not None:
             kwargs["mask"] = np.concatenate([np.asarray(kwargs["mask"])] * len(copies))
-        outs = [np.asarray(keras.ops.convert_to_numpy(o), dtype=np.float64)
+        outs = [np.asarray(compare.to_numpy(o), dtype=np.float64)
                 for o in compare.keras_tree().flatten(twin(np.concatenate(copies), **kwargs))]
         return [float(sum(np.sum(w * o[i * batch : (i + 1) * batch])
                           for w, o in zip(weights, outs, strict=True)))

@@ -64,6 +64,8 @@ EXEMPT_WORDING: dict[str, str] = {
     "Cannot broadcast to shape with fewer dimensions": "JAX's ValueError (broadcast_to)",
     "Incompatible shapes for broadcasting: shapes=[(": "JAX's ValueError (a broadcast)",
     "expanded size of the tensor (": "PyTorch's RuntimeError (Tensor.expand)",
+    ") must be greater or equal to the number of dimensions in the tensor":
+        "PyTorch 2.13's RuntimeError (Tensor.expand)",
     "'NoneType' object is not iterable": "Python's TypeError, raised inside Keras",
     'can only concatenate list (not "tuple") to list': "Python's TypeError, raised inside Keras",
     "'list' object has no attribute 'assign'": "Python's AttributeError, raised inside Keras",
