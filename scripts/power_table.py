@@ -31,12 +31,21 @@ HEADER = [
 ]
 
 
+def sample_options(entry: dict) -> dict:
+    """How a sample entry's check is made: ``k``, ``alpha``, ``direction``, ``scale`` and
+    ``method``, with the defaults of entries stored before a field existed."""
+    test = entry["test"]
+    return {"k": int(test["k"]), "alpha": float(test["alpha"]),
+            "direction": entry["direction"], "scale": test.get("scale", "linear"),
+            "method": test.get("method", "mean")}
+
+
 def sample_row(entry: dict) -> tuple[str, ...]:
     """k, calibration, band, limits, false-alarm rate and 90%-power change of an accuracy
     (sample) entry."""
-    test = entry["test"]
-    k, alpha, scale = int(test["k"]), float(test["alpha"]), test.get("scale", "linear")
-    method, direction = test.get("method", "mean"), entry["direction"]
+    options = sample_options(entry)
+    k, alpha, scale = options["k"], options["alpha"], options["scale"]
+    method, direction = options["method"], options["direction"]
     dist = stats.Distribution.from_json(entry["distribution"])
     band = rules.sample_band(dist, k, alpha, direction, scale, method)
     if method == "rank":  # simulated at calibration (seconds), and stated in the note
@@ -49,8 +58,7 @@ def sample_row(entry: dict) -> tuple[str, ...]:
     change = f"x {2 ** shift:.2f}" if scale == "log2" else (
         f"{'a drop' if direction == 'higher' else 'a rise'} of {shift:.3g}")
     limits = entry.get("limits", {})
-    crossed = rules.limit_crossed(dist, limits, k=k, alpha=alpha, direction=direction,
-                                  scale=scale, method=method)
+    crossed = rules.limit_crossed(dist, limits, **options)
     limit_text = "; ".join(f"{rules.LIMITS[name]} {value:.4g}" for name, value in
                            limits.items()) or "-"
     if crossed:

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import pytest
-from pytest_rnn.models import marked_product_regressor, task_model
+from pytest_rnn.models import task_model
 from pytest_rnn.training import fit, mean_epoch_of_gain
 
 pytestmark = pytest.mark.slow
@@ -138,19 +138,19 @@ class Run:
     epochs: float
 
 
-def train_and_score(setup: Setup, toy_task, seed: int, rnn_record, build=None) -> Run:
-    """Train ``setup`` on its task with data and weights from ``seed``.
-
-    ``build(task)`` makes the model (default: :func:`task_model`, or the marked-product
-    regressor). With ``setup.attempts > 1``, an attempt that does not reach
-    ``setup.solved`` is followed by one with seed ``seed + attempt`` for data and weights.
+def train_and_score(setup: Setup, toy_task, seed: int, rnn_record) -> Run:
+    """Train ``setup`` on its task with data and weights from ``seed``: ``task_model``'s
+    recurrent layers and head (for ``marked_product`` the seeds' regressor,
+    ``marked_product_regressor``: the same layers and, from one seed, the same weights).
+    With ``setup.attempts > 1``, an attempt that does not reach ``setup.solved`` is
+    followed by one with seed ``seed + attempt`` for data and weights.
     """
     for attempt in range(setup.attempts):
         run_seed = seed + attempt
         keras.utils.set_random_seed(run_seed)
         task = toy_task(setup.task, n=setup.n, steps=setup.steps, seed=run_seed,
                         **setup.params)
-        model = (build or _default_model(setup))(task)
+        model = task_model(setup.kind, task, units=setup.units, layers=setup.layers)
         n_val = len(task.x_train) // 10
         x_val, y_val = task.x_train[-n_val:], task.y_train[-n_val:]
         stop = () if setup.solved is None else (_StopWhenSolved(),)
@@ -170,13 +170,6 @@ def train_and_score(setup: Setup, toy_task, seed: int, rnn_record, build=None) -
     epochs = mean_epoch_of_gain(run.curve("val_loss"), CONVERGED_FRACTION,
                                 higher_is_better=False, start=task.chance_loss(y_val))
     return Run(score, task, epochs)
-
-
-def _default_model(setup: Setup):
-    if setup.task == "marked_product":
-        return lambda task: marked_product_regressor(setup.kind, units=setup.units,
-                                                     steps=setup.steps, layers=setup.layers)
-    return lambda task: task_model(setup.kind, task, units=setup.units, layers=setup.layers)
 
 
 class _StopWhenSolved(keras.callbacks.Callback):

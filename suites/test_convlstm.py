@@ -449,7 +449,7 @@ SAVED_OPTIONS = {
 
 
 def _outputs(layer, x) -> list[np.ndarray]:
-    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in compare.flatten(layer(x))]
+    return [compare.to_numpy(o) for o in compare.flatten(layer(x))]
 
 
 def _assert_same(rebuilt, original, x, how: str) -> None:

@@ -90,7 +90,7 @@ class Bundle:
                 shape, rng)
             twin = build_random(keras.layers.GRU(UNITS, return_sequences=True), shape, rng)
             twin.set_weights(self.dropout.get_weights())
-            self.inference = keras.ops.convert_to_numpy(twin(self.x))
+            self.inference = compare.to_numpy(twin(self.x))
         self.names = [f"{k} {'output' if i == 0 else f'state {i - 1}'}"
                       for k, layer in self.layers.items()
                       for i, _ in enumerate(compare.flatten(layer(self.x)))]
@@ -130,7 +130,7 @@ def test_kinds_agree_with_eager_and_honour_training(mode, rnn_rng):
     kinds, with_dropout = MODE_KINDS[mode]
     bundle = Bundle(rnn_rng, kinds, with_dropout)
     x = bundle.x
-    eager_out = [keras.ops.convert_to_numpy(o) for o in bundle.outputs(x)]
+    eager_out = [compare.to_numpy(o) for o in bundle.outputs(x)]
     eager_loss, eager_gv, eager_gx = backends.value_and_grad(bundle.loss, bundle.variables, [x])
     def loss_and_outputs(v):  # one trace: forward, backward and the dropout calls
         return bundle.loss(v), (bundle.outputs(v), *bundle.dropout_calls(v))
@@ -182,10 +182,10 @@ def test_compiled_model_predict_train_on_batch_and_fit_match_eager(rnn_rng):
 
     eager_loss, eager_grads = backends.gradients(mse, variables)
     assert_close("predict", model.predict(x, batch_size=BATCH, verbose=0),
-                 keras.ops.convert_to_numpy(model(x)))
+                 compare.to_numpy(model(x)))
     for how in ("train_on_batch", "fit"):
         model.set_weights(start)
-        before = [np.array(keras.ops.convert_to_numpy(v), dtype=np.float64) for v in variables]
+        before = [np.array(compare.to_numpy(v), dtype=np.float64) for v in variables]
         if how == "train_on_batch":
             loss = model.train_on_batch(x, y)
         else:
@@ -193,7 +193,7 @@ def test_compiled_model_predict_train_on_batch_and_fit_match_eager(rnn_rng):
             loss = history.history["loss"][0]
         assert_close(f"{how} loss", loss, eager_loss)
         for var, old, grad in zip(variables, before, eager_grads, strict=True):
-            moved = old - np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float64)
+            moved = old - np.asarray(compare.to_numpy(var), dtype=np.float64)
             rounding = 2 * UNIT_ROUNDOFF_FLOAT32 * float(np.abs(old).max())
             assert_close(f"{how} step of {var.path} (w_before - w_after at learning rate 1)",
                          moved, grad, tol=TOL + rounding)
@@ -213,7 +213,7 @@ def test_stateful_layer_carries_and_resets_state(mode, rnn_rng):
     plain.set_weights(stateful.get_weights())
     stateful.reset_states()
     x = rnn_rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
-    whole = [keras.ops.convert_to_numpy(t) for t in plain(x)]
+    whole = [compare.to_numpy(t) for t in plain(x)]
 
     def step(v):
         return stateful(v)
@@ -223,14 +223,14 @@ def test_stateful_layer_carries_and_resets_state(mode, rnn_rng):
         if mode == "graph_dynamic_batch":
             signature = [((None, half, FEATURES), "float32")]
         step = backends.compile_function(step, jit_compile=jit, input_signature=signature)
-    first = [keras.ops.convert_to_numpy(t) for t in step(x[:, :half])]
-    second = [keras.ops.convert_to_numpy(t) for t in step(x[:, half:])]
+    first = [compare.to_numpy(t) for t in step(x[:, :half])]
+    second = [compare.to_numpy(t) for t in step(x[:, half:])]
     assert_close(f"{mode}: outputs of the two halves, concatenated",
                  np.concatenate([first[0], second[0]], axis=1), whole[0])
     assert_close(f"{mode}: h after the second half", second[1], whole[1])
     assert_close(f"{mode}: c after the second half", second[2], whole[2])
     assert_close(f"{mode}: the state variables after the second half",
-                 keras.ops.convert_to_numpy(stateful.states[0]), whole[1])
+                 compare.to_numpy(stateful.states[0]), whole[1])
     stateful.reset_states()
-    again = [keras.ops.convert_to_numpy(t) for t in step(x[:, :half])]
+    again = [compare.to_numpy(t) for t in step(x[:, :half])]
     assert_close(f"{mode}: first half after reset_states()", again[0], first[0])

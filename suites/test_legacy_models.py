@@ -80,7 +80,7 @@ def expected(name: str) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def assert_reproduces_keras2(model, name: str, how: str) -> None:
     x, want = expected(name)
-    got = [np.asarray(keras.ops.convert_to_numpy(o)) for o in compare.flatten(model(x))]
+    got = [compare.to_numpy(o) for o in compare.flatten(model(x))]
     description = MANIFEST["models"][name]["description"]
     assert len(got) == len(want), (
         f"Keras 2 model {name!r} ({description}) {how}: returns {len(got)} outputs, Keras 2 "

@@ -106,6 +106,6 @@ def test_stateful_layer_builds_and_carries_state(policy, rnn_rng):
     assert_near_reference("stateful LSTM fed two halves", [outputs, *second[1:]], whole,
                           policy, STEPS)
     layer.reset_states()
-    assert not any(np.asarray(keras.ops.convert_to_numpy(s)).any()
+    assert not any(compare.to_numpy(s).any()
                    for s in compare.flatten(layer.states)), (
         f"reset_states() under {policy} leaves a non-zero state")

@@ -15,54 +15,31 @@ the slow proof (``tests/test_accuracy_sensitivity.py``). Any other exception fai
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 from regressions.catalogue import MILD_TRAINING_REGRESSIONS
-
-from pytest_rnn.store import files, rules
+from regressions.groups import failed, judge_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "tests" / "data" / "known_gap_runs.json"
 SAMPLES = 1000
 POWER = 0.9
 GAPS = [r for r in MILD_TRAINING_REGRESSIONS if r.gap]
-PREFIX = "test_imdb_accuracy_and_convergence_match_calibration"
 
 
 class GapStillOpen(AssertionError):
     """The regression is caught with less than 90% power: the catalogue's gap is real."""
 
 
-def imdb_suite():
-    spec = importlib.util.spec_from_file_location("imdb_suite_gaps",
-                                                  ROOT / "suites" / "test_accuracy_imdb.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
-
-
-def caught_rate(imdb, model: str, runs: list[dict], entries: dict, seed: int = 0) -> float:
+def caught_rate(imdb, model: str, runs: list[dict], seed: int = 0) -> float:
     """How often k runs drawn from ``runs`` fail at least one of ``model``'s checks."""
     rng = random.Random(seed)
-    k, caught = imdb.K[model], 0
-    for _ in range(SAMPLES):
-        sample = [rng.choice(runs) for _ in range(k)]
-        checks = imdb.checks(model, [(r["test_accuracy"], r["curve"]) for r in sample])
-        for metric, values, options in checks:
-            verdict = rules.judge_sample(
-                entries[f"{PREFIX}[{model}]::{metric}"], values, alpha=0.01,
-                direction="higher" if options["higher_is_better"] else "lower",
-                scale=options.get("scale", "linear"), method=options.get("method", "mean"))
-            if verdict.status is rules.Status.FAIL:
-                caught += 1
-                break
-    return caught / SAMPLES
+    drawn = [rng.choice(runs) for _ in range(SAMPLES * imdb.K[model])]
+    return failed(judge_groups(imdb, model, drawn)) / SAMPLES
 
 
 def test_every_known_gap_has_measured_runs_for_each_model_it_names():
@@ -78,10 +55,9 @@ def test_every_known_gap_has_measured_runs_for_each_model_it_names():
                    reason="a known gap: the calibrated checks are not sized for it")
 @pytest.mark.parametrize("regression", GAPS, ids=[r.id for r in GAPS])
 def test_a_known_gap_is_caught_with_90_percent_power(regression):
-    imdb = imdb_suite()
-    entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
+    imdb = importlib.import_module("suites.test_accuracy_imdb")
     measured = json.loads(RUNS.read_text())["gaps"][regression.id]
-    rates = {model: caught_rate(imdb, model, m["runs"], entries)
+    rates = {model: caught_rate(imdb, model, m["runs"])
              for model, m in sorted(measured.items())}
     short = {model: rate for model, rate in rates.items() if rate < POWER}
     if short:

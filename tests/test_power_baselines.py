@@ -198,14 +198,11 @@ def test_the_stored_imdb_calibrations_state_the_band_for_the_k_the_suite_runs():
     model has exactly the entries its checks read (its ``CONVERGENCE`` metric, no entry
     left from another): changing any means recalibrating (``--rnn-calibrate``), not a
     stale note."""
-    import importlib.util
+    import importlib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("imdb_suite_k", root / "suites" /
-                                                  "test_accuracy_imdb.py")
-    suite = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(suite)
+    suite = importlib.import_module("suites.test_accuracy_imdb")  # the module pytest collects
     entries = files.read_baseline_file(root / "baselines" / "test_accuracy_imdb.json")
     metrics, stored, methods = {}, {}, {}
     for key, entry in entries.items():

@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ACCURACY_FILES = ("test_accuracy_imdb.json", "test_accuracy_toy.json")
 
 
-def load_suite(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_for_power",
-                                                  ROOT / "suites" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
-
-
 def accuracy_entries():
     for name in ACCURACY_FILES:
         for key, entry in files.read_baseline_file(ROOT / "baselines" / name).items():
@@ -41,10 +31,7 @@ def accuracy_entries():
 
 
 def band_options(entry: dict) -> dict:
-    test = entry["test"]
-    return {"k": int(test["k"]), "alpha": float(test["alpha"]),
-            "direction": entry["direction"], "scale": test.get("scale", "linear"),
-            "method": test.get("method", "mean")}
+    return repo_scripts.load("power_table").sample_options(entry)
 
 
 def test_no_stored_band_admits_chance_or_the_epoch_budget():
@@ -64,17 +51,23 @@ def test_no_stored_band_admits_chance_or_the_epoch_budget():
 
 
 def test_every_toy_check_is_stored_for_the_k_the_suite_runs_with_its_limits():
-    toy = load_suite("test_accuracy_toy")
+    """Each calibrated toy setup has exactly the entries its checks read
+    (``calibration_checks``), stored for its ``K`` with the limits its checks pass: the epoch
+    budget as it stands, and a chance level (the task's own, which depends on its seed)."""
+    from pytest_rnn.tasks import make_task
+
+    toy = importlib.import_module("suites.test_accuracy_toy")  # as pytest collects it
     entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_toy.json")
     expected = {}
     for name, setup in toy.SETUPS.items():
-        error = f"{name}_error" if name.startswith(("marked_product", "copy_memory")) else name
-        prefix = f"test_task_reaches_baseline[{name}]::"
-        expected[prefix + error] = (toy.K[name], "chance")
-        expected[prefix + f"{name}_epochs_beyond_chance"] = (toy.K[name], "budget")
-        assert entries[prefix + f"{name}_epochs_beyond_chance"]["limits"] == {
-            "budget": setup.epochs}
-    stored = {key: (entry["test"]["k"], *entry["limits"]) for key, entry in entries.items()}
+        task = make_task(setup.task, n=50, steps=setup.steps, seed=0, **setup.params)
+        for metric, _, options in toy.calibration_checks(
+                name, [toy.Run(0.5, task, 1.0)], setup.epochs):
+            limits = {k: v for k, v in options.items() if k in ("chance", "budget")}
+            key = f"test_task_reaches_baseline[{name}]::{metric}"
+            expected[key] = (toy.K[name], sorted(limits), limits.get("budget"))
+    stored = {key: (entry["test"]["k"], sorted(entry["limits"]), entry["limits"].get("budget"))
+              for key, entry in entries.items()}
     assert stored == expected
 
 

@@ -184,7 +184,7 @@ def cannot_calibrate(ask: CheckResult, values: list[float], seeds: list[int]) ->
 
 
 def refused_band(ask: CheckResult, why: str) -> str:
-    """A calibration whose band admits a limit (:func:`pytest_rnn.store.rules.refusal_text`)."""
+    """A calibration whose band admits a limit (:func:`pytest_rnn.store.rules.limit_refusal`)."""
     return f"refusing to calibrate {ask.key!r} in {ask.file}: {why}"
 
 

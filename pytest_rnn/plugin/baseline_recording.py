@@ -65,7 +65,7 @@ class Recorder:
                      limits: dict[str, float]) -> CheckResult:
         """Stage a calibration: the distribution of one value per calibration seed, or fail
         (one line) if its band for ``k`` runs admits one of ``limits``
-        (:func:`pytest_rnn.store.rules.limit_crossed`), which the entry keeps.
+        (:func:`pytest_rnn.store.rules.limit_refusal`), which the entry keeps.
         ``seeded_by``: ``rnn_baseline`` when it seeded each run with its seed, ``test`` when
         the test made the runs (the entry's seeds are then the test's word)."""
         if not all(math.isfinite(v) and (scale == "linear" or v > 0) for v in values):
@@ -75,11 +75,10 @@ class Recorder:
                                            method=method)
         distribution = stats.Distribution.from_json(derived["distribution"])
         band = rules.sample_band(distribution, k, alpha, ask.direction, scale, method)
-        crossed = rules.limit_crossed(distribution, limits, k=k, alpha=alpha,
+        refusal = rules.limit_refusal(distribution, limits, k=k, alpha=alpha,
                                       direction=ask.direction, scale=scale, method=method)
-        if crossed:
-            return self._fail(ask, messages.refused_band(ask, rules.refusal_text(
-                distribution, k, alpha, ask.direction, scale, method, crossed)), band.text)
+        if refusal:
+            return self._fail(ask, messages.refused_band(ask, refusal), band.text)
         if limits:
             derived["limits"] = dict(limits)
         result = replace(ask, status=Status.RECORDED, bound=band.text, message=messages.calibrating(

@@ -74,6 +74,7 @@ __all__ = [
     "judge_sample",
     "judge_timing",
     "limit_crossed",
+    "limit_refusal",
     "major_minor",
     "process_distribution",
     "process_error_rate",
@@ -248,10 +249,15 @@ def limit_crossed(distribution: stats.Distribution, limits: Mapping[str, float],
     return " and ".join(crossed)
 
 
-def refusal_text(distribution: stats.Distribution, k: int, alpha: float, direction: str,
-                 scale: str, method: str, crossed: str) -> str:
-    """Why a band that :func:`limit_crossed` is refused, in one line: the band, the limit it
-    admits and what would narrow it."""
+def limit_refusal(distribution: stats.Distribution, limits: Mapping[str, float], *, k: int,
+                  alpha: float, direction: str, scale: str, method: str = "mean") -> str:
+    """Why the band of ``k`` runs calibrated on ``distribution`` may not be used, in one
+    line ("" when it admits none of ``limits``, :func:`limit_crossed`): the band, the limit
+    it admits and what would narrow it. Refused when calibrating, stale when stored."""
+    crossed = limit_crossed(distribution, limits, k=k, alpha=alpha, direction=direction,
+                            scale=scale, method=method)
+    if not crossed:
+        return ""
     band = sample_band(distribution, k, alpha, direction, scale, method)
     in_log = " in log2" if scale == "log2" else ""
     return (f"its band for k = {k} at alpha = {alpha:g}, {band.text}, {crossed}: it cannot "
@@ -299,11 +305,10 @@ def judge_sample(stored: Mapping[str, Any] | None, values: list[float], *, alpha
     if method == "rank" and reference.n != len(reference.values):
         return Verdict(Status.STALE, None, "its distribution keeps no per-seed values, which "
                                            "the rank test ranks the new runs among")
-    crossed = limit_crossed(reference, limits or {}, k=len(values), alpha=alpha,
+    refusal = limit_refusal(reference, limits or {}, k=len(values), alpha=alpha,
                             direction=direction, scale=scale, method=method)
-    if crossed:
-        return Verdict(Status.STALE, None, refusal_text(reference, len(values), alpha,
-                                                        direction, scale, method, crossed))
+    if refusal:
+        return Verdict(Status.STALE, None, refusal)
     forward, back = SCALES[scale]
     k = len(values)
     in_log = " in log2" if scale == "log2" else ""

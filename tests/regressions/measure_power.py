@@ -16,7 +16,7 @@ now. GPUs are hidden, as in the runner. README, "Baselines", quotes its output.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import statistics
@@ -30,46 +30,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from regressions.catalogue import BY_ID  # noqa: E402
+from regressions.groups import failed, judge_groups  # noqa: E402
 from regressions.patches import injected  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def suite():
-    spec = importlib.util.spec_from_file_location(
-        "imdb_suite", ROOT / "suites" / "test_accuracy_imdb.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def judge_groups(imdb, model: str, runs: list[dict]) -> list[dict]:
-    """The suite's two checks on consecutive groups of ``K[model]`` runs, against the
-    calibration stored now (read at judging time: a calibration may have been written
-    while the runs trained)."""
-    from pytest_rnn.store import files, rules
-
-    entries = files.read_baseline_file(ROOT / "baselines" / "test_accuracy_imdb.json")
-    prefix = f"test_imdb_accuracy_and_convergence_match_calibration[{model}]::"
-    k = imdb.K[model]
-    checks = []
-    for g in range(0, len(runs) - k + 1, k):
-        group = [(r["test_accuracy"], r["curve"]) for r in runs[g:g + k]]
-        verdicts = {}
-        for metric, values, options in imdb.checks(model, group):
-            v = rules.judge_sample(entries.get(prefix + metric), values, alpha=0.01,
-                                   direction=rules.DIRECTION_OF[options["higher_is_better"]],
-                                   scale=options.get("scale", "linear"),
-                                   method=options.get("method", "mean"))
-            verdicts[metric] = {"status": v.status.value, "detail": v.detail}
-        checks.append(verdicts)
-    return checks
-
-
-def failed(checks: list[dict]) -> int:
-    """How many groups failed either check."""
-    return sum(any(v["status"] == "FAIL" for v in c.values()) for c in checks)
+    """The IMDB suite module (the repository's root is on ``sys.path``: the package
+    ``suites`` pytest imports it from)."""
+    return importlib.import_module("suites.test_accuracy_imdb")
 
 
 def rejudge(out: Path) -> int:
