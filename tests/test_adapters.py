@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+import source_trees
 
 from pytest_rnn import adapters
 from pytest_rnn.adapters import (
@@ -214,7 +215,7 @@ def _private_uses(tree: ast.AST, own: set[str]) -> list[tuple[int, str]]:
 
 
 def test_no_private_name_of_another_package_outside_its_adapter():
-    parsed = {p: ast.parse(p.read_text(encoding="utf-8")) for p in _sources()}
+    parsed = {p: source_trees.tree(p) for p in _sources()}
     own = _own_private_names(list(parsed.values()))
     found = []
     for path, tree in parsed.items():

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import source_trees
 
 import pytest_rnn
 
@@ -88,7 +89,7 @@ def test_documented_paths_work():
 
 
 def _imports_of(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = source_trees.tree(path)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
@@ -121,7 +122,7 @@ def test_only_the_plugin_imports_pytest():
         rel = path.relative_to(PACKAGE).as_posix()
         if rel.startswith("plugin/") or rel == "checks/contract.py":
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = source_trees.tree(path)
         top_level = {a.name for node in tree.body if isinstance(node, ast.Import)
                      for a in node.names}
         top_level |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom)
@@ -145,7 +146,7 @@ def test_no_import_circles_between_modules():
     for name, path in files.items():
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(source_trees.tree(path)):
             if isinstance(node, ast.Import):
                 targets |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import statistics
 
 import numpy as np
@@ -291,3 +292,17 @@ def test_rounds_needed_grows_with_noise_and_shrinks_with_effect():
     assert stats.rounds_needed(0.1, spread=0.05) > stats.rounds_needed(0.2, spread=0.05)
     d = stats.describe([1.0, 2.0, 3.0, 4.0, 100.0])
     assert d == {"median": 3.0, "spread": pytest.approx(1.4826), "rounds": 5}
+
+
+def test_the_float_sample_variance_equals_the_exact_one_within_rounding():
+    """stats.sample_variance replaces statistics.variance on the hot path of the power
+    simulations: the same value to rounding, on samples as small as two."""
+    rng = random.Random(5)
+    for n in (2, 3, 4, 9, 40):
+        for scale in (1e-4, 1.0, 1e3):
+            values = [0.7 + scale * rng.gauss(0, 1) for _ in range(n)]
+            assert stats.sample_variance(values) == pytest.approx(
+                statistics.variance(values), rel=1e-12)
+    assert stats.sample_variance([0.25, 0.25, 0.25]) == 0.0
+    with pytest.raises(ValueError, match="needs >= 2 values"):
+        stats.sample_variance([1.0])

@@ -59,6 +59,27 @@ def test_a_head_started_run_is_the_one_the_fixture_gets(declared, tmp_path_facto
     assert calls == [finished.workdir], "prepared once, by the head start"
 
 
+def test_a_head_started_run_yields_the_cpu_and_one_run_by_its_test_does_not(
+        declared, tmp_path_factory):
+    """Head-start runs compete with the session's tests for the cores: they run at a lower
+    priority. A run a test starts itself is what that test waits for: same priority."""
+    import os
+
+    # (the priority is set just after the start: read it a moment later)
+    code = "import os, time; time.sleep(0.1); print(os.nice(0))"
+    subprocess_runs.declare("probe")(lambda workdir, session: python(code, workdir))
+    session = fake_session(("probe",))
+    head = subprocess_runs.HeadStart(session)
+    try:
+        background = subprocess_runs.result(fake_request("probe", session, tmp_path_factory))
+    finally:
+        head.close()
+    now = subprocess_runs.result(fake_request("probe", fake_session(), tmp_path_factory))
+    mine = os.nice(0)
+    assert int(now.proc.stdout) == mine
+    assert int(background.proc.stdout) == min(19, mine + subprocess_runs.BACKGROUND_NICENESS)
+
+
 def test_without_a_head_start_the_fixture_runs_it_itself(declared, tmp_path_factory):
     subprocess_runs.declare("probe")(lambda workdir, session: python("print(42)", workdir))
     finished = subprocess_runs.result(fake_request("probe", fake_session(), tmp_path_factory))
@@ -114,3 +135,4 @@ def test_inner_runs_do_not_inherit_the_outer_runs_pytest_variables(monkeypatch):
     env = subprocess_runs.clean_env(EXTRA="1")
     assert "PYTEST_XDIST_WORKER" not in env and "PYTEST_ADDOPTS" not in env
     assert env["EXTRA"] == "1" and env["PATH"]
+
