@@ -42,8 +42,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
     # Keras and TensorFlow allocate container objects by the hundred thousand per test
     # (layers, variables, traced graphs) and free them with the test: at Python's default
-    # threshold (700) the collector ran 6,400 times in a fast-suite run, 4.4 s of it.
-    # Every 20,000 allocations it runs about 150 times, 1.8 s (measured on this suite).
+    # first threshold (700) a fast-suite run spent 4.8-5.4 s in the collector, at 20,000
+    # 3.2-3.8 s (the rest is collection's, before this, and the full collections pytest
+    # forces after each in-process run; measured with gc.callbacks, two runs each).
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
     # Not in xdist workers (every core is busy already) nor when nothing will run.
     option = session.config.option

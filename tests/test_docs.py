@@ -82,16 +82,19 @@ def pytest_help() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     (pytest-rnn, pytest-benchmark, pytest-xdist, ...), from ``pytest --help`` and ``pytest
     --markers`` run outside this repository (its ini file adds nothing of its own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_ADDOPTS")}
-
-    def run(*args: str) -> str:
-        with tempfile.TemporaryDirectory() as empty:
-            return subprocess.run([sys.executable, "-m", "pytest", *args], capture_output=True,
-                                  text=True, env=env, cwd=empty, check=True).stdout
+    with tempfile.TemporaryDirectory() as empty:  # both at once: each is a fresh pytest
+        procs = [subprocess.Popen([sys.executable, "-m", "pytest", what, "-p",
+                                   "no:cacheprovider"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env, cwd=empty)
+                 for what in ("--help", "--markers")]
+        (help_text, help_err), (marker_text, marker_err) = [p.communicate() for p in procs]
+    for proc, err in zip(procs, (help_err, marker_err), strict=True):
+        assert proc.returncode == 0, f"{proc.args} failed:\n{err}"
 
     options: set[str] = set()
     ini: set[str] = set()
     in_ini = False
-    for line in run("--help", "-p", "no:cacheprovider").splitlines():
+    for line in help_text.splitlines():
         if line.startswith("[pytest]"):  # "ini-options" or "configuration options"
             in_ini = True
         elif line and not line.startswith(" "):
@@ -103,8 +106,7 @@ def pytest_help() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
                 ini.add(key.group(1))
         elif spec.startswith("-"):
             options.update(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", spec))
-    markers = set(re.findall(r"^@pytest\.mark\.(\w+)", run("--markers", "-p", "no:cacheprovider"),
-                             re.M))
+    markers = set(re.findall(r"^@pytest\.mark\.(\w+)", marker_text, re.M))
     return frozenset(options), frozenset(ini), frozenset(markers)
 
 
