@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import subprocess_runs
 import tomllib
 
 from pytest_rnn.runtime import nodeids
@@ -102,24 +103,53 @@ def test_an_installed_suite_reads_the_shipped_baselines(pytester, monkeypatch,
     run(pytester, installed_suite, f"--rnn-baselines={mine}").assert_outcomes(passed=1)
 
 
+#: --rnn-update-baselines runs of an installed suite, each in a fresh process as a user's
+#: run would be (in-process runs of one module share its import): where they write
+INSTALLED_UPDATES = {
+    "installed_update_run": (),  # no directory named: refused
+    "installed_update_into_mine_run": ("--rnn-baselines={workdir}/mine",),
+    "installed_update_into_package_run": (
+        "--rnn-baselines={workdir}/venv/site-packages/pytest_rnn/baselines",),
+}
+
+
+def _installed_update(name: str) -> None:
+    @subprocess_runs.declare(name)
+    def prepare(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+        suites = workdir / "venv" / "site-packages" / "pytest_rnn" / "suites"
+        suites.mkdir(parents=True)
+        (suites / "test_probe.py").write_text(textwrap.dedent(PROBE))
+        args = [a.format(workdir=workdir) for a in INSTALLED_UPDATES[name]]
+        env = {k: v for k, v in subprocess_runs.clean_env(PROBE_VALUE="3.0").items()
+               if k != "PYTEST_RNN_BASELINES"}
+        return subprocess_runs.Command(
+            subprocess_runs.pytest_argv(str(suites / "test_probe.py"), "-p", "no:xdist",
+                                        "--rnn-update-baselines", *args),
+            cwd=workdir, env=env)
+
+
+for _name in INSTALLED_UPDATES:
+    _installed_update(_name)
+installed_update_run = subprocess_runs.finished_fixture("installed_update_run")
+installed_update_into_mine_run = subprocess_runs.finished_fixture(
+    "installed_update_into_mine_run")
+installed_update_into_package_run = subprocess_runs.finished_fixture(
+    "installed_update_into_package_run")
+
+
 def test_an_installed_suite_records_only_into_a_directory_the_user_names(
-        pytester, monkeypatch, installed_suite):
-    """Each run in a process of its own, as a user's would be (in-process runs of one
-    module share its import)."""
-    monkeypatch.setenv("PROBE_VALUE", "3.0")
-    refused = run(pytester, installed_suite, "--rnn-update-baselines", subprocess=True)
+        installed_update_run, installed_update_into_mine_run,
+        installed_update_into_package_run):
+    refused = subprocess_runs.run_result(installed_update_run)
     refused.assert_outcomes(failed=1)
     refused.stdout.fnmatch_lines(["*the installed suites record this host's baselines into a "
                                   "directory you name*--rnn-baselines DIR*"])
-    assert not list(installed_suite.parent.parent.rglob("*.json"))
-    mine = pytester.path / "mine"
-    run(pytester, installed_suite, "--rnn-update-baselines", f"--rnn-baselines={mine}",
-        subprocess=True).assert_outcomes(passed=1)
+    assert not list((installed_update_run.workdir / "venv").rglob("*.json"))
+    subprocess_runs.run_result(installed_update_into_mine_run).assert_outcomes(passed=1)
+    mine = installed_update_into_mine_run.workdir / "mine"
     stored = json.loads((mine / "test_probe.json").read_text())["entries"]
     assert stored["test_value::m"]["value"] == 3.0
-    inside = installed_suite.parent.parent / "baselines"
-    into_package = run(pytester, installed_suite, "--rnn-update-baselines",
-                       f"--rnn-baselines={inside}", subprocess=True)
+    into_package = subprocess_runs.run_result(installed_update_into_package_run)
     into_package.assert_outcomes(failed=1)
     into_package.stdout.fnmatch_lines(["*does not write baselines into an installed package*"])
 

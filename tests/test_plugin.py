@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 # imported before any in-process run: pytester drops the modules an inner run imports
@@ -197,14 +196,21 @@ devices.detect = lambda: DeviceInfo(has_gpu=False, backend="tensorflow")
 """
 
 
-def test_require_gpu_from_the_environment_is_named_as_the_environment_variable(pytester):
-    """A subprocess with its own environment: setting the variable in this process would
+@subprocess_runs.declare("require_gpu_from_env_run")
+def _require_gpu_from_env(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    """A process with its own environment: setting the variable in this process would
     reach the head-start runs that start meanwhile (see subprocess_runs)."""
-    pytester.makeconftest(NO_GPU_CONFTEST)
-    pytester.makepyfile(GPU_TEST)
-    proc = subprocess.run(
-        subprocess_runs.pytest_argv("--no-header"), cwd=pytester.path, capture_output=True,
-        text=True, timeout=300, env=subprocess_runs.clean_env(PYTEST_RNN_REQUIRE_GPU="1"))
+    return subprocess_runs.project(workdir, {"conftest.py": NO_GPU_CONFTEST,
+                                             "test_gpu.py": GPU_TEST},
+                                   "--no-header", PYTEST_RNN_REQUIRE_GPU="1")
+
+
+require_gpu_from_env_run = subprocess_runs.finished_fixture("require_gpu_from_env_run")
+
+
+def test_require_gpu_from_the_environment_is_named_as_the_environment_variable(
+        require_gpu_from_env_run):
+    proc = require_gpu_from_env_run.proc
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert ("ERROR: pytest-rnn: environment variable PYTEST_RNN_REQUIRE_GPU=1 asks for a GPU "
             "but the Keras backend (TensorFlow ") in proc.stderr, proc.stderr

@@ -12,11 +12,12 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import subprocess_runs
 from pytest_rnn.tasks import make_task
 
 from pytest_rnn import tasks
@@ -108,17 +109,26 @@ def _digests(name: str) -> list[str]:
             for f in ("x_train", "y_train", "x_test", "y_test")]
 
 
-def test_tasks_are_identical_in_a_fresh_process():
-    """Another interpreter (other hash salt, as an xdist worker has) generates the same."""
+@subprocess_runs.declare("tasks_in_a_fresh_process_run")
+def _tasks_in_a_fresh_process(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
+    """Another interpreter (another hash salt, as an xdist worker has) generates them."""
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]);"
         "from test_tasks import _digests, ALL_TASKS;"
         "print(json.dumps({n: _digests(n) for n in ALL_TASKS}))"
     )
-    env = {**os.environ, "PYTHONHASHSEED": "4242"}
-    out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == {name: _digests(name) for name in ALL_TASKS}
+    return subprocess_runs.Command(
+        [sys.executable, "-c", code, os.path.dirname(__file__)], cwd=workdir,
+        env=subprocess_runs.clean_env(PYTHONHASHSEED="4242"))
+
+
+tasks_in_a_fresh_process_run = subprocess_runs.finished_fixture("tasks_in_a_fresh_process_run")
+
+
+def test_tasks_are_identical_in_a_fresh_process(tasks_in_a_fresh_process_run):
+    proc = tasks_in_a_fresh_process_run.proc
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {name: _digests(name) for name in ALL_TASKS}
 
 
 def test_split_sizes_shapes_and_the_returned_description():
