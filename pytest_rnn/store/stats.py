@@ -76,6 +76,7 @@ __all__ = [
     "rank_power",
     "rank_test",
     "rounds_needed",
+    "sample_variance",
     "t_cdf",
     "t_quantile",
     "timing_verdict",
@@ -88,7 +89,6 @@ __all__ = [
 # accuracy: the mean of k runs against a calibration distribution
 
 
-
 def sample_variance(values: Sequence[float]) -> float:
     """The sample variance (``n - 1`` in the denominator; ``n >= 2``) in float arithmetic,
     two passes with :func:`math.fsum`: within a few ulps of :func:`statistics.variance`,
@@ -99,6 +99,7 @@ def sample_variance(values: Sequence[float]) -> float:
         raise ValueError(f"a variance needs >= 2 values; got {list(values)!r}")
     mean = math.fsum(values) / n
     return math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+
 
 @dataclass(frozen=True)
 class Distribution:
