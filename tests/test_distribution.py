@@ -128,13 +128,9 @@ def _installed_update(name: str) -> None:
             cwd=workdir, env=env)
 
 
-for _name in INSTALLED_UPDATES:
+for _name in INSTALLED_UPDATES:  # the run and, under its name, the fixture that reads it
     _installed_update(_name)
-installed_update_run = subprocess_runs.finished_fixture("installed_update_run")
-installed_update_into_mine_run = subprocess_runs.finished_fixture(
-    "installed_update_into_mine_run")
-installed_update_into_package_run = subprocess_runs.finished_fixture(
-    "installed_update_into_package_run")
+    globals()[_name] = subprocess_runs.finished_fixture(_name)
 
 
 def test_an_installed_suite_records_only_into_a_directory_the_user_names(

@@ -3,6 +3,7 @@ is killed. The commands are tiny Python one-liners; nothing here imports TensorF
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,16 @@ def fake_request(name: str, session, tmp_path_factory):
                            getfixturevalue=lambda _: tmp_path_factory)
 
 
+def through_a_head_start(name: str, tmp_path_factory) -> subprocess_runs.Finished:
+    """The declared run ``name`` as its fixture gets it in a session that reads it."""
+    session = fake_session((name,))
+    head = subprocess_runs.HeadStart(session)
+    try:
+        return subprocess_runs.result(fake_request(name, session, tmp_path_factory))
+    finally:
+        head.close()
+
+
 def test_only_runs_that_selected_tests_read_are_needed_in_test_order(declared):
     for name in ("late", "early", "unused"):
         subprocess_runs.declare(name)(lambda workdir, session: None)
@@ -49,12 +60,7 @@ def test_a_head_started_run_is_the_one_the_fixture_gets(declared, tmp_path_facto
         (workdir / "input.txt").write_text("from prepare")
         return python("import pathlib; print(pathlib.Path('input.txt').read_text())", workdir)
 
-    session = fake_session(("probe",))
-    head = subprocess_runs.HeadStart(session)
-    try:
-        finished = subprocess_runs.result(fake_request("probe", session, tmp_path_factory))
-    finally:
-        head.close()
+    finished = through_a_head_start("probe", tmp_path_factory)
     assert finished.proc.returncode == 0 and finished.proc.stdout.strip() == "from prepare"
     assert calls == [finished.workdir], "prepared once, by the head start"
 
@@ -63,17 +69,10 @@ def test_a_head_started_run_yields_the_cpu_and_one_run_by_its_test_does_not(
         declared, tmp_path_factory):
     """Head-start runs compete with the session's tests for the cores: they run at a lower
     priority. A run a test starts itself is what that test waits for: same priority."""
-    import os
-
     # (the priority is set just after the start: read it a moment later)
     code = "import os, time; time.sleep(0.1); print(os.nice(0))"
     subprocess_runs.declare("probe")(lambda workdir, session: python(code, workdir))
-    session = fake_session(("probe",))
-    head = subprocess_runs.HeadStart(session)
-    try:
-        background = subprocess_runs.result(fake_request("probe", session, tmp_path_factory))
-    finally:
-        head.close()
+    background = through_a_head_start("probe", tmp_path_factory)
     now = subprocess_runs.result(fake_request("probe", fake_session(), tmp_path_factory))
     mine = os.nice(0)
     assert int(now.proc.stdout) == mine

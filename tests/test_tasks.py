@@ -21,6 +21,7 @@ import subprocess_runs
 from pytest_rnn.tasks import make_task
 
 from pytest_rnn import tasks
+from pytest_rnn.checks import compare
 
 ALL_TASKS = ("adding", "copy_memory", "marked_product", "parity", "sine")
 Z_BOUND = 5.0  # standard errors allowed between a sample statistic and its expectation
@@ -316,8 +317,8 @@ def test_declared_heads_and_losses_fit_a_keras_model():
         ])
         prediction = model(task.x_train[:4])
         loss = keras.losses.get(task.loss)(task.y_train[:4], prediction)
-        assert np.isfinite(float(keras.ops.mean(loss))), f"{name}: loss {loss}"
-        score = task.score(task.y_train[:4], keras.ops.convert_to_numpy(prediction))
+        assert np.isfinite(compare.to_numpy(loss).mean()), f"{name}: loss {loss}"
+        score = task.score(task.y_train[:4], compare.to_numpy(prediction))
         assert np.isfinite(score), f"{name}: score {score}"
 
 

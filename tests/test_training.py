@@ -24,6 +24,8 @@ from pytest_rnn.training import (
     stretched,
 )
 
+from pytest_rnn.checks import compare
+
 
 @pytest.fixture(scope="module")
 def tiny_run():
@@ -168,4 +170,4 @@ def test_the_mean_epoch_counted_from_chance_ignores_the_fall_to_the_targets_mean
 def test_cosine_decay_anneals_the_learning_rate_to_zero_over_the_budget(tiny_run):
     *_, model = tiny_run  # trained with cosine_decay=True for its whole budget
     rate = model.optimizer.learning_rate
-    assert float(keras.ops.convert_to_numpy(rate)) == pytest.approx(0.0, abs=1e-9)
+    assert float(compare.to_numpy(rate)) == pytest.approx(0.0, abs=1e-9)
