@@ -140,10 +140,30 @@ def test_ci_runs_one_middle_release_chosen_from_the_commit():
 
 
 def test_ci_runs_the_floor_and_the_commits_middle_release():
+    """CI runs each session `nox -t ci` lists, one at a time, removing its environment
+    before the next is made (together they outgrew the CI machine's disk)."""
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
-    assert re.search(r"^nox --non-interactive -t ci\b", ci, re.M), ".ci/run does not run nox -t ci"
+    assert re.search(r"^nox --non-interactive -t ci --list --json\b", ci, re.M), (
+        ".ci/run does not list the sessions of nox -t ci")
+    loop = re.search(r'^for session in "\$\{ci_sessions\[@\]\}"; do\n(.*?)^done$', ci, re.M | re.S)
+    assert loop, ".ci/run does not run the listed sessions one by one"
+    assert 'nox --non-interactive -s "$session"' in loop.group(1)
+    assert "rm -rf .nox" in loop.group(1), ".ci/run keeps every nox environment to the end"
     nox = (ROOT / "noxfile.py").read_text("utf-8")
     assert 'session.role == "floor" or session.keras == _CI_MIDDLE' in nox
+
+
+def test_ci_removes_each_extra_environment_after_its_step():
+    """Every environment .ci/run makes besides the first (the one README's commands install,
+    which runs nox at the end) is removed once its tests have run."""
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    made = re.findall(r'^(\w+)="\$\(mktemp -d\)/venv"$', ci, re.M)
+    assert made[0] == "venv" and len(made) > 1, made
+    for name in made[1:]:
+        removal = f'remove_env "${name}"'
+        assert removal in ci, f".ci/run never removes ${name}"
+        last_use = max(m.start() for m in re.finditer(rf'"\${name}/bin/', ci))
+        assert ci.index(removal) > last_use, f".ci/run removes ${name} before its last use"
 
 
 def test_the_tools_sessions_run_pytest_and_pytest_benchmark_at_their_floor_and_newest():
