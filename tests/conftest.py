@@ -12,6 +12,7 @@ import gc
 import os
 
 import collected
+import installed_snapshot
 import pytest
 from subprocess_runs import HeadStart, reads_a_run
 
@@ -46,6 +47,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # 3.2-3.8 s (the rest is collection's, before this, and the full collections pytest
     # forces after each in-process run; measured with gc.callbacks, two runs each).
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
+    # the inner pytest runs read the installed packages' metadata once (installed_snapshot)
+    installed_snapshot.install()
     # Not in xdist workers (every core is busy already) nor when nothing will run.
     option = session.config.option
     if os.environ.get("PYTEST_XDIST_WORKER") or option.collectonly or option.setupplan:
@@ -62,6 +65,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    installed_snapshot.remove()
     while _HEAD_START:
         _HEAD_START.pop().close()
 
