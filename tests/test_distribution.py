@@ -66,9 +66,7 @@ PROBE = """
 def installed_suite(pytester, monkeypatch):
     """A suite module where an installed pytest-rnn keeps its suites, and a shipped
     baselines folder holding its entry (1.0, higher is better, 0.1 below allowed)."""
-    suites = pytester.path / "venv" / "site-packages" / "pytest_rnn" / "suites"
-    suites.mkdir(parents=True)
-    (suites / "test_probe.py").write_text(textwrap.dedent(PROBE))
+    probe = probe_suite(pytester.path)
     shipped = pytester.path / "shipped"
     shipped.mkdir()
     files.atomic_write(shipped / "test_probe.json", files.dump({"test_value::m": {
@@ -76,13 +74,20 @@ def installed_suite(pytester, monkeypatch):
         "recorded_at": "2026-12-04T00:00:00Z", "recorded_on": {"host": "shipped"}}}))
     monkeypatch.setattr(files, "shipped_directory", lambda: shipped)
     monkeypatch.delenv("PYTEST_RNN_BASELINES", raising=False)
+    return probe
+
+
+def probe_suite(root: Path) -> Path:
+    """PROBE written where an installed pytest-rnn under ``root`` keeps its suites."""
+    suites = root / "venv" / "site-packages" / "pytest_rnn" / "suites"
+    suites.mkdir(parents=True)
+    (suites / "test_probe.py").write_text(textwrap.dedent(PROBE))
     return suites / "test_probe.py"
 
 
-def run(pytester, path, *args, subprocess=False):
-    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest_inprocess
-    return runner(str(path), "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly",
-                  *args)
+def run(pytester, path, *args):
+    return pytester.runpytest_inprocess(str(path), "-p", "no:cacheprovider", "-p", "no:xdist",
+                                        "-p", "no:randomly", *args)
 
 
 def test_an_installed_suite_reads_the_shipped_baselines(pytester, monkeypatch,
@@ -116,14 +121,12 @@ INSTALLED_UPDATES = {
 def _installed_update(name: str) -> None:
     @subprocess_runs.declare(name)
     def prepare(workdir: Path, session: pytest.Session) -> subprocess_runs.Command:
-        suites = workdir / "venv" / "site-packages" / "pytest_rnn" / "suites"
-        suites.mkdir(parents=True)
-        (suites / "test_probe.py").write_text(textwrap.dedent(PROBE))
+        probe = probe_suite(workdir)
         args = [a.format(workdir=workdir) for a in INSTALLED_UPDATES[name]]
         env = {k: v for k, v in subprocess_runs.clean_env(PROBE_VALUE="3.0").items()
                if k != "PYTEST_RNN_BASELINES"}
         return subprocess_runs.Command(
-            subprocess_runs.pytest_argv(str(suites / "test_probe.py"), "-p", "no:xdist",
+            subprocess_runs.pytest_argv(str(probe), "-p", "no:xdist",
                                         "--rnn-update-baselines", *args),
             cwd=workdir, env=env)
 

@@ -303,6 +303,7 @@ def test_the_float_sample_variance_equals_the_exact_one_within_rounding():
             values = [0.7 + scale * rng.gauss(0, 1) for _ in range(n)]
             assert stats.sample_variance(values) == pytest.approx(
                 statistics.variance(values), rel=1e-12)
+            assert stats.sample_sd(values) == pytest.approx(statistics.stdev(values), rel=1e-12)
     assert stats.sample_variance([0.25, 0.25, 0.25]) == 0.0
     with pytest.raises(ValueError, match="needs >= 2 values"):
         stats.sample_variance([1.0])

@@ -134,4 +134,3 @@ def test_inner_runs_do_not_inherit_the_outer_runs_pytest_variables(monkeypatch):
     env = subprocess_runs.clean_env(EXTRA="1")
     assert "PYTEST_XDIST_WORKER" not in env and "PYTEST_ADDOPTS" not in env
     assert env["EXTRA"] == "1" and env["PATH"]
-

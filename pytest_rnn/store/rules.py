@@ -365,7 +365,7 @@ def _band_moved(stored: Mapping[str, Any], now: Band, scaled: list[float],
     k, in_log = len(scaled), " in log2" if scale == "log2" else ""
     why = []
     if k >= 2:
-        sd = math.sqrt(stats.sample_variance(scaled))
+        sd = stats.sample_sd(scaled)
         why.append(f"it pools the calibration's variance with these {k} runs' (sd "
                    f"{sd:.3g} against {reference.sd:.3g}{in_log}), so runs that scatter "
                    "more widen it")

@@ -76,6 +76,7 @@ __all__ = [
     "rank_power",
     "rank_test",
     "rounds_needed",
+    "sample_sd",
     "sample_variance",
     "t_cdf",
     "t_quantile",
@@ -101,6 +102,11 @@ def sample_variance(values: Sequence[float]) -> float:
     return math.fsum((v - mean) ** 2 for v in values) / (n - 1)
 
 
+def sample_sd(values: Sequence[float]) -> float:
+    """The sample standard deviation: the square root of :func:`sample_variance`."""
+    return math.sqrt(sample_variance(values))
+
+
 @dataclass(frozen=True)
 class Distribution:
     """A calibration: ``values`` of one metric over ``seeds`` (one value per seed)."""
@@ -116,7 +122,7 @@ class Distribution:
         values = tuple(float(v) for v in values)
         if len(values) < 2 or not all(math.isfinite(v) for v in values):
             raise ValueError(f"a calibration needs >= 2 finite values; got {values!r}")
-        return cls(statistics.fmean(values), math.sqrt(sample_variance(values)), len(values),
+        return cls(statistics.fmean(values), sample_sd(values), len(values),
                    values, tuple(int(s) for s in seeds))
 
     def to_json(self) -> dict:
@@ -370,7 +376,7 @@ def rank_detectable_shift(reference: Sequence[float], k: int, alpha: float = ALP
     :func:`rank_test` on ``k`` runs catches with probability ``power`` (:func:`rank_power`,
     bisection to 1% of the reference's sd; the same ``seed`` gives the same answer)."""
     check_probability(power)
-    sd = math.sqrt(sample_variance(reference))
+    sd = sample_sd(reference)
 
     def caught(shift: float) -> float:
         return rank_power(reference, k, shift, alpha, draws, seed, direction)
