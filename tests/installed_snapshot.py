@@ -18,10 +18,8 @@ from __future__ import annotations
 import functools
 import importlib.metadata as metadata
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-
-_LIVE: list[Callable[..., Iterator[metadata.Distribution]]] = []
 
 
 class ReadOnce(metadata.Distribution):
@@ -56,10 +54,9 @@ def install() -> None:
     """Serve ``importlib.metadata.distributions()`` from one reading per ``sys.path`` (the
     places it searches; tests may reorder them, each inner run restores its own changes)
     until :func:`remove`."""
-    if _LIVE:
-        return
     live = metadata.distributions
-    _LIVE.append(live)
+    if hasattr(live, "live"):  # installed already
+        return
     readings: dict[tuple[str, ...], list[ReadOnce]] = {}
 
     def distributions(**query: Any) -> Iterator[metadata.Distribution]:
@@ -70,9 +67,9 @@ def install() -> None:
             readings[where] = [ReadOnce(dist) for dist in live()]
         return iter(readings[where])
 
+    distributions.live = live  # type: ignore[attr-defined]
     metadata.distributions = distributions
 
 
 def remove() -> None:
-    if _LIVE:
-        metadata.distributions = _LIVE.pop()
+    metadata.distributions = getattr(metadata.distributions, "live", metadata.distributions)
